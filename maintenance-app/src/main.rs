@@ -1,0 +1,53 @@
+//! `maintenance-app`: read the configuration, bind `0.0.0.0:$PORT`, serve until SIGTERM.
+
+use std::process::ExitCode;
+
+use maintenance_app::{Config, logging, server};
+
+fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("maintenance-app: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format);
+
+    // One thread: the answers are precomputed, so one core saturates the network long before the
+    // CPU, and a single-threaded runtime keeps the tail latency and memory of many connections low.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("maintenance-app: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let addr = (std::net::Ipv6Addr::UNSPECIFIED, config.port);
+        let listener = match bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("maintenance-app: cannot listen on port {}: {e}; set PORT to a free port", config.port);
+                return ExitCode::FAILURE;
+            }
+        };
+        let local = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), "listening on {local}: {}", config.summary());
+        match server::serve(listener, config, server::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("server failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Dual-stack where the host has IPv6, plain IPv4 where it does not.
+async fn bind(addr: (std::net::Ipv6Addr, u16)) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(_) => tokio::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, addr.1)).await,
+    }
+}

@@ -1,0 +1,320 @@
+//! Maintenance answers, rendered once per policy at startup so that a request only picks one.
+
+use askama::Template;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode,
+    header::{
+        ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+        ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
+        ACCESS_CONTROL_REQUEST_METHOD, ALLOW, CONTENT_TYPE, ORIGIN, RETRY_AFTER, VARY,
+    },
+};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
+
+use crate::{
+    config::{Mode, Policy},
+    negotiate::prefers_html,
+};
+
+/// Marks every answer of this server, so `switchctl` can tell that a route reaches it.
+pub static MARKER_HEADER: HeaderName = HeaderName::from_static("x-maintenance-app");
+/// Value of [`MARKER_HEADER`].
+pub const MARKER_VALUE: &str = "cf-maintenance";
+/// The reference app's JSON status header (CF's router may rewrite it to `Statusheader`).
+pub static STATUS_HEADER: HeaderName = HeaderName::from_static("statusheader");
+
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const ALL_METHODS: HeaderValue = HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+const EXPOSED: HeaderValue = HeaderValue::from_static("StatusHeader, Retry-After, X-Maintenance-App");
+
+/// Adds what every answer of this server carries: the marker, and CORS headers so that a browser
+/// API client on another origin can read the JSON and `StatusHeader`.
+pub fn mark(headers: &mut HeaderMap) {
+    headers.insert(MARKER_HEADER.clone(), HeaderValue::from_static(MARKER_VALUE));
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED);
+}
+
+/// The answer to a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`),
+/// allowing any method and the headers asked for. A plain `OPTIONS` is not a preflight and gets
+/// a maintenance answer like any other method (tower-http's `CorsLayer` would swallow it).
+pub fn cors_preflight(method: &Method, request: &HeaderMap) -> Option<Response<Body>> {
+    if method != Method::OPTIONS
+        || !request.contains_key(ORIGIN)
+        || !request.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return None;
+    }
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, ALL_METHODS);
+    if let Some(asked) = request.get(ACCESS_CONTROL_REQUEST_HEADERS) {
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    Some(response)
+}
+
+/// The answers of one policy, bodies pre-rendered.
+#[derive(Debug)]
+pub struct Answers {
+    mode: Mode,
+    status: Option<StatusCode>,
+    retry_after: Option<u64>,
+    until: Option<OffsetDateTime>,
+    status_header: HeaderValue,
+    page: Bytes,
+    text: Bytes,
+    json: Bytes,
+    compat_index: Bytes,
+    compat_503: Bytes,
+    escaped_message: String,
+}
+
+#[derive(Template)]
+#[template(path = "page.html")]
+struct Page<'a> {
+    title: &'a str,
+    message: &'a str,
+    until: Option<Until>,
+    refresh: Option<u64>,
+}
+
+struct Until {
+    machine: String,
+    human: String,
+}
+
+impl Answers {
+    /// Renders every body the policy can answer with.
+    pub fn new(policy: &Policy) -> Answers {
+        let until = policy.until.map(|t| Until { machine: rfc3339(t), human: human_time(t) });
+        let page = match &policy.page {
+            Some(custom) => fill_custom_page(custom, policy, until.as_ref()),
+            None => Page {
+                title: &policy.title,
+                message: &policy.message,
+                until,
+                // A page left open in a browser reloads itself, but never more than twice a minute.
+                refresh: policy.retry_after.map(|s| s.max(30)),
+            }
+            .render()
+            .unwrap_or_else(|e| {
+                // Rendering plain strings cannot fail; keep a readable page if it ever does.
+                tracing::error!("page template failed: {e}");
+                escape_html(&policy.message)
+            }),
+        };
+        let escaped_message = escape_html(&policy.message);
+        Answers {
+            mode: policy.mode,
+            status: policy.status,
+            retry_after: policy.retry_after,
+            until: policy.until,
+            status_header: policy.status_header.clone(),
+            page: Bytes::from(page),
+            text: Bytes::from(format!("{}\n", policy.message)),
+            json: Bytes::from(reference_json(&policy.message)),
+            compat_index: Bytes::from(format!("INDEX: {escaped_message}")),
+            compat_503: Bytes::from(format!("<h1>503 {escaped_message}</h1>")),
+            escaped_message,
+        }
+    }
+
+    /// The answer to a request; `path` is the raw (still percent-encoded) path.
+    pub fn respond(
+        &self,
+        method: &Method,
+        path: &str,
+        accept: Option<&HeaderValue>,
+        now: OffsetDateTime,
+    ) -> Response<Body> {
+        let mut headers = HeaderMap::with_capacity(6);
+        let (status, content_type, body) = match self.mode {
+            Mode::Html => (StatusCode::SERVICE_UNAVAILABLE, HTML, self.page.clone()),
+            Mode::Plain503 => (StatusCode::SERVICE_UNAVAILABLE, TEXT, self.text.clone()),
+            Mode::Json => {
+                headers.insert(STATUS_HEADER.clone(), self.status_header.clone());
+                (StatusCode::OK, JSON, self.json.clone())
+            }
+            Mode::Auto => {
+                headers.insert(VARY, HeaderValue::from_static("accept"));
+                if prefers_html(accept.map(HeaderValue::as_bytes)) {
+                    (StatusCode::SERVICE_UNAVAILABLE, HTML, self.page.clone())
+                } else {
+                    headers.insert(STATUS_HEADER.clone(), self.status_header.clone());
+                    (StatusCode::SERVICE_UNAVAILABLE, JSON, self.json.clone())
+                }
+            }
+            Mode::Compat => self.compat(method, path, &mut headers),
+        };
+        headers.insert(CONTENT_TYPE, content_type);
+        if let Some(seconds) = self.retry_after_at(now) {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = self.status.unwrap_or(status);
+        *response.headers_mut() = headers;
+        response
+    }
+
+    /// The reference app, path by path: `/`, `/503`, `/json`, and the fallback that names the path.
+    fn compat(&self, method: &Method, path: &str, headers: &mut HeaderMap) -> (StatusCode, HeaderValue, Bytes) {
+        if method == Method::OPTIONS {
+            headers.insert(ALLOW, ALL_METHODS);
+            return (StatusCode::OK, HTML, Bytes::new());
+        }
+        match path {
+            "/" => (StatusCode::OK, HTML, self.compat_index.clone()),
+            "/503" => (StatusCode::SERVICE_UNAVAILABLE, HTML, self.compat_503.clone()),
+            "/json" => {
+                headers.insert(STATUS_HEADER.clone(), self.status_header.clone());
+                (StatusCode::OK, JSON, self.json.clone())
+            }
+            _ => {
+                // The reference echoed the decoded path raw into HTML (reflected XSS); escape it.
+                let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+                let body = format!("FALLBACK trying to reach {}: {}", escape_html(&decoded), self.escaped_message);
+                (StatusCode::OK, HTML, Bytes::from(body))
+            }
+        }
+    }
+
+    /// Seconds until the expected end; the fixed value when none is set or it has passed.
+    fn retry_after_at(&self, now: OffsetDateTime) -> Option<u64> {
+        let remaining = self.until.map(|until| (until - now).whole_seconds()).filter(|s| *s > 0);
+        remaining.map(|s| s as u64).or(self.retry_after)
+    }
+}
+
+/// The reference's JSON: `jsonify` sorts keys, writes compactly, ends with a newline and escapes
+/// non-ASCII as `\uXXXX`; clients that compared bytes keep working.
+fn reference_json(message: &str) -> String {
+    let json = serde_json::json!({ "response": message, "status": 503, "type": "Exception" });
+    let mut out = String::with_capacity(message.len() + 48);
+    for c in json.to_string().chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An operator's page with `{{message}}`, `{{title}}` and `{{until}}` filled in, escaped.
+fn fill_custom_page(page: &str, policy: &Policy, until: Option<&Until>) -> String {
+    let values = [
+        ("message", escape_html(&policy.message)),
+        ("title", escape_html(&policy.title)),
+        ("until", until.map(|u| escape_html(&u.human)).unwrap_or_default()),
+    ];
+    let mut out = page.to_owned();
+    for (name, value) in &values {
+        for token in [format!("{{{{{name}}}}}"), format!("{{{{ {name} }}}}")] {
+            out = out.replace(&token, value);
+        }
+    }
+    out
+}
+
+/// `2026-11-24T18:00:00Z`, for logs and `<time datetime>`.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// `24 November 2026, 18:00 UTC` (or `UTC+01:00`), in the offset the operator wrote.
+fn human_time(t: OffsetDateTime) -> String {
+    let date = format_description!("[day padding:none] [month repr:long] [year], [hour]:[minute]");
+    let text = t.format(&date).unwrap_or_default();
+    let offset = t.offset();
+    if offset.is_utc() {
+        format!("{text} UTC")
+    } else {
+        let (h, m, _) = offset.as_hms();
+        format!("{text} UTC{}{:02}:{:02}", if offset.is_negative() { '-' } else { '+' }, h.abs(), m.abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn policy(vars: &[(&str, &str)]) -> Policy {
+        Config::from_vars(vars.iter().copied()).expect("valid").default
+    }
+
+    #[test]
+    fn json_matches_the_reference_bytes() {
+        assert_eq!(reference_json("M"), "{\"response\":\"M\",\"status\":503,\"type\":\"Exception\"}\n");
+        assert_eq!(
+            reference_json("Wartung – bis 18 Uhr 🛠"),
+            "{\"response\":\"Wartung \\u2013 bis 18 Uhr \\ud83d\\udee0\",\"status\":503,\"type\":\"Exception\"}\n"
+        );
+        let back: serde_json::Value = serde_json::from_str(&reference_json("a\"<b>")).expect("valid json");
+        assert_eq!(back["response"], "a\"<b>");
+    }
+
+    #[test]
+    fn page_escapes_message_and_title() {
+        let answers =
+            Answers::new(&policy(&[("MAINTENANCE_MESSAGE", "<script>x</script>"), ("MAINTENANCE_TITLE", "a&b")]));
+        let page = std::str::from_utf8(&answers.page).expect("utf-8");
+        assert!(page.contains("&#60;script&#62;x&#60;/script&#62;"), "{page}");
+        assert!(!page.contains("<script>"));
+        assert!(page.contains("<title>a&#38;b</title>") || page.contains("<title>a&amp;b</title>"), "{page}");
+    }
+
+    #[test]
+    fn page_shows_the_expected_end_in_the_offset_given() {
+        let answers = Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T19:30:00+01:00")]));
+        let page = std::str::from_utf8(&answers.page).expect("utf-8");
+        assert!(page.contains("24 November 2026, 19:30 UTC+01:00"), "{page}");
+        assert!(page.contains("datetime=\"2026-11-24T19:30:00+01:00\""), "{page}");
+    }
+
+    #[test]
+    fn custom_page_placeholders_are_filled_escaped() {
+        let mut p = policy(&[("MAINTENANCE_MESSAGE", "<b>back at 6</b>")]);
+        p.page = Some("<html><h1>{{ title }}</h1><p>{{message}}</p></html>".to_owned());
+        let answers = Answers::new(&p);
+        assert_eq!(&answers.page[..], b"<html><h1>Down for maintenance</h1><p>&lt;b&gt;back at 6&lt;/b&gt;</p></html>");
+    }
+
+    #[test]
+    fn retry_after_counts_down_then_falls_back() {
+        let answers =
+            Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T18:00:00Z"), ("MAINTENANCE_RETRY_AFTER", "60")]));
+        let at = |s: &str| OffsetDateTime::parse(s, &Rfc3339).expect("time");
+        assert_eq!(answers.retry_after_at(at("2026-11-24T17:00:00Z")), Some(3600));
+        assert_eq!(answers.retry_after_at(at("2026-11-24T18:00:00Z")), Some(60));
+        let no_fixed = Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T18:00:00Z")]));
+        assert_eq!(no_fixed.retry_after_at(at("2026-11-24T19:00:00Z")), None);
+    }
+}

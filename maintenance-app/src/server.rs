@@ -1,0 +1,99 @@
+//! The accept loop: HTTP/1.1 connections served by hyper with bounded headers, a header-read
+//! timeout against slowloris, and a graceful drain on shutdown.
+//!
+//! axum's own `serve` does not expose hyper's header timeout or size limits, so connections are
+//! driven here with `hyper::server::conn::http1` and the axum [`Router`](axum::Router) as service.
+
+use std::{future::Future, io, sync::Arc, time::Duration};
+
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::net::TcpListener;
+
+use crate::{AppState, Config, router};
+
+/// Largest request head (request line plus headers) accepted; larger gets 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most header fields accepted in one request.
+pub const MAX_HEADERS: usize = 100;
+
+/// Serves `listener` until `shutdown` completes, then lets in-flight requests finish for at most
+/// the configured shutdown timeout.
+pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let state = Arc::new(AppState::new(&config));
+    if !config.stats_interval.is_zero() {
+        let stats = state.stats();
+        let interval = config.stats_interval;
+        tokio::spawn(async move { stats.report_every(interval).await });
+    }
+    let app = router(state);
+
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    // Small answers: do not let Nagle hold them back waiting for an ACK.
+                    let _ = stream.set_nodelay(true);
+                    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        // Errors here are the client's (reset, timeout, malformed request): nothing to do.
+                        let _ = connection.await;
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors or memory: pause instead of spinning, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(config.shutdown_timeout) => {
+            tracing::warn!("connections still open after {:?}; exiting", config.shutdown_timeout);
+        }
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM (what Cloud Foundry sends) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

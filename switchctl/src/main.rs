@@ -1,0 +1,6 @@
+//! `switchctl`: not built yet; see the project's issues.
+
+fn main() {
+    eprintln!("switchctl: not implemented yet");
+    std::process::exit(2);
+}
