@@ -354,8 +354,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let d = &self.default;
         let mut s = format!(
-            "port={} mode={} status={} health_path={} rules={}",
-            self.port,
+            "mode={} status={} health_path={} rules={}",
             d.mode,
             d.status.unwrap_or(d.mode.default_status()).as_u16(),
             self.health_path,

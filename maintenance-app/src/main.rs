@@ -32,8 +32,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let local = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), "listening on {local}: {}", config.summary());
+        let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), addr = %addr, config = %config.summary(), "listening");
         match server::serve(listener, config, server::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
