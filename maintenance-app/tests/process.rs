@@ -12,7 +12,11 @@ use common::{Server, command, read_head_response, read_response};
 #[test]
 fn bad_configuration_exits_2_with_one_clear_line() {
     let cases = [
-        ("MAINTENANCE_MODE", "xml", "MAINTENANCE_MODE: \"xml\" is not a mode; use one of html, 503, json, auto, compat"),
+        (
+            "MAINTENANCE_MODE",
+            "xml",
+            "MAINTENANCE_MODE: \"xml\" is not a mode; use one of html, 503, json, auto, compat",
+        ),
         ("MAINTENANCE_UNTIL", "friday", "MAINTENANCE_UNTIL: \"friday\" is not an RFC 3339 time"),
         ("MAINTENANCE_CONFIG", "{\"rules\": [", "MAINTENANCE_CONFIG: inline JSON is not valid"),
         ("MAINTENANCE_CONFIG", "/nonexistent/rules.toml", "MAINTENANCE_CONFIG: cannot read"),
@@ -43,7 +47,9 @@ fn head_has_the_get_headers_and_no_body() {
     let server = Server::start(&[]);
     let get = server.request("GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     let mut stream = server.connect();
-    stream.write_all(b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").expect("write");
+    stream
+        .write_all(b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .expect("write");
     let head = read_head_response(&mut stream);
     // A body after the HEAD answer would show up as garbage in front of the pipelined GET's answer.
     let after = read_response(&mut stream);
@@ -61,7 +67,10 @@ fn json_answer_carries_status_header_on_the_wire() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("StatusHeader"), Some("Status: maintenance window"));
     assert_eq!(answer.header("x-maintenance-app"), Some("cf-maintenance"));
-    assert_eq!(answer.text(), "{\"response\":\"We are carrying out scheduled maintenance and will be back shortly. Thank you for your patience.\",\"status\":503,\"type\":\"Exception\"}\n");
+    assert_eq!(
+        answer.text(),
+        "{\"response\":\"We are carrying out scheduled maintenance and will be back shortly. Thank you for your patience.\",\"status\":503,\"type\":\"Exception\"}\n"
+    );
 }
 
 #[test]

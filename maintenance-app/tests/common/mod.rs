@@ -23,7 +23,8 @@ pub struct Server {
 impl Server {
     /// Starts the binary with `vars` on top of a clean environment and `PORT=0`.
     pub fn start(vars: &[(&str, &str)]) -> Server {
-        let mut child = command(vars).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn maintenance-app");
+        let mut child =
+            command(vars).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn maintenance-app");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, log) = mpsc::channel();
         std::thread::spawn(move || {
