@@ -13,6 +13,9 @@ fn main() -> ExitCode {
         }
     };
     logging::init(config.log_format);
+    // Every connection is a file descriptor: take all the hard limit allows (CF containers set
+    // it high, but the soft limit may be lower).
+    let max_connections = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
 
     // One thread: the answers are precomputed, so one core saturates the network long before the
     // CPU, and a single-threaded runtime keeps the tail latency and memory of many connections low.
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
             }
         };
         let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), addr = %addr, config = %config.summary(), "listening");
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), addr = %addr, max_connections, config = %config.summary(), "listening");
         match server::serve(listener, config, server::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -37,9 +37,13 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<
         .header_read_timeout(config.header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS)
+        // Clients that shut down their sending side after the request (`nc -q`, some proxies)
+        // still get their answer.
+        .half_close(true)
         .keep_alive(true);
 
     let graceful = GracefulShutdown::new();
+    let (stop, stopping) = tokio::sync::watch::channel(());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -47,11 +51,35 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<
                 Ok((stream, _peer)) => {
                     // Small answers: do not let Nagle hold them back waiting for an ACK.
                     let _ = stream.set_nodelay(true);
-                    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-                    let connection = graceful.watch(connection);
+                    let http = http.clone();
+                    let app = app.clone();
+                    let watcher = graceful.watcher();
+                    let mut stopping = stopping.clone();
+                    let header_timeout = config.header_timeout;
                     tokio::spawn(async move {
+                        // hyper allocates its 8 KiB read buffer as soon as it polls a connection.
+                        // Waiting for the first byte here first keeps a connection that never
+                        // sends anything (scanners, pre-opened pools, floods) down to a socket and
+                        // a small task, and closes it after the header timeout all the same, or
+                        // at once on shutdown: it has no request in flight.
+                        let mut first = [0u8; 1];
+                        tokio::select! {
+                            biased;
+                            // `peek`, not `readable`: readiness can be reported for a socket
+                            // that has nothing to read yet (measured: every fresh connection).
+                            first_byte = tokio::time::timeout(header_timeout, stream.peek(&mut first)) => {
+                                if !matches!(first_byte, Ok(Ok(1))) {
+                                    return;
+                                }
+                            }
+                            _ = stopping.changed() => return,
+                        }
+                        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+                        // Boxed so that the task of a connection still waiting above stays small:
+                        // hyper's connection state is kilobytes and would otherwise be reserved
+                        // inside every task from the start.
                         // Errors here are the client's (reset, timeout, malformed request): nothing to do.
-                        let _ = connection.await;
+                        let _ = Box::pin(watcher.watch(connection)).await;
                     });
                 }
                 Err(e) => {
@@ -65,6 +93,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<
     }
     drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop.send(());
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(config.shutdown_timeout) => {
