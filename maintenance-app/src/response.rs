@@ -8,7 +8,7 @@ use http::{
     header::{
         ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
         ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
-        ACCESS_CONTROL_REQUEST_METHOD, ALLOW, CONTENT_TYPE, ORIGIN, RETRY_AFTER, VARY,
+        ACCESS_CONTROL_REQUEST_METHOD, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER, VARY,
     },
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
@@ -60,19 +60,40 @@ pub fn cors_preflight(method: &Method, request: &HeaderMap) -> Option<Response<B
     Some(response)
 }
 
-/// The answers of one policy, bodies pre-rendered.
+/// One ready answer: status, every header, body. Cloned per request, never built per request.
+#[derive(Debug, Clone)]
+struct Prepared {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Prepared {
+    fn response(&self) -> Response<Body> {
+        let mut response = Response::new(Body::from(self.body.clone()));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers.clone();
+        response
+    }
+}
+
+/// The answers of one policy, rendered with their headers at startup.
 #[derive(Debug)]
 pub struct Answers {
     mode: Mode,
-    status: Option<StatusCode>,
     retry_after: Option<u64>,
     until: Option<OffsetDateTime>,
-    status_header: HeaderValue,
-    page: Bytes,
-    text: Bytes,
-    json: Bytes,
-    compat_index: Bytes,
-    compat_503: Bytes,
+    page: Prepared,
+    text: Prepared,
+    json: Prepared,
+    auto_page: Prepared,
+    auto_json: Prepared,
+    compat_index: Prepared,
+    compat_503: Prepared,
+    compat_json: Prepared,
+    compat_options: Prepared,
+    /// Headers and status of the compat fallback, whose body names the path.
+    compat_fallback: Prepared,
     escaped_message: String,
 }
 
@@ -91,7 +112,7 @@ struct Until {
 }
 
 impl Answers {
-    /// Renders every body the policy can answer with.
+    /// Renders every answer the policy can give.
     pub fn new(policy: &Policy) -> Answers {
         let until = policy.until.map(|t| Until { machine: rfc3339(t), human: human_time(t) });
         let page = match &policy.page {
@@ -111,76 +132,81 @@ impl Answers {
             }),
         };
         let escaped_message = escape_html(&policy.message);
+        let page = Bytes::from(page);
+        let json = Bytes::from(reference_json(&policy.message));
+
+        // Every answer carries these; a countdown `Retry-After` is added per request instead.
+        let mut common = HeaderMap::with_capacity(8);
+        mark(&mut common);
+        common.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let (None, Some(seconds)) = (policy.until, policy.retry_after) {
+            common.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        let status = |default: StatusCode| policy.status.unwrap_or(default);
+        let answer =
+            |default: StatusCode, content_type: HeaderValue, extra: &[(&HeaderName, &HeaderValue)], body: &Bytes| {
+                let mut headers = common.clone();
+                headers.insert(CONTENT_TYPE, content_type);
+                for (name, value) in extra {
+                    headers.insert((*name).clone(), (*value).clone());
+                }
+                Prepared { status: status(default), headers, body: body.clone() }
+            };
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        let status_header = (&STATUS_HEADER, &policy.status_header);
+        let vary = (&VARY, &HeaderValue::from_static("accept"));
         Answers {
             mode: policy.mode,
-            status: policy.status,
             retry_after: policy.retry_after,
             until: policy.until,
-            status_header: policy.status_header.clone(),
-            page: Bytes::from(page),
-            text: Bytes::from(format!("{}\n", policy.message)),
-            json: Bytes::from(reference_json(&policy.message)),
-            compat_index: Bytes::from(format!("INDEX: {escaped_message}")),
-            compat_503: Bytes::from(format!("<h1>503 {escaped_message}</h1>")),
+            page: answer(unavailable, HTML, &[], &page),
+            text: answer(unavailable, TEXT, &[], &Bytes::from(format!("{}\n", policy.message))),
+            json: answer(StatusCode::OK, JSON, &[status_header], &json),
+            auto_page: answer(unavailable, HTML, &[vary], &page),
+            auto_json: answer(unavailable, JSON, &[vary, status_header], &json),
+            compat_index: answer(StatusCode::OK, HTML, &[], &Bytes::from(format!("INDEX: {escaped_message}"))),
+            compat_503: answer(unavailable, HTML, &[], &Bytes::from(format!("<h1>503 {escaped_message}</h1>"))),
+            compat_json: answer(StatusCode::OK, JSON, &[status_header], &json),
+            compat_options: answer(StatusCode::OK, HTML, &[(&ALLOW, &ALL_METHODS)], &Bytes::new()),
+            compat_fallback: answer(StatusCode::OK, HTML, &[], &Bytes::new()),
             escaped_message,
         }
     }
 
     /// The answer to a request; `path` is the raw (still percent-encoded) path.
-    pub fn respond(
-        &self,
-        method: &Method,
-        path: &str,
-        accept: Option<&HeaderValue>,
-        now: OffsetDateTime,
-    ) -> Response<Body> {
-        let mut headers = HeaderMap::with_capacity(6);
-        let (status, content_type, body) = match self.mode {
-            Mode::Html => (StatusCode::SERVICE_UNAVAILABLE, HTML, self.page.clone()),
-            Mode::Plain503 => (StatusCode::SERVICE_UNAVAILABLE, TEXT, self.text.clone()),
-            Mode::Json => {
-                headers.insert(STATUS_HEADER.clone(), self.status_header.clone());
-                (StatusCode::OK, JSON, self.json.clone())
-            }
-            Mode::Auto => {
-                headers.insert(VARY, HeaderValue::from_static("accept"));
-                if prefers_html(accept.map(HeaderValue::as_bytes)) {
-                    (StatusCode::SERVICE_UNAVAILABLE, HTML, self.page.clone())
-                } else {
-                    headers.insert(STATUS_HEADER.clone(), self.status_header.clone());
-                    (StatusCode::SERVICE_UNAVAILABLE, JSON, self.json.clone())
-                }
-            }
-            Mode::Compat => self.compat(method, path, &mut headers),
+    pub fn respond(&self, method: &Method, path: &str, accept: Option<&HeaderValue>) -> Response<Body> {
+        let mut response = match self.mode {
+            Mode::Html => self.page.response(),
+            Mode::Plain503 => self.text.response(),
+            Mode::Json => self.json.response(),
+            Mode::Auto if prefers_html(accept.map(HeaderValue::as_bytes)) => self.auto_page.response(),
+            Mode::Auto => self.auto_json.response(),
+            Mode::Compat => self.compat(method, path),
         };
-        headers.insert(CONTENT_TYPE, content_type);
-        if let Some(seconds) = self.retry_after_at(now) {
-            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        if self.until.is_some()
+            && let Some(seconds) = self.retry_after_at(OffsetDateTime::now_utc())
+        {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = self.status.unwrap_or(status);
-        *response.headers_mut() = headers;
         response
     }
 
     /// The reference app, path by path: `/`, `/503`, `/json`, and the fallback that names the path.
-    fn compat(&self, method: &Method, path: &str, headers: &mut HeaderMap) -> (StatusCode, HeaderValue, Bytes) {
+    fn compat(&self, method: &Method, path: &str) -> Response<Body> {
         if method == Method::OPTIONS {
-            headers.insert(ALLOW, ALL_METHODS);
-            return (StatusCode::OK, HTML, Bytes::new());
+            return self.compat_options.response();
         }
         match path {
-            "/" => (StatusCode::OK, HTML, self.compat_index.clone()),
-            "/503" => (StatusCode::SERVICE_UNAVAILABLE, HTML, self.compat_503.clone()),
-            "/json" => {
-                headers.insert(STATUS_HEADER.clone(), self.status_header.clone());
-                (StatusCode::OK, JSON, self.json.clone())
-            }
+            "/" => self.compat_index.response(),
+            "/503" => self.compat_503.response(),
+            "/json" => self.compat_json.response(),
             _ => {
                 // The reference echoed the decoded path raw into HTML (reflected XSS); escape it.
                 let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
                 let body = format!("FALLBACK trying to reach {}: {}", escape_html(&decoded), self.escaped_message);
-                (StatusCode::OK, HTML, Bytes::from(body))
+                let mut response = self.compat_fallback.response();
+                *response.body_mut() = Body::from(body);
+                response
             }
         }
     }
@@ -285,7 +311,7 @@ mod tests {
     fn page_escapes_message_and_title() {
         let answers =
             Answers::new(&policy(&[("MAINTENANCE_MESSAGE", "<script>x</script>"), ("MAINTENANCE_TITLE", "a&b")]));
-        let page = std::str::from_utf8(&answers.page).expect("utf-8");
+        let page = std::str::from_utf8(&answers.page.body).expect("utf-8");
         assert!(page.contains("&#60;script&#62;x&#60;/script&#62;"), "{page}");
         assert!(!page.contains("<script>"));
         assert!(page.contains("<title>a&#38;b</title>") || page.contains("<title>a&amp;b</title>"), "{page}");
@@ -294,7 +320,7 @@ mod tests {
     #[test]
     fn page_shows_the_expected_end_in_the_offset_given() {
         let answers = Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T19:30:00+01:00")]));
-        let page = std::str::from_utf8(&answers.page).expect("utf-8");
+        let page = std::str::from_utf8(&answers.page.body).expect("utf-8");
         assert!(page.contains("24 November 2026, 19:30 UTC+01:00"), "{page}");
         assert!(page.contains("datetime=\"2026-11-24T19:30:00+01:00\""), "{page}");
     }
@@ -304,7 +330,10 @@ mod tests {
         let mut p = policy(&[("MAINTENANCE_MESSAGE", "<b>back at 6</b>")]);
         p.page = Some("<html><h1>{{ title }}</h1><p>{{message}}</p></html>".to_owned());
         let answers = Answers::new(&p);
-        assert_eq!(&answers.page[..], b"<html><h1>Down for maintenance</h1><p>&lt;b&gt;back at 6&lt;/b&gt;</p></html>");
+        assert_eq!(
+            &answers.page.body[..],
+            b"<html><h1>Down for maintenance</h1><p>&lt;b&gt;back at 6&lt;/b&gt;</p></html>"
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! Router-level tests: every mode × method × Accept × path, through `oneshot`, no sockets.
+//! Service-level tests: every mode × method × Accept × path, through `oneshot`, no sockets.
 
-use axum::{Router, body::Body};
+use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
-use maintenance_app::{Config, app};
+use maintenance_app::{Config, MaintenanceService, app};
 use tower::ServiceExt;
 
 const MESSAGE: &str = "Back at 18:00 <b>UTC</b>";
@@ -26,11 +26,11 @@ struct Answer {
     body: String,
 }
 
-fn router(vars: &[(&str, &str)]) -> Router {
+fn router(vars: &[(&str, &str)]) -> MaintenanceService {
     app(&Config::from_vars(vars.iter().copied()).expect("valid configuration"))
 }
 
-async fn send(router: &Router, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+async fn send(router: &MaintenanceService, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
     for (name, value) in headers {
         request = request.header(*name, *value);
