@@ -1,6 +1,26 @@
-//! `switchctl`: not built yet; see the project's issues.
+//! `switchctl`: see the library crate. Parses the command line, sets up logging, runs, and maps
+//! errors to exit codes (0 done, 1 failed, 2 usage or configuration).
 
-fn main() {
-    eprintln!("switchctl: not implemented yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = switchctl::Cli::parse();
+    switchctl::logging::init(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("switchctl: error: cannot start the async runtime: {err}");
+            return ExitCode::from(switchctl::error::EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(switchctl::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err.exit_code();
+            eprintln!("switchctl: error: {:#}", anyhow::Error::new(err));
+            ExitCode::from(code)
+        }
+    }
 }

@@ -1,0 +1,508 @@
+//! The errors of the `switchctl` library, one type per boundary, each saying what to do.
+//!
+//! * [`ConfigError`]: finding the login and the target (cf CLI `config.json`, environment, flags).
+//! * [`TokenError`]: getting or refreshing a token at UAA.
+//! * [`ApiError`]: an error answer of the Cloud Controller, shown as `title (code): detail` plus a hint.
+//! * [`Error`]: what the library's entry points return; it knows its process exit code.
+//!
+//! Exit codes: [`EXIT_OK`] 0, [`EXIT_FAILURE`] 1 (an operation failed; what was changed is reported),
+//! [`EXIT_USAGE`] 2 (bad usage or configuration: nothing was changed, fix the command or the login).
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// Process exit code: everything done.
+pub const EXIT_OK: u8 = 0;
+/// Process exit code: an operation failed; the state left behind is consistent and reported.
+pub const EXIT_FAILURE: u8 = 1;
+/// Process exit code: bad usage or configuration (not logged in, no target, bad flags).
+pub const EXIT_USAGE: u8 = 2;
+
+/// A problem with the login or the target, found before anything is changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither `CF_HOME` nor `HOME` is set, so `config.json` cannot be found.
+    #[error("cannot find the cf CLI config: neither CF_HOME nor HOME is set; run `cf login` or set CF_HOME")]
+    NoHome,
+    /// `config.json` does not exist.
+    #[error(
+        "not logged in: {} does not exist; run `cf login` (or, in a pipeline, set CF_API plus \
+         CF_CLIENT_ID/CF_CLIENT_SECRET or CF_USERNAME/CF_PASSWORD)",
+        path.display()
+    )]
+    NoConfigFile {
+        /// Where the file was looked for.
+        path: PathBuf,
+    },
+    /// `config.json` has no API target.
+    #[error("no API endpoint set in {}; run `cf api URL` and `cf login`", path.display())]
+    NoApi {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// `config.json` has no tokens.
+    #[error("not logged in: {} holds no token; run `cf login`", path.display())]
+    NotLoggedIn {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// `config.json` is of a format the cf CLI v7/v8 does not read either.
+    #[error(
+        "{} has ConfigVersion {found}, not 4, so the cf CLI ignores it too; run `cf login` with cf CLI v7 or newer",
+        path.display()
+    )]
+    UnsupportedVersion {
+        /// The config file.
+        path: PathBuf,
+        /// The `ConfigVersion` found (as written in the file).
+        found: String,
+    },
+    /// `config.json` could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `config.json` is not a JSON object.
+    #[error("{} is not a valid cf CLI config; run `cf login` to rewrite it", path.display())]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Refreshed tokens could not be written back.
+    #[error("cannot write {}; check the permissions of the file and its directory", path.display())]
+    Write {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `CF_API` is set but the credentials to go with it are not.
+    #[error(
+        "CF_API is set but no credentials are: set CF_CLIENT_ID and CF_CLIENT_SECRET, or CF_USERNAME and \
+         CF_PASSWORD (or unset CF_API to use the login of `cf login`)"
+    )]
+    EnvCredentialsMissing,
+    /// A URL from the configuration does not parse.
+    #[error("{what} {value:?} is not a valid URL; {fix}")]
+    InvalidUrl {
+        /// Which setting.
+        what: &'static str,
+        /// Its value.
+        value: String,
+        /// What to do.
+        fix: &'static str,
+    },
+    /// The API's root document names no login server.
+    #[error("the API at {api} announces no login server (`links.login` / `links.uaa` in GET /); check CF_API")]
+    NoTokenEndpoint {
+        /// The API URL.
+        api: String,
+    },
+    /// No org is targeted.
+    #[error("no org targeted; run `cf target -o ORG` or pass `--org` (env CF_ORG)")]
+    NoOrg,
+    /// No space is targeted.
+    #[error("no space targeted; run `cf target -s SPACE` or pass `--space` (env CF_SPACE)")]
+    NoSpace,
+    /// The org named by `--org` is not visible.
+    #[error("org {name:?} not found (or you cannot see it); check the name with `cf orgs`")]
+    OrgNotFound {
+        /// The org name.
+        name: String,
+    },
+    /// The space named by `--space` is not in the org.
+    #[error("space {name:?} not found in org {org:?} (or you cannot see it); check the name with `cf spaces`")]
+    SpaceNotFound {
+        /// The org name.
+        org: String,
+        /// The space name.
+        name: String,
+    },
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("cannot set up the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// A failure to get a token from UAA.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// UAA says the refresh token is no longer valid (`invalid_token`).
+    #[error(
+        "The token expired, was revoked, or the token ID is incorrect. Please log back in to re-authenticate: \
+         run `cf login`"
+    )]
+    InvalidRefreshToken,
+    /// There is no refresh token to refresh with.
+    #[error("the access token has expired and there is no refresh token to renew it; run `cf login`")]
+    NoRefreshToken,
+    /// The stored access token cannot be sent (not a valid header value).
+    #[error("the stored access token is damaged; run `cf login`")]
+    Malformed,
+    /// UAA refused the client or user credentials.
+    #[error(
+        "UAA refused the credentials ({error}: {description}); check CF_CLIENT_ID/CF_CLIENT_SECRET or \
+         CF_USERNAME/CF_PASSWORD, or run `cf login` (`cf auth` for client credentials) again"
+    )]
+    BadCredentials {
+        /// UAA's `error`.
+        error: String,
+        /// UAA's `error_description`.
+        description: String,
+    },
+    /// UAA answered with another error.
+    #[error("UAA at {url} answered HTTP {status} ({error}: {description}); retry later, or run `cf login` again")]
+    Uaa {
+        /// The token URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// UAA's `error` (or the reason phrase).
+        error: String,
+        /// UAA's `error_description` (or the start of the body).
+        description: String,
+    },
+    /// UAA could not be reached.
+    #[error("cannot reach UAA at {url}; check the network and the API target (`cf api`)")]
+    Transport {
+        /// The token URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// UAA's answer is not a token response.
+    #[error("UAA at {url} sent an answer that is not a token response; check the API target (`cf api`)")]
+    BadResponse {
+        /// The token URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl TokenError {
+    /// Whether the user has to log in again (a configuration problem) rather than retry.
+    pub fn needs_login(&self) -> bool {
+        matches!(
+            self,
+            TokenError::InvalidRefreshToken
+                | TokenError::NoRefreshToken
+                | TokenError::Malformed
+                | TokenError::BadCredentials { .. }
+        )
+    }
+}
+
+/// One entry of a Cloud Controller error body `{"errors":[{"detail","title","code"}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ErrorItem {
+    /// E.g. `CF-ResourceNotFound`.
+    #[serde(default)]
+    pub title: String,
+    /// E.g. 10010.
+    #[serde(default)]
+    pub code: Option<i64>,
+    /// E.g. `App not found`.
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    errors: Vec<ErrorItem>,
+}
+
+/// An error answer of the Cloud Controller.
+///
+/// `Display` is `title (code): detail — what to do [METHOD path → HTTP status]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: u16,
+    /// The error title, e.g. `CF-NotAuthorized`; `HTTP 502` when the body is not a CC error.
+    pub title: String,
+    /// The error code, e.g. 10003; `None` when the body is not a CC error.
+    pub code: Option<i64>,
+    /// The error detail; the start of the body when it is not a CC error.
+    pub detail: String,
+    /// Further errors of the same answer (CC sends several for compound errors).
+    pub more: Vec<ErrorItem>,
+    /// The request method.
+    pub method: String,
+    /// The request path (no query, no host).
+    pub path: String,
+}
+
+impl ApiError {
+    /// Parses an error answer. Bodies that are not `{"errors":[…]}` (a router's 502 page, say) give a
+    /// title `HTTP <status>` and their first 200 characters as detail.
+    pub fn from_response(status: u16, body: &[u8], method: &str, path: &str) -> ApiError {
+        let (first, more) = match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(ErrorBody { errors }) if !errors.is_empty() => {
+                let mut it = errors.into_iter();
+                match it.next() {
+                    Some(first) => (first, it.collect()),
+                    None => (plain_item(status, body), Vec::new()),
+                }
+            }
+            _ => (plain_item(status, body), Vec::new()),
+        };
+        ApiError {
+            status,
+            title: first.title,
+            code: first.code,
+            detail: first.detail,
+            more,
+            method: method.to_owned(),
+            path: path.to_owned(),
+        }
+    }
+
+    /// Whether this is CAPI's "token invalid or expired" answer (401 `CF-InvalidAuthToken`).
+    pub fn is_invalid_auth_token(&self) -> bool {
+        self.status == 401 && (self.title == "CF-InvalidAuthToken" || self.code == Some(1000))
+    }
+
+    /// What the user should do about this error.
+    pub fn hint(&self) -> &'static str {
+        match (self.status, self.title.as_str()) {
+            (401, _) => {
+                "your login is not valid (any more): run `cf login` (in a pipeline: check CF_API and \
+                 CF_CLIENT_ID/CF_CLIENT_SECRET or CF_USERNAME/CF_PASSWORD)"
+            }
+            (403, "CF-OrgSuspended" | "CF-SpaceSuspended") => {
+                "the org or space is suspended; ask a platform operator to reactivate it"
+            }
+            (403, _) => {
+                "you need the SpaceDeveloper role in the app's space (`cf space-users ORG SPACE` shows who has \
+                 it; an org or space manager can grant it with `cf set-space-role`)"
+            }
+            (404, _) => {
+                "check the app and route names and the targeted org and space (`cf target`, `cf apps`, `cf routes`)"
+            }
+            (422, _) if self.detail.contains("route's space") => {
+                "the maintenance app must be in the same space as the app's routes (or the routes shared into its \
+                 space)"
+            }
+            (422, _) => "the Cloud Controller refused the change; fix what the detail says and run the command again",
+            (429, _) => "the API rate limit is used up; wait until it resets and run the command again",
+            (400, _) => "the API did not accept switchctl's request; please report this with the output of `-v`",
+            (500..=599, _) => {
+                "the Cloud Controller is failing or unavailable; wait and run the command again (`switchctl \
+                 status` shows what was changed)"
+            }
+            (300..=399, _) => "the API answered with a redirect; check the API URL (`cf api`)",
+            _ => "run the command again with `-v` to see the requests",
+        }
+    }
+}
+
+fn plain_item(status: u16, body: &[u8]) -> ErrorItem {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let detail = if text.is_empty() {
+        "(empty answer)".to_owned()
+    } else {
+        let mut short: String = text.chars().take(200).collect();
+        if short.len() < text.len() {
+            short.push('…');
+        }
+        short
+    };
+    let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    ErrorItem { title: format!("HTTP {status} {reason}").trim_end().to_owned(), code: None, detail }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_item(f, &self.title, self.code, &self.detail)?;
+        for item in &self.more {
+            f.write_str("; ")?;
+            write_item(f, &item.title, item.code, &item.detail)?;
+        }
+        write!(f, " — {} [{} {} → HTTP {}]", self.hint(), self.method, self.path, self.status)
+    }
+}
+
+fn write_item(f: &mut fmt::Formatter<'_>, title: &str, code: Option<i64>, detail: &str) -> fmt::Result {
+    match code {
+        Some(code) => write!(f, "{title} ({code}): {detail}"),
+        None => write!(f, "{title}: {detail}"),
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// What the library's entry points return.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Login or target problem.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Token problem.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The Cloud Controller answered with an error (boxed: it is large, and errors travel far).
+    #[error(transparent)]
+    Api(Box<ApiError>),
+    /// The request did not get an answer.
+    #[error("{method} {url}: {what}")]
+    Transport {
+        /// The request method.
+        method: String,
+        /// The request URL (without credentials).
+        url: String,
+        /// What happened and what to do.
+        what: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer is not what the API documents.
+    #[error("{method} {url}: the answer is not the JSON switchctl expects; check the API target (`cf api`)")]
+    Decode {
+        /// The request method.
+        method: String,
+        /// The request URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The API's pagination does not end.
+    #[error("GET {url}: the list did not end after {pages} pages; please report this")]
+    Pagination {
+        /// The first page's URL.
+        url: String,
+        /// Pages read.
+        pages: usize,
+    },
+    /// Waiting for the rate limit would take too long.
+    #[error("{source} (switchctl waited {waited:?} in all and gives up)")]
+    GaveUp {
+        /// The last answer.
+        source: Box<ApiError>,
+        /// Total time waited before retries.
+        waited: Duration,
+    },
+    /// A subcommand that is not written yet.
+    #[error("`switchctl {0}` is not implemented yet")]
+    NotImplemented(&'static str),
+    /// Writing output failed.
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Error {
+        Error::Api(Box::new(e))
+    }
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for configuration and login problems, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => EXIT_USAGE,
+            Error::Token(t) if t.needs_login() => EXIT_USAGE,
+            _ => EXIT_FAILURE,
+        }
+    }
+
+    /// The Cloud Controller error inside, if this is one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) | Error::GaveUp { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(name: &str) -> Vec<u8> {
+        let path = format!("{}/../../shared/capi/cc-error-bodies/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    }
+
+    #[test]
+    fn every_recorded_error_body_is_shown_as_title_code_detail_and_a_hint() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/capi/cc-error-bodies");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("error bodies dir") {
+            let entry = entry.expect("dir entry");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let status: u16 = name[..3].parse().expect("file name starts with the status");
+            let raw: serde_json::Value = serde_json::from_slice(&body(&name)).expect("json");
+            let item = &raw["errors"][0];
+            let err = ApiError::from_response(status, &body(&name), "GET", "/v3/x");
+            let want = format!(
+                "{} ({}): {}",
+                item["title"].as_str().expect("title"),
+                item["code"].as_i64().expect("code"),
+                item["detail"].as_str().expect("detail")
+            );
+            let shown = err.to_string();
+            assert!(shown.starts_with(&want), "{name}: {shown}");
+            assert!(shown.contains(err.hint()), "{name}: {shown}");
+            assert!(shown.ends_with(&format!("[GET /v3/x → HTTP {status}]")), "{name}: {shown}");
+            seen += 1;
+        }
+        assert!(seen >= 20, "only {seen} error bodies found");
+    }
+
+    #[test]
+    fn hints_say_what_to_do_per_status() {
+        let hint = |status, name| ApiError::from_response(status, &body(name), "GET", "/").hint();
+        assert!(hint(401, "401-CF-InvalidAuthToken.json").contains("cf login"));
+        assert!(hint(403, "403-CF-NotAuthorized.json").contains("SpaceDeveloper"));
+        assert!(hint(404, "404-CF-ResourceNotFound-app.json").contains("cf target"));
+        assert!(hint(422, "422-CF-UnprocessableEntity-destination-space.json").contains("same space"));
+        assert!(hint(429, "429-CF-RateLimitExceeded.json").contains("rate limit"));
+        assert!(hint(503, "503-CF-ServiceUnavailable-db.json").contains("switchctl status"));
+    }
+
+    #[test]
+    fn invalid_auth_token_is_recognised() {
+        let err = ApiError::from_response(401, &body("401-CF-InvalidAuthToken.json"), "GET", "/v3/apps");
+        assert!(err.is_invalid_auth_token());
+        let err = ApiError::from_response(401, &body("401-CF-NotAuthenticated.json"), "GET", "/v3/apps");
+        assert!(!err.is_invalid_auth_token());
+    }
+
+    #[test]
+    fn a_router_page_is_shown_with_its_status_and_text() {
+        let err = ApiError::from_response(502, b"<html>502 Bad Gateway</html>\n", "GET", "/v3/apps");
+        assert_eq!(err.title, "HTTP 502 Bad Gateway");
+        assert_eq!(err.code, None);
+        assert!(err.to_string().starts_with("HTTP 502 Bad Gateway: <html>502 Bad Gateway</html> — "));
+    }
+
+    #[test]
+    fn compound_errors_are_all_shown() {
+        let raw = br#"{"errors":[{"detail":"a","title":"CF-A","code":1},{"detail":"b","title":"CF-B","code":2}]}"#;
+        let err = ApiError::from_response(422, raw, "POST", "/v3/x");
+        assert!(err.to_string().starts_with("CF-A (1): a; CF-B (2): b — "));
+    }
+
+    #[test]
+    fn login_problems_exit_2_and_api_failures_exit_1() {
+        assert_eq!(Error::from(ConfigError::NoSpace).exit_code(), EXIT_USAGE);
+        assert_eq!(Error::from(TokenError::InvalidRefreshToken).exit_code(), EXIT_USAGE);
+        let api = ApiError::from_response(500, b"", "GET", "/");
+        assert_eq!(Error::from(api).exit_code(), EXIT_FAILURE);
+        assert_eq!(Error::NotImplemented("on").exit_code(), EXIT_FAILURE);
+    }
+}

@@ -1,0 +1,70 @@
+//! `switchctl`: switch a Cloud Foundry app's routes to the maintenance app and back.
+//!
+//! This crate is the foundation: the cf CLI login ([`cfconfig`], [`uaa`], [`session`]), a typed
+//! Cloud Controller v3 client with timeouts, retries and rate-limit handling ([`capi`]), errors that
+//! say what to do ([`error`]), and the command line ([`cli`]). [`run`] executes a parsed command
+//! line; the binary is a thin wrapper around it, and tests call it in-process.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), switchctl::Error> {
+//! use switchctl::session::{LoginEnv, Session, SessionOptions};
+//! let session = Session::connect(SessionOptions { env: LoginEnv::from_process(), ..Default::default() }).await?;
+//! let target = session.target().await?;
+//! if let Some(app) = session.client().find_app(&target.space.guid, "shop").await? {
+//!     for route in session.client().app_routes(&app.guid).await? {
+//!         println!("{}", route.url);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod capi;
+pub mod cfconfig;
+pub mod cli;
+pub mod error;
+pub mod logging;
+pub mod session;
+pub mod uaa;
+
+use std::process::ExitCode;
+
+pub use capi::Client;
+pub use cli::{Cli, Command};
+pub use error::{ApiError, ConfigError, Error, TokenError};
+pub use session::{LoginEnv, Session, SessionOptions};
+
+/// Runs a parsed command line with the process environment (see [`run_with`]).
+pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    run_with(cli, LoginEnv::from_process()).await
+}
+
+/// Runs a parsed command line with the given login environment. Errors carry their exit code
+/// ([`Error::exit_code`]).
+pub async fn run_with(cli: Cli, env: LoginEnv) -> Result<ExitCode, Error> {
+    let name = match &cli.command {
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            cli::write_completions(*shell, &mut out);
+            use std::io::Write as _;
+            std::io::stdout().write_all(&out).map_err(Error::Output)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::On(_) => "on",
+        Command::Off(_) => "off",
+        Command::Status(_) => "status",
+    };
+    let options = SessionOptions {
+        org: cli.org.clone(),
+        space: cli.space.clone(),
+        skip_ssl_validation: cli.skip_ssl_validation,
+        env,
+        ..SessionOptions::default()
+    };
+    // Check the login and the target first, so that configuration problems show up (exit 2)
+    // even before the switch logic exists.
+    let session = Session::connect(options).await?;
+    let target = session.target().await?;
+    tracing::debug!(org = %target.org.name, space = %target.space.name, "target");
+    Err(Error::NotImplemented(name))
+}

@@ -1,0 +1,36 @@
+//! Diagnostics on stderr (user-facing output goes to stdout): warnings by default, each API
+//! request with `-v`, request headers (credentials redacted) with `-vv`. `RUST_LOG` overrides the
+//! default when no `-v` is given.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
+
+/// The filter for a verbosity level.
+pub fn filter(verbosity: u8) -> EnvFilter {
+    match verbosity {
+        0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        1 => EnvFilter::new("warn,switchctl=debug"),
+        _ => EnvFilter::new("warn,switchctl=trace"),
+    }
+}
+
+/// A subscriber writing to `writer` (tests capture the output with it).
+pub fn subscriber<W>(verbosity: u8, writer: W, ansi: bool) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter(verbosity))
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .finish()
+}
+
+/// Installs the stderr subscriber for the process (once; later calls do nothing).
+pub fn init(verbosity: u8) {
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing::subscriber::set_global_default(subscriber(verbosity, std::io::stderr, ansi));
+}

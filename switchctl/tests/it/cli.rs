@@ -1,0 +1,98 @@
+//! The `switchctl` binary: help, exit codes, error messages, completions.
+
+use std::{path::Path, process::Command};
+
+use crate::support::*;
+
+/// The binary with a clean environment: no cf login variables, `CF_HOME` at `home`.
+pub(crate) fn switchctl(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchctl"));
+    for var in [
+        "CF_API",
+        "CF_USERNAME",
+        "CF_PASSWORD",
+        "CF_CLIENT_ID",
+        "CF_CLIENT_SECRET",
+        "CF_ORG",
+        "CF_SPACE",
+        "CF_SKIP_SSL_VALIDATION",
+        "SWITCHCTL_MAINTENANCE_APP",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("CF_HOME", home).env("HOME", home);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run switchctl");
+    let code = out.status.code().expect("exit code");
+    (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (code, out, _) = run(switchctl(home.path()).arg("--help"));
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit codes:\n  0  done\n  1  failed"), "{out}");
+    assert!(out.contains("2  usage or configuration error"), "{out}");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (code, _, err) = run(switchctl(home.path()).arg("on"));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn not_logged_in_exits_2_and_says_run_cf_login() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (code, out, err) = run(switchctl(home.path()).args(["status", "shop"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(err.starts_with("switchctl: error: not logged in: "), "{err}");
+    assert!(err.contains("run `cf login`"), "{err}");
+}
+
+#[test]
+fn no_targeted_space_exits_2_and_says_cf_target_or_space() {
+    let home = tempfile::tempdir().expect("tempdir");
+    write_cf_config(home.path(), "http://127.0.0.1:9", &format!("bearer {}", jwt(3600, "u")), |c| {
+        c["SpaceFields"] = serde_json::json!({"GUID": "", "Name": "", "AllowSSH": false});
+    });
+    let (code, _, err) = run(switchctl(home.path()).args(["on", "shop"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("run `cf target -s SPACE` or pass `--space`"), "{err}");
+}
+
+#[test]
+fn the_switch_commands_are_not_implemented_yet_and_exit_1() {
+    let home = tempfile::tempdir().expect("tempdir");
+    write_cf_config(home.path(), "http://127.0.0.1:9", &format!("bearer {}", jwt(3600, "u")), |_| {});
+    let (code, _, err) = run(switchctl(home.path()).args(["on", "shop", "--dry-run"]));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim_end(), "switchctl: error: `switchctl on` is not implemented yet");
+}
+
+#[test]
+fn a_disabled_tls_check_is_warned_about() {
+    let home = tempfile::tempdir().expect("tempdir");
+    write_cf_config(home.path(), "http://127.0.0.1:9", &format!("bearer {}", jwt(3600, "u")), |c| {
+        c["SSLDisabled"] = true.into();
+    });
+    let (_, _, err) = run(switchctl(home.path()).args(["status"]));
+    assert!(err.contains("TLS certificates are not verified (SSLDisabled in config.json)"), "{err}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let (code, out, err) = run(switchctl(home.path()).args(["completions", shell]));
+        assert_eq!(code, 0, "{shell}: {err}");
+        assert!(out.contains("switchctl") && out.contains("maintenance-app"), "{shell}: {out}");
+    }
+}
