@@ -1,0 +1,66 @@
+//! `cf-double`: Cloud Foundry on a laptop, for trying `switchctl` without a foundation.
+//!
+//! Starts the CC + UAA doubles and the gorouter double on loopback, seeds org `demo`, space `dev`,
+//! shared domain `apps.localhost`, an app `hello` (two built-in backend instances) on
+//! `hello.apps.localhost` and the real `maintenance-app` (in-process) as app `maintenance-app`,
+//! writes a cf CLI `config.json` logged in as a Space Developer into a fresh CF_HOME, and prints
+//! how to use it. Stops on Ctrl-C.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use tests::{CfDouble, Options, Role, seed_cli_config};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cf-double: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // Route changes take 50–500 ms to reach the router, as through the route emitter and NATS.
+    let options =
+        Options { router_delay: (Duration::from_millis(50), Duration::from_millis(500)), ..Options::default() };
+    let cf = CfDouble::start(options).await?;
+    let org = cf.add_org("demo");
+    let space = cf.add_space(&org, "dev");
+    let domain = cf.add_shared_domain("apps.localhost");
+    let user = cf.add_user("developer", "developer-pass", &[(&space, Role::Developer)]);
+
+    let hello = cf.add_app_with(&space, "hello", 2, true);
+    let hello_route = cf.add_route(&space, &domain, "hello", "");
+    cf.map_route(&hello_route, &hello.guid, "web", 8080);
+    let _hello = cf.serve_instances(&hello.guid, "hello", "web", 2).await?;
+
+    // The real maintenance app, started in-process on a loopback port with its default policy.
+    let maint = cf.add_app(&space, "maintenance-app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    cf.router.register(&maint.guid, "web", vec![listener.local_addr()?]);
+    let config = maintenance_app::Config::from_vars([])?;
+    tokio::spawn(maintenance_app::serve(listener, config, std::future::pending()));
+
+    let home = std::env::var_os("CF_DOUBLE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("cf-double-{}", std::process::id())));
+    let file = seed_cli_config(&cf, &home, &user.name, ("demo", &org), ("dev", &space))?;
+    cf.router.wait_settled(Duration::from_secs(2)).await;
+
+    let router = cf.router_addr();
+    println!("Cloud Foundry double running (Ctrl-C to stop)");
+    println!("  API        {}", cf.api_url());
+    println!("  UAA        {}", cf.uaa_url());
+    println!("  router     http://{router}");
+    println!("  cf config  {}", file.display());
+    println!();
+    println!("export CF_HOME={}", home.display());
+    println!("curl -i -H 'Host: hello.apps.localhost' http://{router}/");
+    println!("switchctl on hello    # then the curl answers from maintenance-app");
+    println!("switchctl off hello   # and back to hello");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! Apps, processes and their stats, packages, builds, droplets and deployments: what switchctl
+//! reads and what `cf restage`/`cf restart` do (FACTS §1.3, §2).
+
+use std::{sync::Arc, time::Instant};
+
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{
+    Cx, json_response, ok, ordered, present,
+    state::{App, AppState, Build, Deployment, Process, Role, State, guid},
+    str_at,
+};
+use crate::{clock::now_iso, error::ApiError};
+
+const APP_MANAGERS: &[Role] = &[Role::Developer, Role::Supporter];
+
+impl Cx<'_> {
+    fn find_app<'s>(&self, st: &'s State, g: &str) -> Result<&'s App, ApiError> {
+        st.app(g).filter(|a| self.can_read_space(st, &a.space_guid)).ok_or_else(|| ApiError::not_found("App"))
+    }
+
+    fn find_process<'s>(&self, st: &'s State, g: &str) -> Result<&'s Process, ApiError> {
+        st.process(g)
+            .filter(|p| st.app(&p.app_guid).is_some_and(|a| self.can_read_space(st, &a.space_guid)))
+            .ok_or_else(|| ApiError::not_found("Process"))
+    }
+
+    pub(crate) fn list_apps(&self) -> Result<Response, ApiError> {
+        let q = self.list_query(
+            &[
+                "guids",
+                "names",
+                "space_guids",
+                "organization_guids",
+                "stacks",
+                "include",
+                "lifecycle_type",
+                "label_selector",
+            ],
+            &["created_at", "updated_at", "name", "state"],
+        )?;
+        let st = self.st();
+        let items: Vec<Value> = st
+            .apps
+            .iter()
+            .filter(|a| self.can_read_space(&st, &a.space_guid))
+            .filter(|a| {
+                let org = st.space(&a.space_guid).map(|s| s.org_guid.as_str()).unwrap_or("");
+                q.allows("guids", &a.guid)
+                    && q.allows("names", &a.name)
+                    && q.allows("space_guids", &a.space_guid)
+                    && q.allows("organization_guids", org)
+                    && q.allows("stacks", "cflinuxfs4")
+                    && q.allows("lifecycle_type", "buildpack")
+                    && q.selects(&a.metadata.labels)
+            })
+            .map(|a| present::app(self.base(), a))
+            .collect();
+        Ok(self.page(&ordered(items, &q), &q, "/v3/apps"))
+    }
+
+    pub(crate) fn get_app(&self, g: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        Ok(ok(present::app(self.base(), self.find_app(&st, g)?)))
+    }
+
+    pub(crate) fn patch_app(&self, g: &str) -> Result<Response, ApiError> {
+        let body = Value::Object(self.body(&["name", "lifecycle", "metadata"])?);
+        let mut st = self.st();
+        let app = self.find_app(&st, g)?;
+        // App metadata needs Space Developer; a Space Supporter is refused (ROLES_FOR_SPACE_WRITING).
+        self.require_write(&st, &app.space_guid.clone(), &[Role::Developer])?;
+        let mut metadata = app.metadata.clone();
+        if let Some(m) = body.get("metadata") {
+            metadata.patch(m)?;
+        }
+        let Some(app) = st.app_mut(g) else { return Err(ApiError::not_found("App")) };
+        if let Some(name) = body.get("name").and_then(Value::as_str) {
+            app.name = name.to_owned();
+        }
+        app.metadata = metadata;
+        app.updated_at = now_iso();
+        Ok(ok(present::app(self.base(), app)))
+    }
+
+    pub(crate) fn list_app_processes(&self, g: &str) -> Result<Response, ApiError> {
+        let q = self.list_query(&["guids", "types", "label_selector"], &["created_at", "updated_at"])?;
+        let st = self.st();
+        self.find_app(&st, g)?;
+        let items: Vec<Value> = st
+            .processes
+            .iter()
+            .filter(|p| p.app_guid == g && q.allows("guids", &p.guid) && q.allows("types", &p.process_type))
+            .filter(|p| q.selects(&p.metadata.labels))
+            .map(|p| present::process(self.base(), &st, p))
+            .collect();
+        Ok(self.page(&ordered(items, &q), &q, &format!("/v3/apps/{g}/processes")))
+    }
+
+    pub(crate) fn list_processes(&self) -> Result<Response, ApiError> {
+        let q = self.list_query(
+            &["guids", "types", "app_guids", "space_guids", "organization_guids", "label_selector"],
+            &["created_at", "updated_at"],
+        )?;
+        let st = self.st();
+        let items: Vec<Value> = st
+            .processes
+            .iter()
+            .filter(|p| {
+                let Some(app) = st.app(&p.app_guid) else { return false };
+                self.can_read_space(&st, &app.space_guid)
+                    && q.allows("guids", &p.guid)
+                    && q.allows("types", &p.process_type)
+                    && q.allows("app_guids", &p.app_guid)
+                    && q.allows("space_guids", &app.space_guid)
+                    && q.selects(&p.metadata.labels)
+            })
+            .map(|p| present::process(self.base(), &st, p))
+            .collect();
+        Ok(self.page(&ordered(items, &q), &q, "/v3/processes"))
+    }
+
+    pub(crate) fn get_app_process(&self, g: &str, t: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        self.find_app(&st, g)?;
+        let p = st.process_of(g, t).ok_or_else(|| ApiError::not_found("Process"))?;
+        Ok(ok(present::process(self.base(), &st, p)))
+    }
+
+    pub(crate) fn app_process_stats(&self, g: &str, t: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        self.find_app(&st, g)?;
+        let p = st.process_of(g, t).ok_or_else(|| ApiError::not_found("Process"))?;
+        Ok(ok(present::stats(&st, p)))
+    }
+
+    pub(crate) fn get_process(&self, g: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        let p = self.find_process(&st, g)?;
+        Ok(ok(present::process(self.base(), &st, p)))
+    }
+
+    pub(crate) fn process_stats(&self, g: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        let p = self.find_process(&st, g)?;
+        Ok(ok(present::stats(&st, p)))
+    }
+
+    pub(crate) fn scale_process(&self, g: &str) -> Result<Response, ApiError> {
+        let body = Value::Object(self.body(&[
+            "instances",
+            "memory_in_mb",
+            "disk_in_mb",
+            "log_rate_limit_in_bytes_per_second",
+        ])?);
+        let mut st = self.st();
+        let p = self.find_process(&st, g)?.clone();
+        let space = st.app(&p.app_guid).map(|a| a.space_guid.clone()).unwrap_or_default();
+        self.require_write(&st, &space, APP_MANAGERS)?;
+        if let Some(n) = body.get("instances") {
+            let n = n.as_u64().and_then(|n| u32::try_from(n).ok());
+            let Some(n) = n else { return Err(ApiError::unprocessable("Instances must be an integer")) };
+            if let Some(p) = st.processes.iter_mut().find(|x| x.guid == g) {
+                p.instances = n;
+                p.updated_at = now_iso();
+            }
+            st.emit_instances(&p.app_guid);
+        }
+        let p = st.process(g).cloned().ok_or_else(|| ApiError::not_found("Process"))?;
+        Ok(json_response(StatusCode::ACCEPTED, &present::process(self.base(), &st, &p)))
+    }
+
+    pub(crate) fn current_droplet(&self, g: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        let app = self.find_app(&st, g)?;
+        let d = app
+            .droplet_guid
+            .as_ref()
+            .and_then(|d| st.droplets.iter().find(|x| &x.guid == d))
+            .ok_or_else(|| ApiError::not_found("Droplet"))?;
+        Ok(ok(present::droplet(self.base(), d)))
+    }
+
+    pub(crate) fn current_droplet_rel(&self, g: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        Ok(ok(present::current_droplet_relationship(self.base(), self.find_app(&st, g)?)))
+    }
+
+    pub(crate) fn set_current_droplet(&self, g: &str) -> Result<Response, ApiError> {
+        let body = Value::Object(self.body(&["data"])?);
+        let droplet = str_at(&body, "/data/guid").unwrap_or("").to_owned();
+        let mut st = self.st();
+        let app = self.find_app(&st, g)?;
+        self.require_write(&st, &app.space_guid.clone(), APP_MANAGERS)?;
+        if !st.droplets.iter().any(|d| d.guid == droplet && d.app_guid == g) {
+            return Err(ApiError::unprocessable(
+                "Unable to assign current droplet. Ensure the droplet exists and belongs to this app.",
+            ));
+        }
+        let Some(app) = st.app_mut(g) else { return Err(ApiError::not_found("App")) };
+        app.droplet_guid = Some(droplet);
+        app.updated_at = now_iso();
+        Ok(ok(present::current_droplet_relationship(self.base(), app)))
+    }
+
+    pub(crate) fn app_action(&self, g: &str, action: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        let app = self.find_app(&st, g)?.clone();
+        self.require_write(&st, &app.space_guid, APP_MANAGERS)?;
+        let start = match action {
+            "stop" => false,
+            "start" | "restart" => {
+                if app.droplet_guid.is_none() {
+                    return Err(ApiError::unprocessable("Assign a droplet before starting this app."));
+                }
+                true
+            }
+            _ => return Err(ApiError::unknown_request()),
+        };
+        let startup = st.startup_time;
+        let Some(a) = st.app_mut(g) else { return Err(ApiError::not_found("App")) };
+        if start {
+            a.state = AppState::Started;
+            a.started_at = Some(Instant::now());
+        } else {
+            a.state = AppState::Stopped;
+            a.started_at = None;
+        }
+        a.updated_at = now_iso();
+        let v = present::app(self.base(), a);
+        st.emit_instances(g);
+        drop(st);
+        if start && !startup.is_zero() {
+            // Instances report STARTING until the startup time has passed; tell the router then.
+            let cc = Arc::clone(self.cc);
+            let g = g.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(startup).await;
+                cc.state().emit_instances(&g);
+            });
+        }
+        Ok(ok(v))
+    }
+
+    pub(crate) fn list_packages(&self) -> Result<Response, ApiError> {
+        let q = self.list_query(
+            &["guids", "states", "types", "app_guids", "space_guids", "organization_guids", "label_selector"],
+            &["created_at", "updated_at"],
+        )?;
+        let st = self.st();
+        let items: Vec<Value> = st
+            .packages
+            .iter()
+            .filter(|p| {
+                let Some(app) = st.app(&p.app_guid) else { return false };
+                self.can_read_space(&st, &app.space_guid)
+                    && q.allows("guids", &p.guid)
+                    && q.allows("states", &p.state)
+                    && q.allows("types", "bits")
+                    && q.allows("app_guids", &p.app_guid)
+                    && q.allows("space_guids", &app.space_guid)
+            })
+            .map(|p| present::package(self.base(), p))
+            .collect();
+        Ok(self.page(&ordered(items, &q), &q, "/v3/packages"))
+    }
+
+    pub(crate) fn get_package(&self, g: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        let p = st
+            .packages
+            .iter()
+            .find(|p| p.guid == g && st.app(&p.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
+            .ok_or_else(|| ApiError::not_found("Package"))?;
+        Ok(ok(present::package(self.base(), p)))
+    }
+
+    pub(crate) fn create_build(&self) -> Result<Response, ApiError> {
+        let body = Value::Object(self.body(&[
+            "package",
+            "lifecycle",
+            "staging_memory_in_mb",
+            "staging_disk_in_mb",
+            "metadata",
+        ])?);
+        let package = str_at(&body, "/package/guid").unwrap_or("").to_owned();
+        let mut st = self.st();
+        st.advance();
+        let Some(pkg) = st
+            .packages
+            .iter()
+            .find(|p| p.guid == package && st.app(&p.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
+            .cloned()
+        else {
+            return Err(ApiError::unprocessable(
+                "Unable to use package. Ensure that the package exists and you have access to it.",
+            ));
+        };
+        let space = st.app(&pkg.app_guid).map(|a| a.space_guid.clone()).unwrap_or_default();
+        self.require_write(&st, &space, APP_MANAGERS)?;
+        if st.builds.iter().any(|b| b.app_guid == pkg.app_guid && b.state == "STAGING") {
+            return Err(ApiError::staging_in_progress());
+        }
+        let now = now_iso();
+        let build = Build {
+            guid: guid(),
+            app_guid: pkg.app_guid.clone(),
+            package_guid: pkg.guid.clone(),
+            state: "STAGING".to_owned(),
+            droplet_guid: None,
+            ready_at: Instant::now() + st.staging_time,
+            created_by: (self.actor.id.clone(), self.actor.name.clone()),
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let v = present::build(self.base(), &build);
+        st.builds.push(build);
+        Ok(json_response(StatusCode::CREATED, &v))
+    }
+
+    pub(crate) fn get_build(&self, g: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        st.advance();
+        let b = st
+            .builds
+            .iter()
+            .find(|b| b.guid == g && st.app(&b.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
+            .ok_or_else(|| ApiError::not_found("Build"))?;
+        Ok(ok(present::build(self.base(), b)))
+    }
+
+    pub(crate) fn get_droplet(&self, g: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        st.advance();
+        let d = st
+            .droplets
+            .iter()
+            .find(|d| d.guid == g && st.app(&d.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
+            .ok_or_else(|| ApiError::not_found("Droplet"))?;
+        Ok(ok(present::droplet(self.base(), d)))
+    }
+
+    pub(crate) fn create_deployment(&self) -> Result<Response, ApiError> {
+        let body =
+            Value::Object(self.body(&["droplet", "revision", "strategy", "options", "relationships", "metadata"])?);
+        let app_guid = str_at(&body, "/relationships/app/data/guid").unwrap_or("").to_owned();
+        let mut st = self.st();
+        st.advance();
+        let Some(app) = st.app(&app_guid).filter(|a| self.can_read_space(&st, &a.space_guid)).cloned() else {
+            return Err(ApiError::unprocessable(
+                "Unable to use app. Ensure that the app exists and you have access to it.",
+            ));
+        };
+        self.require_write(&st, &app.space_guid, APP_MANAGERS)?;
+        let droplet = str_at(&body, "/droplet/guid").map(str::to_owned).or_else(|| app.droplet_guid.clone());
+        if droplet.as_ref().is_none_or(|d| !st.droplets.iter().any(|x| &x.guid == d && x.app_guid == app_guid)) {
+            return Err(ApiError::unprocessable(
+                "Unable to assign current droplet. Ensure the droplet exists and belongs to this app.",
+            ));
+        }
+        let strategy = body.get("strategy").and_then(Value::as_str).unwrap_or("rolling").to_owned();
+        // A newer deployment supersedes the one in flight, as in CC.
+        for d in st.deployments.iter_mut().filter(|d| d.app_guid == app_guid && d.reason == "DEPLOYING") {
+            d.reason = "SUPERSEDED".to_owned();
+        }
+        let now = now_iso();
+        let dep = Deployment {
+            guid: guid(),
+            app_guid: app_guid.clone(),
+            droplet_guid: droplet,
+            previous_droplet_guid: app.droplet_guid.clone(),
+            strategy,
+            reason: "DEPLOYING".to_owned(),
+            ready_at: Instant::now() + st.deployment_time,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let v = present::deployment(self.base(), &st, &dep);
+        st.deployments.push(dep);
+        Ok(json_response(StatusCode::CREATED, &v))
+    }
+
+    pub(crate) fn get_deployment(&self, g: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        st.advance();
+        let d = st
+            .deployments
+            .iter()
+            .find(|d| d.guid == g && st.app(&d.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
+            .ok_or_else(|| ApiError::not_found("Deployment"))?;
+        Ok(ok(present::deployment(self.base(), &st, d)))
+    }
+
+    pub(crate) fn cancel_deployment(&self, g: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        st.advance();
+        let d = st
+            .deployments
+            .iter()
+            .find(|d| d.guid == g && st.app(&d.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("Deployment"))?;
+        let space = st.app(&d.app_guid).map(|a| a.space_guid.clone()).unwrap_or_default();
+        self.require_write(&st, &space, APP_MANAGERS)?;
+        if d.reason != "DEPLOYING" {
+            return Err(ApiError::unprocessable("Cannot cancel a deployment that is not deploying."));
+        }
+        if let Some(x) = st.deployments.iter_mut().find(|x| x.guid == g) {
+            x.reason = "CANCELED".to_owned();
+            x.updated_at = now_iso();
+        }
+        Ok(json_response(StatusCode::OK, &json!({})))
+    }
+}

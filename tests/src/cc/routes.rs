@@ -1,0 +1,590 @@
+//! Routes and route destinations (FACTS §1.4, §1.5): insert is idempotent and answers 200 with
+//! every destination; replace diffs and keeps the guids of unchanged destinations, in one step;
+//! delete answers 204, and 422 for an unknown destination.
+
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{
+    Cx, json_response, ok, ordered, present,
+    state::{Destination, Role, Route, State, guid},
+    str_at,
+};
+use crate::{clock::now_iso, error::ApiError, metadata::Metadata};
+
+/// At most this many destinations per route.
+pub(crate) const MAX_DESTINATIONS: usize = 100;
+
+const ROUTE_WRITERS: &[Role] = &[Role::Developer, Role::Supporter];
+
+const ROUTE_LIST_KEYS: &[&str] = &[
+    "guids",
+    "hosts",
+    "space_guids",
+    "organization_guids",
+    "domain_guids",
+    "paths",
+    "app_guids",
+    "include",
+    "label_selector",
+    "ports",
+    "service_instance_guids",
+];
+
+/// A destination as requested, before defaults.
+#[derive(Debug, Clone)]
+struct Spec {
+    app_guid: String,
+    process_type: String,
+    port: Option<u16>,
+    protocol: Option<String>,
+    weight: Option<u32>,
+}
+
+impl Cx<'_> {
+    fn route_visible(&self, st: &State, r: &Route) -> bool {
+        self.can_read_space(st, &r.space_guid) || r.shared_spaces.iter().any(|s| self.can_read_space(st, s))
+    }
+
+    fn find_route<'s>(&self, st: &'s State, g: &str) -> Result<&'s Route, ApiError> {
+        st.route(g).filter(|r| self.route_visible(st, r)).ok_or_else(|| ApiError::not_found("Route"))
+    }
+
+    fn with_includes(&self, st: &State, routes: &[&Route], include: Option<&str>, v: &mut Value) {
+        let Some(include) = include else { return };
+        let mut included = serde_json::Map::new();
+        for what in include.split(',') {
+            match what {
+                "domain" => {
+                    let mut guids: Vec<&str> = routes.iter().map(|r| r.domain_guid.as_str()).collect();
+                    guids.dedup();
+                    let ds: Vec<Value> = st
+                        .domains
+                        .iter()
+                        .filter(|d| guids.contains(&d.guid.as_str()))
+                        .map(|d| present::domain(self.base(), d))
+                        .collect();
+                    included.insert("domains".to_owned(), json!(ds));
+                }
+                "space" | "space.organization" => {
+                    let spaces: Vec<&super::state::Space> =
+                        st.spaces.iter().filter(|s| routes.iter().any(|r| r.space_guid == s.guid)).collect();
+                    included.insert(
+                        "spaces".to_owned(),
+                        json!(spaces.iter().map(|s| present::space(self.base(), s)).collect::<Vec<_>>()),
+                    );
+                    if what == "space.organization" {
+                        let orgs: Vec<Value> = st
+                            .orgs
+                            .iter()
+                            .filter(|o| spaces.iter().any(|s| s.org_guid == o.guid))
+                            .map(|o| present::org(self.base(), o))
+                            .collect();
+                        included.insert("organizations".to_owned(), json!(orgs));
+                    }
+                }
+                _ => {}
+            }
+        }
+        v["included"] = Value::Object(included);
+    }
+
+    fn routes_matching(&self, st: &State, q: &crate::pagination::ListQuery, app: Option<&str>) -> Vec<Route> {
+        st.routes
+            .iter()
+            .filter(|r| self.route_visible(st, r))
+            .filter(|r| {
+                let org = st.space(&r.space_guid).map(|s| s.org_guid.as_str()).unwrap_or("");
+                q.allows("guids", &r.guid)
+                    && q.allows("hosts", &r.host)
+                    && q.allows("paths", &r.path)
+                    && q.allows("domain_guids", &r.domain_guid)
+                    && q.allows("organization_guids", org)
+                    && q.list("space_guids").is_none_or(|spaces| {
+                        spaces.contains(&r.space_guid.as_str())
+                            || r.shared_spaces.iter().any(|s| spaces.contains(&s.as_str()))
+                    })
+                    && q.list("ports")
+                        .is_none_or(|ports| r.port.is_some_and(|p| ports.contains(&p.to_string().as_str())))
+                    && q.list("app_guids")
+                        .is_none_or(|apps| r.destinations.iter().any(|d| apps.contains(&d.app_guid.as_str())))
+                    && app.is_none_or(|a| r.destinations.iter().any(|d| d.app_guid == a))
+                    && q.list("service_instance_guids").is_none()
+                    && q.selects(&r.metadata.labels)
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn list_routes(&self) -> Result<Response, ApiError> {
+        let q = self.list_query(ROUTE_LIST_KEYS, &["created_at", "updated_at"])?;
+        let st = self.st();
+        let routes = self.routes_matching(&st, &q, None);
+        let items: Vec<Value> = routes.iter().map(|r| present::route(self.base(), &st, r)).collect();
+        let items = ordered(items, &q);
+        let (resources, pagination) = crate::pagination::paginate(&items, &q, self.base(), "/v3/routes");
+        let mut v = json!({ "pagination": pagination, "resources": resources });
+        let shown: Vec<&Route> =
+            routes.iter().filter(|r| resources.iter().any(|x| x["guid"] == r.guid.as_str())).collect();
+        self.with_includes(&st, &shown, q.filters.get("include").map(String::as_str), &mut v);
+        Ok(ok(v))
+    }
+
+    pub(crate) fn list_app_routes(&self, app_guid: &str) -> Result<Response, ApiError> {
+        let q = self.list_query(ROUTE_LIST_KEYS, &["created_at", "updated_at"])?;
+        let st = self.st();
+        st.app(app_guid)
+            .filter(|a| self.can_read_space(&st, &a.space_guid))
+            .ok_or_else(|| ApiError::not_found("App"))?;
+        // `include` is accepted but not applied on this endpoint (CC `index_by_app` has no decorators).
+        let items: Vec<Value> =
+            self.routes_matching(&st, &q, Some(app_guid)).iter().map(|r| present::route(self.base(), &st, r)).collect();
+        Ok(self.page(&ordered(items, &q), &q, &format!("/v3/apps/{app_guid}/routes")))
+    }
+
+    pub(crate) fn get_route(&self, g: &str) -> Result<Response, ApiError> {
+        let q = crate::pagination::parse(self.call.query.as_deref(), &["include"], &[])?;
+        let st = self.st();
+        let r = self.find_route(&st, g)?;
+        let mut v = present::route(self.base(), &st, r);
+        self.with_includes(&st, &[r], q.filters.get("include").map(String::as_str), &mut v);
+        Ok(ok(v))
+    }
+
+    pub(crate) fn create_route(&self) -> Result<Response, ApiError> {
+        let body = self.body(&["host", "path", "port", "relationships", "options", "metadata"])?;
+        let body = Value::Object(body);
+        let space_guid = str_at(&body, "/relationships/space/data/guid").unwrap_or("").to_owned();
+        let domain_guid = str_at(&body, "/relationships/domain/data/guid").unwrap_or("").to_owned();
+        let mut st = self.st();
+        if st.space(&space_guid).is_none_or(|s| !self.can_read_space(&st, &s.guid)) {
+            return Err(ApiError::unprocessable(
+                "Invalid space. Ensure that the space exists and you have access to it.",
+            ));
+        }
+        let Some(domain) = st.domain(&domain_guid).filter(|d| self.domain_visible(&st, d)).cloned() else {
+            return Err(ApiError::unprocessable(
+                "Invalid domain. Ensure that the domain exists and you have access to it.",
+            ));
+        };
+        self.require_write(&st, &space_guid, ROUTE_WRITERS)?;
+        let host = body.get("host").and_then(Value::as_str).unwrap_or("").to_owned();
+        let path = body.get("path").and_then(Value::as_str).unwrap_or("").to_owned();
+        let port = body.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
+        if domain.router_group.is_some() && port.is_none() {
+            return Err(ApiError::unprocessable("Routes with protocol 'tcp' must specify a port."));
+        }
+        if domain.internal && !path.is_empty() {
+            return Err(ApiError::unprocessable("Paths are not supported for internal domains."));
+        }
+        if st.routes.iter().any(|r| r.domain_guid == domain_guid && r.host == host && r.path == path && r.port == port)
+        {
+            let what = if host.is_empty() { String::new() } else { format!(" with host '{host}'") };
+            let p = if path.is_empty() { String::new() } else { format!(" and path '{path}'") };
+            return Err(ApiError::unprocessable(format!(
+                "Route already exists{what}{p} for domain '{}'.",
+                domain.name
+            )));
+        }
+        let mut metadata = Metadata::default();
+        if let Some(m) = body.get("metadata") {
+            metadata.patch(m)?;
+        }
+        let now = now_iso();
+        let route = Route {
+            guid: guid(),
+            host,
+            path,
+            port,
+            domain_guid,
+            space_guid,
+            shared_spaces: Vec::new(),
+            options: Some(body.get("options").and_then(Value::as_object).cloned().unwrap_or_default()),
+            destinations: Vec::new(),
+            created_at: now.clone(),
+            updated_at: now,
+            metadata,
+        };
+        let v = present::route(self.base(), &st, &route);
+        st.routes.push(route);
+        Ok(json_response(StatusCode::CREATED, &v))
+    }
+
+    pub(crate) fn patch_route(&self, g: &str) -> Result<Response, ApiError> {
+        let body = Value::Object(self.body(&["options", "metadata"])?);
+        let mut st = self.st();
+        let r = self.find_route(&st, g)?;
+        self.require_write(&st, &r.space_guid.clone(), ROUTE_WRITERS)?;
+        let mut metadata = r.metadata.clone();
+        if let Some(m) = body.get("metadata") {
+            metadata.patch(m)?;
+        }
+        let Some(route) = st.route_mut(g) else { return Err(ApiError::not_found("Route")) };
+        route.metadata = metadata;
+        if let Some(options) = body.get("options").and_then(Value::as_object) {
+            let target = route.options.get_or_insert_with(Default::default);
+            for (k, v) in options {
+                if v.is_null() {
+                    target.remove(k);
+                } else {
+                    target.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        route.updated_at = now_iso();
+        let route = route.clone();
+        Ok(ok(present::route(self.base(), &st, &route)))
+    }
+
+    pub(crate) fn delete_route(&self, g: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        let space = self.find_route(&st, g)?.space_guid.clone();
+        self.require_write(&st, &space, ROUTE_WRITERS)?;
+        st.delete_route(g);
+        let job = st.complete_job("route.delete");
+        let mut r = json_response(StatusCode::ACCEPTED, &Value::Null);
+        *r.body_mut() = axum::body::Body::empty();
+        r.headers_mut().remove(header::CONTENT_TYPE);
+        if let Ok(v) = HeaderValue::from_str(&format!("{}/v3/jobs/{job}", self.base())) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        Ok(r)
+    }
+
+    pub(crate) fn list_destinations(&self, g: &str) -> Result<Response, ApiError> {
+        // Not paginated: only `guids` and `app_guids`; anything else is 422 (CC `unprocessable!`).
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(self.call.query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
+        let unknown: Vec<String> =
+            pairs.iter().filter(|(k, _)| k != "guids" && k != "app_guids").map(|(k, _)| format!("'{k}'")).collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::unprocessable(format!(
+                "Unknown query parameter(s): {}. Valid parameters are: 'guids', 'app_guids'",
+                unknown.join(", ")
+            )));
+        }
+        let filter = |key: &str| {
+            pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+        };
+        let (guids, apps) = (filter("guids"), filter("app_guids"));
+        let st = self.st();
+        let mut r = self.find_route(&st, g)?.clone();
+        r.destinations.retain(|d| {
+            guids.as_ref().is_none_or(|g| g.contains(&d.guid)) && apps.as_ref().is_none_or(|a| a.contains(&d.app_guid))
+        });
+        Ok(ok(present::destinations(self.base(), &r)))
+    }
+
+    /// Validates a destinations body (CC `RouteUpdateDestinationsMessage`).
+    fn destination_specs(&self, replace: bool) -> Result<Vec<Spec>, ApiError> {
+        let body = self.body(&["destinations"])?;
+        let min = usize::from(!replace);
+        let range_error = || {
+            ApiError::unprocessable(format!(
+                "Destinations must be an array containing between {min} and {MAX_DESTINATIONS} destination objects."
+            ))
+        };
+        let Some(list) = body.get("destinations").and_then(Value::as_array) else { return Err(range_error()) };
+        if list.len() < min || list.len() > MAX_DESTINATIONS {
+            return Err(range_error());
+        }
+        let mut errors = Vec::new();
+        let mut specs = Vec::new();
+        for (i, d) in list.iter().enumerate() {
+            let e = |m: &str| format!("Destinations[{i}]: {m}");
+            let Some(obj) = d.as_object() else {
+                errors.push(e("must be an object."));
+                continue;
+            };
+            let Some(app) = obj.get("app") else {
+                errors.push(e("must have an \"app\"."));
+                continue;
+            };
+            if obj.keys().any(|k| !["app", "weight", "port", "protocol"].contains(&k.as_str())) {
+                errors.push(e("must have only \"app\" and optionally \"weight\", \"port\" or \"protocol\"."));
+                continue;
+            }
+            let app_guid = app.get("guid").and_then(Value::as_str);
+            let app_ok = app.as_object().is_some_and(|a| a.keys().all(|k| k == "guid" || k == "process"));
+            let Some(app_guid) = app_guid.filter(|_| app_ok) else {
+                errors.push(e("app must have the structure {\"guid\": \"app_guid\"}"));
+                continue;
+            };
+            let process_type = match app.get("process") {
+                None => "web".to_owned(),
+                Some(p) => match p.get("type").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                    Some(t) if p.as_object().is_some_and(|o| o.len() == 1) => t.to_owned(),
+                    _ => {
+                        errors.push(e("process must have the structure {\"type\": \"process_type\"}"));
+                        continue;
+                    }
+                },
+            };
+            let port = match obj.get("port") {
+                None | Some(Value::Null) => None,
+                Some(p) => {
+                    match p.as_u64().filter(|p| (1024..=65535).contains(p)).and_then(|p| u16::try_from(p).ok()) {
+                        Some(p) => Some(p),
+                        None => {
+                            errors.push(e("port must be a positive integer between 1024 and 65535 inclusive."));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let protocol = match obj.get("protocol") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(p)) if ["http1", "http2", "tcp"].contains(&p.as_str()) => Some(p.clone()),
+                Some(_) => {
+                    errors.push(e("protocol must be 'http1', 'http2' or 'tcp'."));
+                    continue;
+                }
+            };
+            let weight = match obj.get("weight") {
+                None | Some(Value::Null) => None,
+                Some(_) if !replace => {
+                    errors.push(e("weighted destinations can only be used when replacing all destinations."));
+                    continue;
+                }
+                Some(w) => match w.as_u64().filter(|w| (1..=100).contains(w)).and_then(|w| u32::try_from(w).ok()) {
+                    Some(w) => Some(w),
+                    None => {
+                        errors.push(e("weight must be a positive integer between 1 and 100."));
+                        continue;
+                    }
+                },
+            };
+            specs.push(Spec { app_guid: app_guid.to_owned(), process_type, port, protocol, weight });
+        }
+        if errors.is_empty() && replace {
+            let weighted = specs.iter().filter(|s| s.weight.is_some()).count();
+            if weighted != 0 && weighted != specs.len() {
+                errors.push("Destinations cannot contain both weighted and unweighted destinations.".to_owned());
+            } else if weighted != 0 && specs.iter().filter_map(|s| s.weight).sum::<u32>() != 100 {
+                errors.push("Destinations must have weights that add up to 100.".to_owned());
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::unprocessable(errors.join(", ")));
+        }
+        Ok(specs)
+    }
+
+    /// The checks after body validation, in CC's order: route (404), permission (403), apps exist
+    /// (422), apps in the route's space or a space it is shared into (422).
+    fn route_for_destinations(&self, st: &State, g: &str, specs: &[Spec]) -> Result<Route, ApiError> {
+        let route = self.find_route(st, g)?.clone();
+        self.require_write(st, &route.space_guid, ROUTE_WRITERS)?;
+        let mut missing: Vec<String> = Vec::new();
+        let mut hidden: Vec<String> = Vec::new();
+        for s in specs {
+            match st.app(&s.app_guid) {
+                None => missing.push(s.app_guid.clone()),
+                Some(a) if !self.can_read_space(st, &a.space_guid) => hidden.push(s.app_guid.clone()),
+                Some(_) => {}
+            }
+        }
+        missing.dedup();
+        hidden.dedup();
+        let quoted = |v: &[String]| v.iter().map(|g| format!("\"{g}\"")).collect::<Vec<_>>().join(", ");
+        if !missing.is_empty() {
+            return Err(ApiError::unprocessable(format!("App(s) with guid(s) {} do not exist.", quoted(&missing))));
+        }
+        if !hidden.is_empty() {
+            return Err(ApiError::unprocessable(format!(
+                "App(s) with guid(s) {} you do not have access.",
+                quoted(&hidden)
+            )));
+        }
+        for s in specs {
+            let space = st.app(&s.app_guid).map(|a| a.space_guid.as_str()).unwrap_or("");
+            if space != route.space_guid && !route.shared_spaces.iter().any(|x| x == space) {
+                return Err(ApiError::unprocessable(
+                    "Routes destinations must be in either the route's space or the route's shared spaces",
+                ));
+            }
+        }
+        Ok(route)
+    }
+
+    fn materialise(st: &State, route: &Route, s: &Spec) -> Result<Destination, ApiError> {
+        let tcp = st.domain(&route.domain_guid).is_some_and(|d| d.router_group.is_some());
+        let default_protocol = if tcp { "tcp" } else { "http1" };
+        let protocol = s.protocol.clone().unwrap_or_else(|| default_protocol.to_owned());
+        if tcp != (protocol == "tcp") {
+            return Err(ApiError::unprocessable(format!(
+                "Destination protocol must be '{}' if the parent route's protocol is '{}'",
+                if tcp { "tcp" } else { "http1 or http2" },
+                if tcp { "tcp" } else { "http" }
+            )));
+        }
+        let now = now_iso();
+        Ok(Destination {
+            guid: guid(),
+            app_guid: s.app_guid.clone(),
+            process_type: s.process_type.clone(),
+            port: s.port.unwrap_or(8080),
+            protocol,
+            weight: s.weight,
+            created_at: now.clone(),
+            updated_at: now,
+        })
+    }
+
+    pub(crate) fn insert_destinations(&self, g: &str) -> Result<Response, ApiError> {
+        let specs = self.destination_specs(false)?;
+        let mut st = self.st();
+        let route = self.route_for_destinations(&st, g, &specs)?;
+        if route.destinations.iter().any(|d| d.weight.is_some()) {
+            return Err(ApiError::unprocessable(
+                "Destinations cannot be inserted when there are weighted destinations already configured.",
+            ));
+        }
+        let mut all = route.destinations.clone();
+        for s in &specs {
+            let d = Self::materialise(&st, &route, s)?;
+            if let Some(existing) =
+                all.iter().find(|e| e.app_guid == d.app_guid && e.process_type == d.process_type && e.port == d.port)
+            {
+                if existing.protocol != d.protocol {
+                    return Err(ApiError::unprocessable(format!(
+                        "Cannot add destination with protocol: {}. Destination already exists for route: {}, app: {}, process: {}, and protocol: {}.",
+                        d.protocol,
+                        st.route_url(&route),
+                        d.app_guid,
+                        d.process_type,
+                        existing.protocol
+                    )));
+                }
+                // Same (app, process, port): CC silently skips it, which makes insert idempotent.
+                continue;
+            }
+            all.push(d);
+        }
+        if all.len() > MAX_DESTINATIONS {
+            return Err(ApiError::unprocessable("Routes can be mapped to at most 100 destinations."));
+        }
+        st.set_destinations(g, all);
+        let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;
+        Ok(ok(present::destinations(self.base(), &route)))
+    }
+
+    pub(crate) fn replace_destinations(&self, g: &str) -> Result<Response, ApiError> {
+        let specs = self.destination_specs(true)?;
+        let mut st = self.st();
+        let route = self.route_for_destinations(&st, g, &specs)?;
+        let mut wanted = Vec::new();
+        for s in &specs {
+            // CC lets a protocol mismatch escape as an unhandled error here (500), unlike insert.
+            let d = Self::materialise(&st, &route, s).map_err(|_| ApiError::unknown())?;
+            if wanted.iter().any(|w: &Destination| w.same_mapping(&d)) {
+                return Err(ApiError::unprocessable("Destinations cannot contain duplicate entries"));
+            }
+            wanted.push(d);
+        }
+        // Unchanged destinations keep their guid; only the difference is added and removed.
+        let new: Vec<Destination> = wanted
+            .into_iter()
+            .map(|w| route.destinations.iter().find(|e| e.same_mapping(&w)).cloned().unwrap_or(w))
+            .collect();
+        st.set_destinations(g, new);
+        let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;
+        Ok(ok(present::destinations(self.base(), &route)))
+    }
+
+    pub(crate) fn delete_destination(&self, g: &str, d: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        let route = self.find_route(&st, g)?.clone();
+        self.require_write(&st, &route.space_guid, ROUTE_WRITERS)?;
+        let Some(dest) = route.destinations.iter().find(|x| x.guid == d) else {
+            return Err(ApiError::unprocessable(
+                "Unable to unmap route from destination. Ensure the route has a destination with this guid.",
+            ));
+        };
+        if dest.weight.is_some() {
+            return Err(ApiError::unprocessable("Weighted destinations cannot be deleted individually."));
+        }
+        let rest: Vec<Destination> = route.destinations.iter().filter(|x| x.guid != d).cloned().collect();
+        st.set_destinations(g, rest);
+        let mut r = Response::new(axum::body::Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        Ok(r)
+    }
+
+    pub(crate) fn update_destination(&self, g: &str, d: &str) -> Result<Response, ApiError> {
+        let body = Value::Object(self.body(&["protocol"])?);
+        let protocol = match body.get("protocol") {
+            Some(Value::String(p)) if p == "http1" || p == "http2" => p.clone(),
+            _ => return Err(ApiError::unprocessable("Protocol must be 'http1' or 'http2'.")),
+        };
+        let mut st = self.st();
+        let route = self.find_route(&st, g)?.clone();
+        self.require_write(&st, &route.space_guid, ROUTE_WRITERS)?;
+        let Some(r) = st.route_mut(g) else { return Err(ApiError::not_found("Route")) };
+        let Some(dest) = r.destinations.iter_mut().find(|x| x.guid == d) else {
+            return Err(ApiError::not_found("Destination"));
+        };
+        dest.protocol = protocol;
+        dest.updated_at = now_iso();
+        let mut v = present::destination(dest);
+        v["links"] = json!({
+            "destinations": { "href": format!("{}/v3/routes/{g}/destinations", self.base()) },
+            "route": { "href": format!("{}/v3/routes/{g}", self.base()) },
+        });
+        Ok(ok(v))
+    }
+
+    fn shared_spaces_json(&self, r: &Route) -> Value {
+        json!({
+            "data": r.shared_spaces.iter().map(|s| json!({ "guid": s })).collect::<Vec<_>>(),
+            "links": { "self": { "href": format!("{}/v3/routes/{}/relationships/shared_spaces", self.base(), r.guid) } },
+        })
+    }
+
+    pub(crate) fn shared_spaces(&self, g: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        let r = self.find_route(&st, g)?;
+        Ok(ok(self.shared_spaces_json(r)))
+    }
+
+    pub(crate) fn share_route(&self, g: &str) -> Result<Response, ApiError> {
+        let body = Value::Object(self.body(&["data"])?);
+        let targets: Vec<String> = body
+            .get("data")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|x| x.get("guid").and_then(Value::as_str).map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let mut st = self.st();
+        let route = self.find_route(&st, g)?.clone();
+        self.require_write(&st, &route.space_guid, &[Role::Developer])?;
+        for t in &targets {
+            if st.space(t).is_none_or(|s| !self.can_read_space(&st, &s.guid)) {
+                return Err(ApiError::unprocessable(format!(
+                    "Unable to share route {} with spaces ['{t}']. Ensure the spaces exist and that you have access to them.",
+                    st.route_url(&route)
+                )));
+            }
+        }
+        let Some(r) = st.route_mut(g) else { return Err(ApiError::not_found("Route")) };
+        for t in targets {
+            if t != r.space_guid && !r.shared_spaces.contains(&t) {
+                r.shared_spaces.push(t);
+            }
+        }
+        let r = r.clone();
+        Ok(ok(self.shared_spaces_json(&r)))
+    }
+
+    pub(crate) fn unshare_route(&self, g: &str, space: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        let route = self.find_route(&st, g)?.clone();
+        self.require_write(&st, &route.space_guid, &[Role::Developer])?;
+        if let Some(r) = st.route_mut(g) {
+            r.shared_spaces.retain(|s| s != space);
+        }
+        let mut r = Response::new(axum::body::Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        Ok(r)
+    }
+}

@@ -1,0 +1,634 @@
+//! The Cloud Controller double's in-memory model: orgs, spaces, domains, apps, processes, routes
+//! with their destinations, packages, builds, droplets, deployments, jobs and space roles. Every
+//! change of what the gorouter should serve is also sent as a [`RouteEvent`].
+
+use std::time::{Duration, Instant};
+
+use crate::{clock::now_iso, metadata::Metadata};
+
+/// A new v4 GUID.
+pub fn guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// An organization.
+#[derive(Debug, Clone)]
+pub struct Org {
+    /// GUID.
+    pub guid: String,
+    /// Name.
+    pub name: String,
+    /// Suspended orgs refuse writes with 403 CF-OrgSuspended.
+    pub suspended: bool,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+    /// Labels and annotations.
+    pub metadata: Metadata,
+}
+
+/// A space.
+#[derive(Debug, Clone)]
+pub struct Space {
+    /// GUID.
+    pub guid: String,
+    /// Name.
+    pub name: String,
+    /// Owning org.
+    pub org_guid: String,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+    /// Labels and annotations.
+    pub metadata: Metadata,
+}
+
+/// A domain: shared (no org), private (an org) , internal, or TCP (has a router group).
+#[derive(Debug, Clone)]
+pub struct Domain {
+    /// GUID.
+    pub guid: String,
+    /// DNS name.
+    pub name: String,
+    /// `apps.internal`-style domain (container networking, not the gorouter).
+    pub internal: bool,
+    /// Router group GUID for TCP domains.
+    pub router_group: Option<String>,
+    /// Owning org of a private domain; `None` for shared domains.
+    pub org_guid: Option<String>,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+    /// Labels and annotations.
+    pub metadata: Metadata,
+}
+
+impl Domain {
+    /// `tcp` for domains with a router group, else `http`.
+    pub fn protocol(&self) -> &'static str {
+        if self.router_group.is_some() { "tcp" } else { "http" }
+    }
+}
+
+/// Desired state of an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppState {
+    /// `STARTED`.
+    Started,
+    /// `STOPPED`.
+    Stopped,
+}
+
+impl AppState {
+    /// As CC spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppState::Started => "STARTED",
+            AppState::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// An app.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// GUID.
+    pub guid: String,
+    /// Name.
+    pub name: String,
+    /// Space it lives in.
+    pub space_guid: String,
+    /// Desired state.
+    pub state: AppState,
+    /// Current droplet, if staged.
+    pub droplet_guid: Option<String>,
+    /// When it was last started (instances report STARTING until the startup time has passed).
+    pub started_at: Option<Instant>,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+    /// Labels and annotations.
+    pub metadata: Metadata,
+}
+
+/// State of one process instance, as `GET /v3/processes/:guid/stats` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    /// Serving.
+    Running,
+    /// Starting up (not routable yet).
+    Starting,
+    /// Crashed.
+    Crashed,
+    /// Stopping.
+    Stopping,
+    /// Not running (stopped app, or not reported).
+    Down,
+}
+
+impl InstanceState {
+    /// As CC spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Running => "RUNNING",
+            InstanceState::Starting => "STARTING",
+            InstanceState::Crashed => "CRASHED",
+            InstanceState::Stopping => "STOPPING",
+            InstanceState::Down => "DOWN",
+        }
+    }
+}
+
+/// A process of an app (`web`, `worker`, …).
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// GUID.
+    pub guid: String,
+    /// App it belongs to.
+    pub app_guid: String,
+    /// Process type.
+    pub process_type: String,
+    /// Desired instance count.
+    pub instances: u32,
+    /// Start command.
+    pub command: Option<String>,
+    /// States forced by a test; `None` derives them from the app's state.
+    pub forced_states: Option<Vec<InstanceState>>,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+    /// Labels and annotations.
+    pub metadata: Metadata,
+}
+
+/// A route destination (a route mapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// GUID.
+    pub guid: String,
+    /// App GUID.
+    pub app_guid: String,
+    /// Process type (default `web`).
+    pub process_type: String,
+    /// App port (default 8080).
+    pub port: u16,
+    /// `http1`, `http2` or `tcp`.
+    pub protocol: String,
+    /// Deprecated weight; normally `None`.
+    pub weight: Option<u32>,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+}
+
+impl Destination {
+    /// Whether two destinations are the same mapping for `replace` (CC compares every field but the guid).
+    pub fn same_mapping(&self, other: &Destination) -> bool {
+        self.app_guid == other.app_guid
+            && self.process_type == other.process_type
+            && self.port == other.port
+            && self.protocol == other.protocol
+            && self.weight == other.weight
+    }
+}
+
+/// A route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// GUID.
+    pub guid: String,
+    /// Host (`""` when none).
+    pub host: String,
+    /// Path (`""` when none).
+    pub path: String,
+    /// Port, TCP routes only.
+    pub port: Option<u16>,
+    /// Domain.
+    pub domain_guid: String,
+    /// Owning space.
+    pub space_guid: String,
+    /// Spaces the route is shared into.
+    pub shared_spaces: Vec<String>,
+    /// `options`; `None` is omitted from the JSON.
+    pub options: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Destinations (kept sorted by guid).
+    pub destinations: Vec<Destination>,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+    /// Labels and annotations.
+    pub metadata: Metadata,
+}
+
+/// A package (app bits).
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// GUID.
+    pub guid: String,
+    /// App GUID.
+    pub app_guid: String,
+    /// `READY`, `PROCESSING_UPLOAD`, …
+    pub state: String,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+}
+
+/// A build (staging run).
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// GUID.
+    pub guid: String,
+    /// App GUID.
+    pub app_guid: String,
+    /// Package staged.
+    pub package_guid: String,
+    /// `STAGING`, `STAGED`, `FAILED`.
+    pub state: String,
+    /// Resulting droplet once staged.
+    pub droplet_guid: Option<String>,
+    /// When staging finishes.
+    pub ready_at: Instant,
+    /// Who created it: (guid, name).
+    pub created_by: (String, String),
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+}
+
+/// A droplet (staged app).
+#[derive(Debug, Clone)]
+pub struct Droplet {
+    /// GUID.
+    pub guid: String,
+    /// App GUID.
+    pub app_guid: String,
+    /// Package it was staged from.
+    pub package_guid: Option<String>,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+}
+
+/// A deployment (rolling restart onto a droplet).
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// GUID.
+    pub guid: String,
+    /// App GUID.
+    pub app_guid: String,
+    /// Target droplet.
+    pub droplet_guid: Option<String>,
+    /// Droplet before the deployment.
+    pub previous_droplet_guid: Option<String>,
+    /// `rolling` or `canary`.
+    pub strategy: String,
+    /// `DEPLOYING` until `ready_at`, then `DEPLOYED`; or `CANCELED`.
+    pub reason: String,
+    /// When the deployment finishes.
+    pub ready_at: Instant,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+}
+
+/// An asynchronous job (already complete: the double does the work synchronously).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// GUID.
+    pub guid: String,
+    /// e.g. `route.delete`.
+    pub operation: String,
+    /// Creation time (ISO).
+    pub created_at: String,
+}
+
+/// Space roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Space Developer: everything.
+    Developer,
+    /// Space Supporter: manage apps and routes, not app metadata.
+    Supporter,
+    /// Space Auditor: read only.
+    Auditor,
+    /// Space Manager: read only for apps and routes.
+    Manager,
+}
+
+/// What the gorouter learns, through the route emitter and NATS, when a route or instance changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteEvent {
+    /// A destination was added: route `fqdn` + `path` now also serves `app_guid`/`process_type`.
+    Map {
+        /// Monotonic change number (later wins).
+        seq: u64,
+        /// Destination GUID.
+        destination_guid: String,
+        /// `host.domain` (or `domain`), lower case.
+        fqdn: String,
+        /// Route path (`""` for none).
+        path: String,
+        /// App served.
+        app_guid: String,
+        /// Process served.
+        process_type: String,
+    },
+    /// A destination was removed.
+    Unmap {
+        /// Monotonic change number (later wins).
+        seq: u64,
+        /// Destination GUID.
+        destination_guid: String,
+    },
+    /// Which instances of a process are running now (by index).
+    Instances {
+        /// Monotonic change number (later wins).
+        seq: u64,
+        /// App GUID.
+        app_guid: String,
+        /// Process type.
+        process_type: String,
+        /// `running[i]` for instance index `i`.
+        running: Vec<bool>,
+    },
+}
+
+/// Everything the Cloud Controller double holds.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Orgs in creation order.
+    pub orgs: Vec<Org>,
+    /// Spaces in creation order.
+    pub spaces: Vec<Space>,
+    /// Domains in creation order.
+    pub domains: Vec<Domain>,
+    /// Apps in creation order.
+    pub apps: Vec<App>,
+    /// Processes in creation order.
+    pub processes: Vec<Process>,
+    /// Routes in creation order.
+    pub routes: Vec<Route>,
+    /// Packages in creation order.
+    pub packages: Vec<Package>,
+    /// Builds in creation order.
+    pub builds: Vec<Build>,
+    /// Droplets in creation order.
+    pub droplets: Vec<Droplet>,
+    /// Deployments in creation order.
+    pub deployments: Vec<Deployment>,
+    /// Jobs.
+    pub jobs: Vec<Job>,
+    /// (user guid, space guid, role).
+    pub roles: Vec<(String, String, Role)>,
+    /// How long a build stays `STAGING`.
+    pub staging_time: Duration,
+    /// How long started instances report `STARTING` before `RUNNING`.
+    pub startup_time: Duration,
+    /// How long a deployment stays `DEPLOYING`.
+    pub deployment_time: Duration,
+    seq: u64,
+    events: Option<RouteSink>,
+}
+
+/// Where route changes go (the router double's intake).
+pub struct RouteSink(pub Box<dyn Fn(RouteEvent) + Send>);
+
+impl std::fmt::Debug for RouteSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteSink")
+    }
+}
+
+impl State {
+    /// Sends route changes to `sink` from now on.
+    pub fn subscribe(&mut self, sink: RouteSink) {
+        self.events = Some(sink);
+    }
+
+    fn emit(&mut self, make: impl FnOnce(u64) -> RouteEvent) {
+        self.seq += 1;
+        let event = make(self.seq);
+        if let Some(sink) = &self.events {
+            (sink.0)(event);
+        }
+    }
+
+    /// Every event needed to rebuild the router's table from scratch (for a router attached late).
+    pub fn snapshot_events(&mut self) -> Vec<RouteEvent> {
+        let mut out = Vec::new();
+        let maps: Vec<(String, String, String, String, String)> = self
+            .routes
+            .iter()
+            .flat_map(|r| {
+                let fqdn = self.route_fqdn(r);
+                r.destinations.iter().map(move |d| {
+                    (d.guid.clone(), fqdn.clone(), r.path.clone(), d.app_guid.clone(), d.process_type.clone())
+                })
+            })
+            .collect();
+        for (destination_guid, fqdn, path, app_guid, process_type) in maps {
+            self.seq += 1;
+            out.push(RouteEvent::Map { seq: self.seq, destination_guid, fqdn, path, app_guid, process_type });
+        }
+        let procs: Vec<(String, String, Vec<bool>)> =
+            self.processes.iter().map(|p| (p.app_guid.clone(), p.process_type.clone(), self.running(p))).collect();
+        for (app_guid, process_type, running) in procs {
+            self.seq += 1;
+            out.push(RouteEvent::Instances { seq: self.seq, app_guid, process_type, running });
+        }
+        out
+    }
+
+    /// The org with `guid`.
+    pub fn org(&self, guid: &str) -> Option<&Org> {
+        self.orgs.iter().find(|o| o.guid == guid)
+    }
+
+    /// The space with `guid`.
+    pub fn space(&self, guid: &str) -> Option<&Space> {
+        self.spaces.iter().find(|s| s.guid == guid)
+    }
+
+    /// The domain with `guid`.
+    pub fn domain(&self, guid: &str) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.guid == guid)
+    }
+
+    /// The app with `guid`.
+    pub fn app(&self, guid: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.guid == guid)
+    }
+
+    /// The app with `guid`, mutable.
+    pub fn app_mut(&mut self, guid: &str) -> Option<&mut App> {
+        self.apps.iter_mut().find(|a| a.guid == guid)
+    }
+
+    /// The route with `guid`.
+    pub fn route(&self, guid: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.guid == guid)
+    }
+
+    /// The route with `guid`, mutable.
+    pub fn route_mut(&mut self, guid: &str) -> Option<&mut Route> {
+        self.routes.iter_mut().find(|r| r.guid == guid)
+    }
+
+    /// The process with `guid`.
+    pub fn process(&self, guid: &str) -> Option<&Process> {
+        self.processes.iter().find(|p| p.guid == guid)
+    }
+
+    /// The process of `app_guid` with type `process_type`.
+    pub fn process_of(&self, app_guid: &str, process_type: &str) -> Option<&Process> {
+        self.processes.iter().find(|p| p.app_guid == app_guid && p.process_type == process_type)
+    }
+
+    /// `host.domain`, or `domain` when the host is empty (lower case, as the router matches it).
+    pub fn route_fqdn(&self, route: &Route) -> String {
+        let domain = self.domain(&route.domain_guid).map(|d| d.name.as_str()).unwrap_or("");
+        if route.host.is_empty() { domain.to_lowercase() } else { format!("{}.{domain}", route.host).to_lowercase() }
+    }
+
+    /// The route's `url` field: `domain:port` (TCP), `domain/path` or `host.domain/path`.
+    pub fn route_url(&self, route: &Route) -> String {
+        let domain = self.domain(&route.domain_guid).map(|d| d.name.as_str()).unwrap_or("");
+        match route.port {
+            Some(port) => format!("{domain}:{port}"),
+            None if route.host.is_empty() => format!("{domain}{}", route.path),
+            None => format!("{}.{domain}{}", route.host, route.path),
+        }
+    }
+
+    /// Instance states of `process` now.
+    pub fn instance_states(&self, process: &Process) -> Vec<InstanceState> {
+        if let Some(forced) = &process.forced_states {
+            return forced.clone();
+        }
+        let n = process.instances as usize;
+        match self.app(&process.app_guid) {
+            Some(app) if app.state == AppState::Started => {
+                let up = app.started_at.is_none_or(|t| t.elapsed() >= self.startup_time);
+                vec![if up { InstanceState::Running } else { InstanceState::Starting }; n]
+            }
+            _ => vec![InstanceState::Down; n],
+        }
+    }
+
+    fn running(&self, process: &Process) -> Vec<bool> {
+        self.instance_states(process).iter().map(|s| *s == InstanceState::Running).collect()
+    }
+
+    /// Tells the router which instances of every process of `app_guid` run now.
+    pub fn emit_instances(&mut self, app_guid: &str) {
+        let procs: Vec<(String, Vec<bool>)> = self
+            .processes
+            .iter()
+            .filter(|p| p.app_guid == app_guid)
+            .map(|p| (p.process_type.clone(), self.running(p)))
+            .collect();
+        for (process_type, running) in procs {
+            let app_guid = app_guid.to_owned();
+            self.emit(|seq| RouteEvent::Instances { seq, app_guid, process_type, running });
+        }
+    }
+
+    /// Replaces the destinations of route `route_guid` with `new` (already ordered by the caller's
+    /// rules), emitting unmap/map events for the difference. Destinations whose guid survives are
+    /// untouched.
+    pub fn set_destinations(&mut self, route_guid: &str, mut new: Vec<Destination>) {
+        let Some(route) = self.route(route_guid) else { return };
+        let fqdn = self.route_fqdn(route);
+        let path = route.path.clone();
+        let old = route.destinations.clone();
+        new.sort_by(|a, b| a.guid.cmp(&b.guid));
+        let removed: Vec<String> =
+            old.iter().filter(|o| !new.iter().any(|n| n.guid == o.guid)).map(|o| o.guid.clone()).collect();
+        let added: Vec<Destination> = new.iter().filter(|n| !old.iter().any(|o| o.guid == n.guid)).cloned().collect();
+        let changed = !removed.is_empty() || !added.is_empty();
+        if let Some(route) = self.route_mut(route_guid) {
+            route.destinations = new;
+            if changed {
+                route.updated_at = now_iso();
+            }
+        }
+        for destination_guid in removed {
+            self.emit(|seq| RouteEvent::Unmap { seq, destination_guid });
+        }
+        for d in added {
+            let (fqdn, path) = (fqdn.clone(), path.clone());
+            self.emit(|seq| RouteEvent::Map {
+                seq,
+                destination_guid: d.guid,
+                fqdn,
+                path,
+                app_guid: d.app_guid,
+                process_type: d.process_type,
+            });
+        }
+    }
+
+    /// Deletes route `route_guid` (and tells the router its destinations are gone).
+    pub fn delete_route(&mut self, route_guid: &str) {
+        self.set_destinations(route_guid, Vec::new());
+        self.routes.retain(|r| r.guid != route_guid);
+    }
+
+    /// Records a finished job and returns its guid.
+    pub fn complete_job(&mut self, operation: &str) -> String {
+        let job = Job { guid: guid(), operation: operation.to_owned(), created_at: now_iso() };
+        let g = job.guid.clone();
+        self.jobs.push(job);
+        g
+    }
+
+    /// Moves builds and deployments whose time has come to their final state.
+    pub fn advance(&mut self) {
+        let now = Instant::now();
+        let mut new_droplets = Vec::new();
+        for b in self.builds.iter_mut().filter(|b| b.state == "STAGING" && b.ready_at <= now) {
+            let d = Droplet {
+                guid: guid(),
+                app_guid: b.app_guid.clone(),
+                package_guid: Some(b.package_guid.clone()),
+                created_at: now_iso(),
+                updated_at: now_iso(),
+            };
+            b.state = "STAGED".to_owned();
+            b.droplet_guid = Some(d.guid.clone());
+            b.updated_at = now_iso();
+            new_droplets.push(d);
+        }
+        self.droplets.extend(new_droplets);
+        let mut restarted = Vec::new();
+        for d in self.deployments.iter_mut().filter(|d| d.reason == "DEPLOYING" && d.ready_at <= now) {
+            d.reason = "DEPLOYED".to_owned();
+            d.updated_at = now_iso();
+            restarted.push((d.app_guid.clone(), d.droplet_guid.clone()));
+        }
+        for (app_guid, droplet) in restarted {
+            if let Some(app) = self.app_mut(&app_guid) {
+                app.droplet_guid = droplet.or(app.droplet_guid.take());
+                app.state = AppState::Started;
+                app.updated_at = now_iso();
+            }
+        }
+    }
+
+    /// The roles `user` has in `space_guid`.
+    pub fn roles_in(&self, user: &str, space_guid: &str) -> Vec<Role> {
+        self.roles.iter().filter(|(u, s, _)| u == user && s == space_guid).map(|(_, _, r)| *r).collect()
+    }
+}

@@ -1,0 +1,288 @@
+//! Gorouter double: a reverse proxy that routes by `Host` and longest path prefix to the running
+//! instances of each route's destinations, round robin. Tests register each process's instances as
+//! loopback addresses; the CC double tells the router about route and instance changes.
+//!
+//! On Cloud Foundry a route change reaches the gorouter through Diego's route emitter and NATS,
+//! one registration or unregistration per endpoint, so the two halves of a swap can arrive in
+//! either order. The double reproduces that: each change waits its own random delay drawn from a
+//! configurable range before it is applied, and later changes win by sequence number, not by
+//! arrival order.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+
+use crate::cc::state::{RouteEvent, RouteSink};
+
+#[derive(Debug, Clone)]
+struct Mapping {
+    fqdn: String,
+    path: String,
+    app_guid: String,
+    process_type: String,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    // Destination guid → (last seq applied, mapping if registered). A tombstone (None) keeps the
+    // seq so that a late "map" cannot resurrect a destination already unmapped.
+    destinations: HashMap<String, (u64, Option<Mapping>)>,
+    instances: HashMap<(String, String), (u64, Vec<bool>)>,
+    backends: HashMap<(String, String), Vec<SocketAddr>>,
+    round_robin: HashMap<(String, String), usize>,
+}
+
+impl Table {
+    fn apply(&mut self, event: RouteEvent) {
+        match event {
+            RouteEvent::Map { seq, destination_guid, fqdn, path, app_guid, process_type } => {
+                let entry = self.destinations.entry(destination_guid).or_insert((0, None));
+                if seq > entry.0 {
+                    *entry = (seq, Some(Mapping { fqdn, path, app_guid, process_type }));
+                }
+            }
+            RouteEvent::Unmap { seq, destination_guid } => {
+                let entry = self.destinations.entry(destination_guid).or_insert((0, None));
+                if seq > entry.0 {
+                    *entry = (seq, None);
+                }
+            }
+            RouteEvent::Instances { seq, app_guid, process_type, running } => {
+                let entry = self.instances.entry((app_guid, process_type)).or_insert((0, Vec::new()));
+                if seq > entry.0 {
+                    *entry = (seq, running);
+                }
+            }
+        }
+    }
+
+    /// Live endpoints of `process` (registered and running).
+    fn endpoints(&self, app_guid: &str, process_type: &str) -> Vec<SocketAddr> {
+        let key = (app_guid.to_owned(), process_type.to_owned());
+        let Some(addrs) = self.backends.get(&key) else { return Vec::new() };
+        let running = self.instances.get(&key).map(|(_, r)| r.as_slice());
+        addrs
+            .iter()
+            .enumerate()
+            // No instance report yet (a process the CC double does not know): take it as running.
+            .filter(|(i, _)| running.is_none_or(|r| r.get(*i).copied().unwrap_or(false)))
+            .map(|(_, a)| *a)
+            .collect()
+    }
+
+    /// The route (fqdn, path) serving `host` + `path` with its endpoints: the longest path prefix
+    /// (on segment boundaries) that has at least one live endpoint.
+    fn lookup(&self, host: &str, path: &str) -> Option<((String, String), Vec<SocketAddr>)> {
+        let mut pools: HashMap<(String, String), Vec<(String, SocketAddr)>> = HashMap::new();
+        for (guid, (_, m)) in &self.destinations {
+            let Some(m) = m else { continue };
+            if m.fqdn != host || !path_prefix(&m.path, path) {
+                continue;
+            }
+            let pool = pools.entry((m.fqdn.clone(), m.path.clone())).or_default();
+            pool.extend(self.endpoints(&m.app_guid, &m.process_type).into_iter().map(|a| (guid.clone(), a)));
+        }
+        let (key, mut pool) = pools.into_iter().filter(|(_, p)| !p.is_empty()).max_by_key(|((_, p), _)| p.len())?;
+        pool.sort();
+        Some((key, pool.into_iter().map(|(_, a)| a).collect()))
+    }
+}
+
+fn path_prefix(route_path: &str, request_path: &str) -> bool {
+    if route_path.is_empty() || route_path == "/" {
+        return true;
+    }
+    let route_path = route_path.trim_end_matches('/');
+    request_path == route_path
+        || request_path.strip_prefix(route_path).is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'))
+}
+
+/// The gorouter double's state and proxy client.
+#[derive(Debug)]
+pub struct RouterDouble {
+    table: Mutex<Table>,
+    delay: Mutex<(Duration, Duration)>,
+    pending: watch::Sender<usize>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl RouterDouble {
+    /// A router whose route changes take between `min` and `max` to arrive.
+    pub fn new(min: Duration, max: Duration) -> RouterDouble {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        RouterDouble {
+            table: Mutex::new(Table::default()),
+            delay: Mutex::new((min, max.max(min))),
+            pending: watch::Sender::new(0),
+            client: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build(connector),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the range of the per-change propagation delay.
+    pub fn set_delay(&self, min: Duration, max: Duration) {
+        *self.delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (min, max.max(min));
+    }
+
+    /// Registers the instances of `app_guid`'s `process_type`: instance `i` listens on `addrs[i]`.
+    pub fn register(&self, app_guid: &str, process_type: &str, addrs: Vec<SocketAddr>) {
+        self.table().backends.insert((app_guid.to_owned(), process_type.to_owned()), addrs);
+    }
+
+    /// Applies `events` at once (the initial table).
+    pub fn apply_now(&self, events: Vec<RouteEvent>) {
+        let mut t = self.table();
+        for e in events {
+            t.apply(e);
+        }
+    }
+
+    /// The intake for CC's route changes: each event is counted as pending at once (so
+    /// [`wait_settled`](Self::wait_settled) cannot miss it) and applied after its own random delay.
+    pub fn sink(self: &Arc<Self>) -> RouteSink {
+        let (tx, mut events) = mpsc::unbounded_channel::<RouteEvent>();
+        let pending = self.pending.clone();
+        let router = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let Some(r) = router.upgrade() else { break };
+                let (min, max) = *r.delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let delay = if max > min { rand::rng().random_range(min..=max) } else { min };
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    r.table().apply(event);
+                    r.pending.send_modify(|n| *n -= 1);
+                });
+            }
+        });
+        RouteSink(Box::new(move |event| {
+            pending.send_modify(|n| *n += 1);
+            // A stopped router just stops listening; the CC double keeps working without it.
+            if tx.send(event).is_err() {
+                pending.send_modify(|n| *n -= 1);
+            }
+        }))
+    }
+
+    /// Waits until no change is in flight (or `timeout`); returns whether it settled.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        let mut rx = self.pending.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The live endpoints the router would use for `host` + `path` now.
+    pub fn endpoints_for(&self, host: &str, path: &str) -> Vec<SocketAddr> {
+        self.table().lookup(&host.to_lowercase(), path).map(|(_, e)| e).unwrap_or_default()
+    }
+
+    /// Proxies one request.
+    pub async fn proxy(self: Arc<Self>, req: Request<Body>) -> Response<Body> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().host())
+            .unwrap_or("")
+            .to_owned();
+        let host_only = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_lowercase();
+        let path = req.uri().path().to_owned();
+        let target = {
+            let mut t = self.table();
+            t.lookup(&host_only, &path).map(|(key, pool)| {
+                let n = t.round_robin.entry(key).or_insert(0);
+                let addr = pool[*n % pool.len()];
+                *n = n.wrapping_add(1);
+                addr
+            })
+        };
+        let Some(addr) = target else {
+            return router_error(
+                StatusCode::NOT_FOUND,
+                "unknown_route",
+                &format!("404 Not Found: Requested route ('{host_only}') does not exist.\n"),
+            );
+        };
+        let (parts, body) = req.into_parts();
+        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+            return router_error(StatusCode::BAD_REQUEST, "", "400 Bad Request\n");
+        };
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let Ok(uri) = format!("http://{addr}{pq}").parse::<Uri>() else {
+            return router_error(StatusCode::BAD_REQUEST, "", "400 Bad Request\n");
+        };
+        let mut out = Request::new(Full::new(body));
+        *out.method_mut() = parts.method;
+        *out.uri_mut() = uri;
+        *out.headers_mut() = parts.headers;
+        match self.client.request(out).await {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                Response::from_parts(parts, Body::new(body))
+            }
+            Err(_) => router_error(
+                StatusCode::BAD_GATEWAY,
+                "endpoint_failure",
+                "502 Bad Gateway: Registered endpoint failed to handle the request.\n",
+            ),
+        }
+    }
+}
+
+/// Gorouter's plain-text error (`handlers/helpers.go#writeStatus` via `http.Error`).
+fn router_error(status: StatusCode, kind: &'static str, text: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text.to_owned()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    if !kind.is_empty() {
+        r.headers_mut().insert("x-cf-routererror", HeaderValue::from_static(kind));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_prefixes_match_on_segment_boundaries() {
+        assert!(path_prefix("", "/anything"));
+        assert!(path_prefix("/api", "/api"));
+        assert!(path_prefix("/api", "/api/v1"));
+        assert!(!path_prefix("/api", "/apiary"));
+    }
+
+    #[test]
+    fn a_late_map_does_not_resurrect_an_unmapped_destination() {
+        let mut t = Table::default();
+        t.apply(RouteEvent::Unmap { seq: 2, destination_guid: "d".into() });
+        t.apply(RouteEvent::Map {
+            seq: 1,
+            destination_guid: "d".into(),
+            fqdn: "a.example.com".into(),
+            path: String::new(),
+            app_guid: "app".into(),
+            process_type: "web".into(),
+        });
+        assert!(t.destinations["d"].1.is_none());
+    }
+}

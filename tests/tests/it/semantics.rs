@@ -1,0 +1,445 @@
+//! The double's own semantics: destinations, pagination, label selectors, auth, metadata, restage.
+
+use std::time::Duration;
+
+use http::Method;
+use serde_json::{Value, json};
+use tests::Role;
+
+use crate::common::{Env, assert_error, destinations};
+
+fn guids(v: &Value) -> Vec<String> {
+    v["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .map(|d| d["guid"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_is_idempotent_and_answers_200_with_every_destination() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let b = env.cf.add_app(&env.std.space, "b");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    let path = format!("/v3/routes/{route}/destinations");
+
+    let first = env.send(Method::POST, &path, &destinations(&[&a.guid])).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let again = env.send(Method::POST, &path, &destinations(&[&a.guid])).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(guids(&first.json()), guids(&again.json()), "same destination, same guid");
+
+    let both = env.send(Method::POST, &path, &destinations(&[&b.guid])).await.json();
+    let mut sorted = guids(&both);
+    sorted.sort();
+    assert_eq!(guids(&both), sorted, "sorted by guid");
+    assert_eq!(both["destinations"].as_array().map(Vec::len), Some(2));
+    let d = &both["destinations"][0];
+    assert_eq!(
+        (d["port"].clone(), d["protocol"].clone(), d["weight"].clone()),
+        (json!(8080), json!("http1"), Value::Null)
+    );
+    assert_eq!(d["app"]["process"]["type"], "web");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_keeps_the_guids_of_unchanged_destinations_in_one_step() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let b = env.cf.add_app(&env.std.space, "b");
+    let c = env.cf.add_app(&env.std.space, "c");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    let keep = env.cf.map_route(&route, &a.guid, "web", 8080);
+    let gone = env.cf.map_route(&route, &b.guid, "web", 8080);
+    let path = format!("/v3/routes/{route}/destinations");
+
+    let body = json!({ "destinations": [
+        { "app": { "guid": a.guid, "process": { "type": "web" } }, "port": 8080, "protocol": "http1" },
+        { "app": { "guid": c.guid } },
+    ]});
+    let reply = env.send(Method::PATCH, &path, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let after = guids(&reply.json());
+    assert!(after.contains(&keep), "unchanged destination keeps its guid");
+    assert!(!after.contains(&gone), "unlisted destination is removed");
+    assert_eq!(after.len(), 2);
+    let apps: Vec<Value> =
+        reply.json()["destinations"].as_array().expect("list").iter().map(|d| d["app"]["guid"].clone()).collect();
+    assert!(apps.contains(&json!(c.guid)));
+
+    let empty = env.send(Method::PATCH, &path, &json!({ "destinations": [] })).await;
+    assert_eq!((empty.status.as_u16(), empty.json()["destinations"].clone()), (200, json!([])));
+    let dup = env.send(Method::PATCH, &path, &destinations(&[&a.guid, &a.guid])).await;
+    assert_error(&dup, "422-CF-UnprocessableEntity-duplicate-destinations");
+    let insert_empty = env.send(Method::POST, &path, &json!({ "destinations": [] })).await;
+    assert_error(&insert_empty, "422-CF-UnprocessableEntity-empty-insert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_answers_204_and_422_for_an_unknown_destination() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    let d = env.cf.map_route(&route, &a.guid, "web", 8080);
+    let url = env.url(&format!("/v3/routes/{route}/destinations/{d}"));
+    let gone = env.http.send(Method::DELETE, &url, &[("authorization", &env.dev)], None).await.expect("answer");
+    assert_eq!(gone.status, 204);
+    assert!(gone.body.is_empty());
+    let again = env.http.send(Method::DELETE, &url, &[("authorization", &env.dev)], None).await.expect("answer");
+    assert_error(&again, "422-CF-UnprocessableEntity-unmap-unknown-destination");
+    let missing = env.get(&format!("/v3/routes/{}", uuid::Uuid::new_v4())).await;
+    assert_error(&missing, "404-CF-ResourceNotFound-route");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_app_outside_the_routes_spaces_is_422_until_the_route_is_shared() {
+    let env = Env::new().await;
+    let elsewhere = env.cf.add_app(&env.std.other_space, "elsewhere");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    let path = format!("/v3/routes/{route}/destinations");
+    let reply = env.send(Method::POST, &path, &destinations(&[&elsewhere.guid])).await;
+    assert_error(&reply, "422-CF-UnprocessableEntity-destination-space");
+
+    env.cf.share_route(&route, &env.std.other_space);
+    let shared = env.send(Method::POST, &path, &destinations(&[&elsewhere.guid])).await;
+    assert_eq!(shared.status, 200, "{}", shared.text());
+
+    let unknown = env.send(Method::POST, &path, &destinations(&["00000000-0000-0000-0000-000000000000"])).await;
+    assert_error(&unknown, "422-CF-UnprocessableEntity-app-guid-missing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_101st_destination_is_422() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    // Destinations are unique per (app, process, port): 100 ports of one app fill the route.
+    let list: Vec<Value> = (0..100).map(|i| json!({ "app": { "guid": a.guid }, "port": 2000 + i })).collect();
+    let path = format!("/v3/routes/{route}/destinations");
+    let full = env.send(Method::POST, &path, &json!({ "destinations": list })).await;
+    assert_eq!(full.status, 200, "{}", full.text());
+    assert_eq!(full.json()["destinations"].as_array().map(Vec::len), Some(100));
+    let one_more =
+        env.send(Method::POST, &path, &json!({ "destinations": [{ "app": { "guid": a.guid }, "port": 3000 }] })).await;
+    assert_eq!(one_more.status, 422);
+    assert_eq!(one_more.json()["errors"][0]["detail"], "Routes can be mapped to at most 100 destinations.");
+    let too_many: Vec<Value> = (0..101).map(|i| json!({ "app": { "guid": a.guid }, "port": 4000 + i })).collect();
+    let replace = env.send(Method::PATCH, &path, &json!({ "destinations": too_many })).await;
+    assert_eq!(
+        replace.json()["errors"][0]["detail"],
+        "Destinations must be an array containing between 0 and 100 destination objects."
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_walks_120_routes_in_pages_of_50() {
+    let env = Env::new().await;
+    for i in 0..120 {
+        env.cf.add_route(&env.std.space, &env.std.domain, &format!("r{i:03}"), "");
+    }
+    let mut url = env.url(&format!("/v3/routes?per_page=50&space_guids={}", env.std.space));
+    let mut seen = Vec::new();
+    let mut pages = Vec::new();
+    for _ in 0..5 {
+        let page = env.http.get(&url, Some(&env.dev)).await.expect("answer").json();
+        assert_eq!(
+            (page["pagination"]["total_results"].clone(), page["pagination"]["total_pages"].clone()),
+            (json!(120), json!(3))
+        );
+        pages.push(page["resources"].as_array().map_or(0, Vec::len));
+        seen.extend(
+            page["resources"].as_array().into_iter().flatten().map(|r| r["guid"].as_str().unwrap_or("").to_owned()),
+        );
+        if pages.len() == 1 {
+            assert!(page["pagination"]["previous"].is_null());
+        }
+        match page["pagination"]["next"]["href"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, [50, 50, 20]);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 120);
+    let last = env.get("/v3/routes?per_page=50&page=3").await.json();
+    assert!(last["pagination"]["next"].is_null());
+    assert!(last["pagination"]["previous"]["href"].as_str().is_some_and(|h| h.contains("page=2")));
+
+    let empty = env.get("/v3/apps?names=nothing").await.json();
+    assert_eq!((empty["pagination"]["total_pages"].clone(), empty["resources"].clone()), (json!(1), json!([])));
+    assert_error(&env.get("/v3/routes?per_page=5001").await, "400-CF-BadQueryParameter-per-page");
+    assert_error(&env.get("/v3/routes?per_page=0").await, "400-CF-BadQueryParameter-per-page");
+    assert_error(&env.get("/v3/routes?foo=bar").await, "400-CF-BadQueryParameter-unknown-param");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_select_routes_by_host_path_domain_space_and_app() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let bare = env.cf.add_route(&env.std.space, &env.std.domain, "", "");
+    let api = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "/api");
+    let shop = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    env.cf.map_route(&shop, &a.guid, "web", 8080);
+    let found = |v: Value| -> Vec<String> {
+        v["resources"].as_array().into_iter().flatten().map(|r| r["guid"].as_str().unwrap_or("").to_owned()).collect()
+    };
+    assert_eq!(found(env.get("/v3/routes?hosts=&paths=").await.json()), [bare.as_str()]);
+    assert_eq!(found(env.get("/v3/routes?hosts=shop&paths=/api").await.json()), [api.as_str()]);
+    assert_eq!(found(env.get(&format!("/v3/routes?app_guids={}", a.guid)).await.json()), [shop.as_str()]);
+    assert_eq!(found(env.get(&format!("/v3/apps/{}/routes", a.guid)).await.json()), [shop.as_str()]);
+    assert_eq!(
+        found(env.get(&format!("/v3/routes?domain_guids={}&guids={api},{shop}", env.std.domain)).await.json()).len(),
+        2
+    );
+    let bare_json = env.get(&format!("/v3/routes/{bare}?include=domain")).await.json();
+    assert_eq!(
+        (bare_json["host"].clone(), bare_json["path"].clone(), bare_json["port"].clone()),
+        (json!(""), json!(""), Value::Null)
+    );
+    assert_eq!(bare_json["url"], "apps.example.com");
+    assert_eq!(bare_json["included"]["domains"][0]["name"], "apps.example.com");
+    let names = env.get(&format!("/v3/apps?names=a&space_guids={}", env.std.space)).await.json();
+    assert_eq!(names["resources"][0]["guid"], json!(a.guid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_label_selector_operator_filters_lists() {
+    let env = Env::new().await;
+    let prod = env.cf.add_app(&env.std.space, "prod");
+    let dev = env.cf.add_app(&env.std.space, "dev");
+    let bare = env.cf.add_app(&env.std.space, "bare");
+    for (app, labels) in [(&prod, json!({ "env": "prod", "tier": "web" })), (&dev, json!({ "env": "dev" }))] {
+        let r = env
+            .send(Method::PATCH, &format!("/v3/apps/{}", app.guid), &json!({ "metadata": { "labels": labels } }))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let env = &env;
+    let names = |sel: &str| {
+        let url =
+            format!("/v3/apps?label_selector={}", form_urlencoded::byte_serialize(sel.as_bytes()).collect::<String>());
+        async move {
+            let v = env.get(&url).await.json();
+            let mut n: Vec<String> = v["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    assert_eq!(names("env=prod").await, ["prod"]);
+    assert_eq!(names("env==dev").await, ["dev"]);
+    assert_eq!(names("env!=prod").await, ["bare", "dev"]);
+    assert_eq!(names("env in (prod,dev)").await, ["dev", "prod"]);
+    assert_eq!(names("env notin (prod)").await, ["bare", "dev"]);
+    assert_eq!(names("tier").await, ["prod"]);
+    assert_eq!(names("!env").await, ["bare"]);
+    assert_eq!(names("env,!tier").await, ["dev"]);
+    let _ = bare;
+    let bad = env.get("/v3/apps?label_selector=env%20in%20(a").await;
+    assert_eq!((bad.status.as_u16(), bad.json()["errors"][0]["title"].clone()), (400, json!("CF-BadQueryParameter")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_patch_merges_deletes_with_null_and_enforces_limits() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let path = format!("/v3/apps/{}", a.guid);
+    let set = json!({ "metadata": { "labels": { "switchctl.example.com/state": "on" },
+                                    "annotations": { "switchctl.example.com/saved": "x".repeat(5000), "old": "1" } } });
+    assert_eq!(env.send(Method::PATCH, &path, &set).await.status, 200);
+    let del = env.send(Method::PATCH, &path, &json!({ "metadata": { "annotations": { "old": null } } })).await.json();
+    assert_eq!(del["metadata"]["labels"]["switchctl.example.com/state"], "on");
+    assert!(del["metadata"]["annotations"].get("old").is_none());
+    assert_eq!(del["metadata"]["annotations"]["switchctl.example.com/saved"].as_str().map(str::len), Some(5000));
+    let long =
+        env.send(Method::PATCH, &path, &json!({ "metadata": { "annotations": { "k": "y".repeat(5001) } } })).await;
+    assert_eq!(long.status, 422);
+    assert_eq!(
+        long.json()["errors"][0]["detail"],
+        "Metadata annotation value error: 'yyyyyyyy...' is greater than 5000 characters"
+    );
+    let key = env.send(Method::PATCH, &path, &json!({ "metadata": { "labels": { "a/b/c": "x" } } })).await;
+    assert_eq!(key.json()["errors"][0]["detail"], "Metadata label key error: key has more than one '/'");
+    let bad_json = env
+        .http
+        .send(Method::PATCH, &env.url(&path), &[("authorization", &env.dev)], Some(b"{nope".to_vec()))
+        .await
+        .expect("answer");
+    assert_error(&bad_json, "400-CF-MessageParseError");
+    let unknown = env.send(Method::PATCH, &path, &json!({ "x": 1 })).await;
+    assert_eq!(unknown.json()["errors"][0]["detail"], "Unknown field(s): 'x'");
+    // Route metadata: a Space Supporter may write it, but not app metadata.
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    let sup = env.bearer("supporter");
+    let on_route = env
+        .send_as(
+            &sup,
+            Method::PATCH,
+            &format!("/v3/routes/{route}"),
+            &json!({ "metadata": { "labels": { "k": "v" } } }),
+        )
+        .await;
+    assert_eq!(on_route.status, 200, "{}", on_route.text());
+    let on_app = env.send_as(&sup, Method::PATCH, &path, &json!({ "metadata": { "labels": { "k": "v" } } })).await;
+    assert_error(&on_app, "403-CF-NotAuthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_missing_expired_or_forged_are_401_and_auditors_get_403_on_writes() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    let anon = env.http.get(&env.url("/v3/apps"), None).await.expect("answer");
+    assert_error(&anon, "401-CF-NotAuthenticated");
+    let expired = env.cf.uaa.expired_token_for("developer", Duration::from_secs(5)).expect("token");
+    assert_error(&env.get_as("/v3/apps", &format!("bearer {expired}")).await, "401-CF-InvalidAuthToken");
+    let forged = format!("{}x", env.dev);
+    assert_error(&env.get_as("/v3/apps", &forged).await, "401-CF-InvalidAuthToken");
+    assert_error(&env.get_as("/v3/apps", "basic abc").await, "401-CF-InvalidAuthToken");
+    // A token that expires as it is issued (lifetime zero).
+    env.cf.uaa.set_access_token_lifetime(Duration::ZERO);
+    let instant = env.bearer("developer");
+    assert_error(&env.get_as("/v3/apps", &instant).await, "401-CF-InvalidAuthToken");
+    // Any case of "bearer" is accepted.
+    let upper = env.dev.replacen("bearer", "BEARER", 1);
+    assert_eq!(env.get_as("/v3/apps", &upper).await.status, 200);
+
+    env.cf.uaa.set_access_token_lifetime(Duration::from_secs(600));
+    let auditor = env.bearer("auditor");
+    assert_eq!(env.get_as(&format!("/v3/routes/{route}/destinations"), &auditor).await.status, 200);
+    let write = env
+        .send_as(&auditor, Method::POST, &format!("/v3/routes/{route}/destinations"), &destinations(&[&a.guid]))
+        .await;
+    assert_error(&write, "403-CF-NotAuthorized");
+    // A user without any role in the space does not see the app at all.
+    let stranger = env.cf.add_user("stranger", "pw", &[]);
+    let stranger = env.bearer(&stranger.name);
+    assert_error(&env.get_as(&format!("/v3/apps/{}", a.guid), &stranger).await, "404-CF-ResourceNotFound-app");
+    // Suspended org: writes are refused.
+    env.cf.set_org_suspended(&env.std.org, true);
+    let suspended =
+        env.send(Method::POST, &format!("/v3/routes/{route}/destinations"), &destinations(&[&a.guid])).await;
+    assert_error(&suspended, "403-CF-OrgSuspended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_cf_not_found_and_roots_need_no_token() {
+    let env = Env::new().await;
+    let nope = env.http.get(&env.url("/v3/nope"), None).await.expect("answer");
+    assert_error(&nope, "404-CF-NotFound-unknown-path");
+    let wrong_method = env.send(Method::PUT, "/v3/apps", &json!({})).await;
+    assert_error(&wrong_method, "404-CF-NotFound-unknown-path");
+    for path in ["/", "/v3", "/v3/info"] {
+        let r = env.http.get(&env.url(path), None).await.expect("answer");
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+    }
+    let root = env.http.get(&env.url("/"), None).await.expect("answer").json();
+    assert_eq!(root["links"]["login"]["href"], json!(env.cf.uaa_url()));
+    assert_eq!(env.get("/v3/domains/00000000-0000-0000-0000-000000000000").await.status, 404);
+    assert_error(&env.get("/v3/domains/00000000-0000-0000-0000-000000000000").await, "404-CF-ResourceNotFound-domain");
+    assert_error(&env.get("/v3/builds/00000000-0000-0000-0000-000000000000").await, "404-CF-ResourceNotFound-build");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restage_stages_a_build_swaps_the_droplet_and_restarts() {
+    let env = Env::with(tests::Options {
+        staging_time: Duration::from_millis(200),
+        startup_time: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let app = env.cf.add_app_with(&env.std.space, "a", 2, true);
+    let pkgs = env
+        .get(&format!("/v3/packages?app_guids={}&states=READY&order_by=-created_at&per_page=1&page=1", app.guid))
+        .await
+        .json();
+    let pkg = pkgs["resources"][0]["guid"].as_str().expect("package").to_owned();
+    let build = env.send(Method::POST, "/v3/builds", &json!({ "package": { "guid": pkg } })).await;
+    assert_eq!((build.status.as_u16(), build.json()["state"].clone()), (201, json!("STAGING")));
+    let again = env.send(Method::POST, "/v3/builds", &json!({ "package": { "guid": pkg } })).await;
+    assert_eq!(again.json()["errors"][0]["title"], "CF-StagingInProgress");
+    let build_guid = build.json()["guid"].as_str().expect("guid").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let droplet = loop {
+        let b = env.get(&format!("/v3/builds/{build_guid}")).await.json();
+        if b["state"] == "STAGED" {
+            break b["droplet"]["guid"].as_str().expect("droplet").to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "build never staged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stop = env.send(Method::POST, &format!("/v3/apps/{}/actions/stop", app.guid), &json!({})).await;
+    assert_eq!(stop.json()["state"], "STOPPED");
+    let down = env.get(&format!("/v3/processes/{}/stats", app.web_process)).await.json();
+    assert_eq!(down["resources"][0]["state"], "DOWN");
+    let set = env
+        .send(
+            Method::PATCH,
+            &format!("/v3/apps/{}/relationships/current_droplet", app.guid),
+            &json!({ "data": { "guid": droplet } }),
+        )
+        .await;
+    assert_eq!(set.json()["data"]["guid"], json!(droplet));
+    let start = env.send(Method::POST, &format!("/v3/apps/{}/actions/start", app.guid), &json!({})).await;
+    assert_eq!(start.json()["state"], "STARTED");
+    let starting = env.get(&format!("/v3/apps/{}/processes/web/stats", app.guid)).await.json();
+    assert_eq!(starting["resources"][0]["state"], "STARTING");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let running = env.get(&format!("/v3/processes/{}/stats", app.web_process)).await.json();
+    assert_eq!(running["resources"].as_array().map(Vec::len), Some(2));
+    assert!(running["resources"].as_array().into_iter().flatten().all(|i| i["state"] == "RUNNING"));
+    let current = env.get(&format!("/v3/apps/{}/droplets/current", app.guid)).await.json();
+    assert_eq!(current["guid"], json!(droplet));
+
+    env.cf.set_instance_states(
+        &app.web_process,
+        Some(vec![tests::InstanceState::Crashed, tests::InstanceState::Running]),
+    );
+    let mixed = env.get(&format!("/v3/processes/{}/stats", app.web_process)).await.json();
+    assert_eq!(
+        (mixed["resources"][0]["state"].clone(), mixed["resources"][1]["state"].clone()),
+        (json!("CRASHED"), json!("RUNNING"))
+    );
+    let restart = env.send(Method::POST, &format!("/v3/apps/{}/actions/restart", app.guid), &json!({})).await;
+    assert_eq!(restart.status, 200);
+    let deploy = env
+        .send(Method::POST, "/v3/deployments", &json!({ "relationships": { "app": { "data": { "guid": app.guid } } } }))
+        .await;
+    assert_eq!(deploy.status, 201, "{}", deploy.text());
+    let dep = env.get(&format!("/v3/deployments/{}", deploy.json()["guid"].as_str().unwrap_or(""))).await.json();
+    assert_eq!(
+        (dep["status"]["value"].clone(), dep["status"]["reason"].clone()),
+        (json!("FINALIZED"), json!("DEPLOYED"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_create_and_delete_go_through_a_job() {
+    let env = Env::new().await;
+    let body = json!({ "host": "new", "relationships": { "space": { "data": { "guid": env.std.space } }, "domain": { "data": { "guid": env.std.domain } } } });
+    let created = env.send(Method::POST, "/v3/routes", &body).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["url"], "new.apps.example.com");
+    let dup = env.send(Method::POST, "/v3/routes", &body).await;
+    assert_eq!(dup.status, 422);
+    let guid = created.json()["guid"].as_str().expect("guid").to_owned();
+    let del = env
+        .http
+        .send(Method::DELETE, &env.url(&format!("/v3/routes/{guid}")), &[("authorization", &env.dev)], None)
+        .await
+        .expect("answer");
+    assert_eq!(del.status, 202);
+    let job = del.header("location").expect("Location").to_owned();
+    let job = env.http.get(&job, Some(&env.dev)).await.expect("answer").json();
+    assert_eq!(job["state"], "COMPLETE");
+    assert_eq!(env.get(&format!("/v3/routes/{guid}")).await.status, 404);
+    let _ = Role::Developer;
+}
