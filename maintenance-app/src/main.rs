@@ -27,8 +27,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let addr = (std::net::Ipv6Addr::UNSPECIFIED, config.port);
-        let listener = match bind(addr).await {
+        let listener = match server::bind(config.port) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("maintenance-app: cannot listen on port {}: {e}; set PORT to a free port", config.port);
@@ -45,12 +44,4 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-/// Dual-stack where the host has IPv6, plain IPv4 where it does not.
-async fn bind(addr: (std::net::Ipv6Addr, u16)) -> std::io::Result<tokio::net::TcpListener> {
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => Ok(l),
-        Err(_) => tokio::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, addr.1)).await,
-    }
 }
