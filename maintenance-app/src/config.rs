@@ -136,6 +136,10 @@ impl PolicySpec {
 }
 
 /// One entry of the rules file: where it applies and what it overrides.
+///
+/// The policy fields repeat [`PolicySpec`]'s rather than `#[serde(flatten)]` it, because serde
+/// cannot combine `flatten` with `deny_unknown_fields`, and a misspelt key (`retry-after`) must be
+/// an error at startup, not a silently ignored setting.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
