@@ -12,10 +12,17 @@ Login:
   In pipelines without `cf login`, set CF_API plus CF_CLIENT_ID and CF_CLIENT_SECRET (or
   CF_USERNAME and CF_PASSWORD), and pass --org and --space (or set CF_ORG and CF_SPACE).
 
+State:
+  A switched route carries the label and annotation switchctl.cf-maintenance/m-<APP_GUID>; the
+  annotation records APP's original destinations, so `off` (from any machine) restores them.
+  After a failure or a crash, run the same command again: it resumes where it stopped.
+
 Exit codes:
-  0  done
-  1  failed: an operation did not complete; what was changed is reported and left consistent
-  2  usage or configuration error (bad arguments, not logged in, no target); nothing was changed";
+  0  done (every route switched, restored, already done or skipped)
+  1  failed: a route could not be switched or restored (each route is left consistent and
+     reported; run the same command again to finish), or an app that must serve is not running
+  2  usage or configuration error (bad arguments, not logged in, no target, APP or the
+     maintenance app not found); nothing was changed";
 
 /// Switch a Cloud Foundry app's routes to the maintenance app and back, verified.
 #[derive(Debug, Parser)]
@@ -78,11 +85,11 @@ pub struct SwitchArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Do not probe the routes after switching.
+    /// Do not probe the routes after each change; wait --settle seconds instead.
     #[arg(long)]
     pub no_verify: bool,
 
-    /// Seconds to wait after switching before probing (router tables settle).
+    /// With --no-verify: seconds to wait after each destination change (router tables settle).
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub settle: u64,
 
@@ -90,7 +97,7 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub probe_via: Option<String>,
 
-    /// Give up verification after this many seconds.
+    /// Give up each verification step after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
 
@@ -106,7 +113,7 @@ pub struct OffArgs {
     #[command(flatten)]
     pub switch: SwitchArgs,
 
-    /// Restore even if the routes were changed by someone else since `on`.
+    /// Restore even if APP has no running web instance (then the restore is not verified).
     #[arg(long)]
     pub force: bool,
 }
@@ -121,6 +128,14 @@ pub struct StatusArgs {
     /// The maintenance app (in the same space).
     #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = "maintenance-app", value_name = "NAME")]
     pub maintenance_app: String,
+
+    /// Send the probe (one request per route) to this router address (HOST:PORT) with each route's Host header.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub probe_via: Option<String>,
+
+    /// Do not ask the routes who answers; show the API's view only.
+    #[arg(long)]
+    pub no_probe: bool,
 }
 
 /// Checks a `HOST:PORT` (`[v6]:PORT` for IPv6 addresses).

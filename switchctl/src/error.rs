@@ -284,8 +284,9 @@ impl ApiError {
                 "the org or space is suspended; ask a platform operator to reactivate it"
             }
             (403, _) => {
-                "you need the SpaceDeveloper role in the app's space (`cf space-users ORG SPACE` shows who has \
-                 it; an org or space manager can grant it with `cf set-space-role`)"
+                "you need the Space Developer role (SpaceDeveloper; Space Supporter suffices for route changes) in \
+                 the app's space (`cf space-users ORG SPACE` shows who has it; an org or space manager can grant it \
+                 with `cf set-space-role`)"
             }
             (404, _) => {
                 "check the app and route names and the targeted org and space (`cf target`, `cf apps`, `cf routes`)"
@@ -398,6 +399,48 @@ pub enum Error {
     /// A subcommand that is not written yet.
     #[error("`switchctl {0}` is not implemented yet")]
     NotImplemented(&'static str),
+    /// The app named on the command line is not in the target space.
+    #[error(
+        "app {name:?} not found in org {org:?} / space {space:?}; check the name with `cf apps` (and the target \
+         with `cf target`, or pass --org/--space); nothing was changed"
+    )]
+    AppNotFound {
+        /// The name given.
+        name: String,
+        /// The org searched.
+        org: String,
+        /// The space searched.
+        space: String,
+    },
+    /// The maintenance app is not in the target space.
+    #[error(
+        "maintenance app {name:?} not found in org {org:?} / space {space:?}; push it there (`cf push` from the \
+         maintenance-app directory), or name it with --maintenance-app (env SWITCHCTL_MAINTENANCE_APP): it must be \
+         in the same space as the routes; nothing was changed"
+    )]
+    MaintenanceAppNotFound {
+        /// The name given (or the default).
+        name: String,
+        /// The org searched.
+        org: String,
+        /// The space searched.
+        space: String,
+    },
+    /// An app that has to answer on the routes is not running.
+    #[error("{role} {name:?} cannot serve the routes: {why}; {fix}")]
+    NotRunning {
+        /// `app` or `maintenance app`.
+        role: &'static str,
+        /// Its name.
+        name: String,
+        /// What is wrong.
+        why: String,
+        /// What to do.
+        fix: String,
+    },
+    /// Arguments that parse but make no sense together.
+    #[error("{0}")]
+    Usage(String),
     /// Writing output failed.
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
@@ -413,7 +456,10 @@ impl Error {
     /// The process exit code for this error: 2 for configuration and login problems, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => EXIT_USAGE,
+            Error::Config(_) | Error::Usage(_) => EXIT_USAGE,
+            // A name that does not exist is a mistake in the command (or its configuration), like
+            // an unknown `--org`; a stopped app is the platform's state.
+            Error::AppNotFound { .. } | Error::MaintenanceAppNotFound { .. } => EXIT_USAGE,
             Error::Token(t) if t.needs_login() => EXIT_USAGE,
             _ => EXIT_FAILURE,
         }
@@ -504,5 +550,10 @@ mod tests {
         let api = ApiError::from_response(500, b"", "GET", "/");
         assert_eq!(Error::from(api).exit_code(), EXIT_FAILURE);
         assert_eq!(Error::NotImplemented("on").exit_code(), EXIT_FAILURE);
+        let missing = Error::AppNotFound { name: "shop".into(), org: "o".into(), space: "s".into() };
+        assert_eq!(missing.exit_code(), EXIT_USAGE);
+        let stopped =
+            Error::NotRunning { role: "app", name: "shop".into(), why: "it is STOPPED".into(), fix: "x".into() };
+        assert_eq!(stopped.exit_code(), EXIT_FAILURE);
     }
 }

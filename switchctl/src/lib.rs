@@ -1,8 +1,8 @@
 //! `switchctl`: switch a Cloud Foundry app's routes to the maintenance app and back.
 //!
-//! This crate is the foundation: the cf CLI login ([`cfconfig`], [`uaa`], [`session`]), a typed
-//! Cloud Controller v3 client with timeouts, retries and rate-limit handling ([`capi`]), errors that
-//! say what to do ([`error`]), and the command line ([`cli`]). [`run`] executes a parsed command
+//! The cf CLI login ([`cfconfig`], [`uaa`], [`session`]), a typed Cloud Controller v3 client with
+//! timeouts, retries and rate-limit handling ([`capi`]), the switch itself ([`switch`]: `on`, `off`,
+//! `status`), errors that say what to do ([`error`]), and the command line ([`cli`]). [`run`] executes a parsed command
 //! line; the binary is a thin wrapper around it, and tests call it in-process.
 //!
 //! ```no_run
@@ -25,6 +25,7 @@ pub mod cli;
 pub mod error;
 pub mod logging;
 pub mod session;
+pub mod switch;
 pub mod uaa;
 
 use std::process::ExitCode;
@@ -42,18 +43,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
 /// Runs a parsed command line with the given login environment. Errors carry their exit code
 /// ([`Error::exit_code`]).
 pub async fn run_with(cli: Cli, env: LoginEnv) -> Result<ExitCode, Error> {
-    let name = match &cli.command {
-        Command::Completions { shell } => {
-            let mut out = Vec::new();
-            cli::write_completions(*shell, &mut out);
-            use std::io::Write as _;
-            std::io::stdout().write_all(&out).map_err(Error::Output)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::On(_) => "on",
-        Command::Off(_) => "off",
-        Command::Status(_) => "status",
-    };
+    if let Command::Completions { shell } = &cli.command {
+        let mut out = Vec::new();
+        cli::write_completions(*shell, &mut out);
+        use std::io::Write as _;
+        std::io::stdout().write_all(&out).map_err(Error::Output)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let options = SessionOptions {
         org: cli.org.clone(),
         space: cli.space.clone(),
@@ -61,10 +57,9 @@ pub async fn run_with(cli: Cli, env: LoginEnv) -> Result<ExitCode, Error> {
         env,
         ..SessionOptions::default()
     };
-    // Check the login and the target first, so that configuration problems show up (exit 2)
-    // even before the switch logic exists.
+    // The login and the target first: configuration problems show up (exit 2) before any change.
     let session = Session::connect(options).await?;
     let target = session.target().await?;
     tracing::debug!(org = %target.org.name, space = %target.space.name, "target");
-    Err(Error::NotImplemented(name))
+    switch::run(&session, &target, &cli).await
 }

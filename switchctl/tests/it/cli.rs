@@ -36,7 +36,8 @@ fn help_lists_the_exit_codes() {
     let home = tempfile::tempdir().expect("tempdir");
     let (code, out, _) = run(switchctl(home.path()).arg("--help"));
     assert_eq!(code, 0);
-    assert!(out.contains("Exit codes:\n  0  done\n  1  failed"), "{out}");
+    assert!(out.contains("Exit codes:\n  0  done (every route"), "{out}");
+    assert!(out.contains("\n  1  failed: a route could not be switched or restored"), "{out}");
     assert!(out.contains("2  usage or configuration error"), "{out}");
 }
 
@@ -69,12 +70,14 @@ fn no_targeted_space_exits_2_and_says_cf_target_or_space() {
 }
 
 #[test]
-fn the_switch_commands_are_not_implemented_yet_and_exit_1() {
+fn an_unreachable_api_exits_1_and_says_so() {
     let home = tempfile::tempdir().expect("tempdir");
     write_cf_config(home.path(), "http://127.0.0.1:9", &format!("bearer {}", jwt(3600, "u")), |_| {});
-    let (code, _, err) = run(switchctl(home.path()).args(["on", "shop", "--dry-run"]));
+    let (code, out, err) = run(switchctl(home.path()).args(["on", "shop", "--dry-run"]));
     assert_eq!(code, 1, "{err}");
-    assert_eq!(err.trim_end(), "switchctl: error: `switchctl on` is not implemented yet");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.starts_with("switchctl: error: GET http://127.0.0.1:9/v3/apps?names="), "{err}");
+    assert!(err.contains("cannot connect to 127.0.0.1"), "{err}");
 }
 
 #[test]

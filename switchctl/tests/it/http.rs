@@ -288,9 +288,10 @@ async fn errors_are_shown_as_title_code_detail_and_what_to_do() {
     let err = client.replace_destinations("r1", &[]).await.expect_err("403");
     assert_eq!(
         err.to_string(),
-        "CF-NotAuthorized (10003): You are not authorized to perform the requested action — you need the \
-         SpaceDeveloper role in the app's space (`cf space-users ORG SPACE` shows who has it; an org or space \
-         manager can grant it with `cf set-space-role`) [PATCH /v3/routes/r1/destinations → HTTP 403]"
+        "CF-NotAuthorized (10003): You are not authorized to perform the requested action — you need the Space \
+         Developer role (SpaceDeveloper; Space Supporter suffices for route changes) in the app's space (`cf \
+         space-users ORG SPACE` shows who has it; an org or space manager can grant it with `cf set-space-role`) \
+         [PATCH /v3/routes/r1/destinations → HTTP 403]"
     );
     let err = client.get_app("nope").await.expect_err("404");
     assert!(err.to_string().starts_with("CF-ResourceNotFound (10010): App not found — check the app"), "{err}");

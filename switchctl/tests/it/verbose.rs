@@ -61,7 +61,8 @@ async fn verbose_output_traces_requests_and_never_contains_a_token() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
 
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("`switchctl on` is not implemented yet"), "{stderr}");
+    // After the target, `on` looks the app up; this mock knows no apps (404), which ends the run.
+    assert!(stderr.contains("/v3/apps?names=shop&space_guids=space-2"), "{stderr}");
     assert_eq!(seen(&calls), vec![Some(format!("bearer {first}")), Some(format!("bearer {second}"))]);
     assert!(stderr.contains(&format!("url={api}/v3/spaces?names=other&organization_guids=")), "{stderr}");
     assert!(stderr.contains("status=401") && stderr.contains("status=200"), "{stderr}");

@@ -1,0 +1,321 @@
+//! What `on` and `off` do to one route, decided from the route as the API shows it. Pure: no
+//! requests, so the decisions are tested without a Cloud Controller, and `--dry-run` shows exactly
+//! what a run would do.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{
+    probe::Target,
+    state::{self, Record, RecordError},
+};
+use crate::capi::{Destination, Domain, NewDestination, Route};
+
+/// Why a route is left alone.
+pub fn skip_reason(route: &Route, domain: Option<&Domain>) -> Option<&'static str> {
+    if route.is_tcp() {
+        return Some(
+            "TCP route: the TCP router would send HTTP clients' bytes to the maintenance app unchanged; not switched",
+        );
+    }
+    if domain.is_some_and(|d| d.internal) {
+        return Some(
+            "internal route: container-to-container traffic does not pass the router (and would need network \
+             policies to the maintenance app); not switched",
+        );
+    }
+    None
+}
+
+/// Where users reach the route.
+pub fn target(route: &Route, domain: Option<&Domain>) -> Target {
+    let fqdn = match domain {
+        Some(d) if route.host.is_empty() => d.name.clone(),
+        Some(d) => format!("{}.{}", route.host, d.name),
+        // Without the domain, the URL minus the path is the same thing.
+        None => route.url.strip_suffix(route.path.as_str()).unwrap_or(&route.url).to_owned(),
+    };
+    Target { fqdn, path: route.path.clone() }
+}
+
+/// The route's URL as cf shows it (`host.domain/path`).
+pub fn url(route: &Route, domain: Option<&Domain>) -> String {
+    if !route.url.is_empty() {
+        return route.url.clone();
+    }
+    let t = target(route, domain);
+    format!("{}{}", t.fqdn, t.path)
+}
+
+/// A destination as reports show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationView {
+    /// App GUID.
+    pub app: String,
+    /// App name, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<String>,
+    /// Process type.
+    pub process: String,
+    /// App port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    /// Protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+impl DestinationView {
+    /// `d`, named with `names` (app GUID → name).
+    pub fn of(d: &Destination, names: &HashMap<String, String>) -> DestinationView {
+        DestinationView {
+            app: d.app.guid.clone(),
+            app_name: names.get(&d.app.guid).cloned(),
+            process: d.process_type().to_owned(),
+            port: d.port,
+            protocol: d.protocol.clone(),
+        }
+    }
+
+    /// A destination about to be added.
+    pub fn new(d: &NewDestination, names: &HashMap<String, String>) -> DestinationView {
+        DestinationView {
+            app: d.app.guid.clone(),
+            app_name: names.get(&d.app.guid).cloned(),
+            process: d.app.process.as_ref().map_or("web", |p| p.kind.as_str()).to_owned(),
+            port: d.port,
+            protocol: d.protocol.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for DestinationView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.app_name.as_deref().unwrap_or(&self.app))?;
+        write!(f, " {}", self.process)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        if let Some(protocol) = &self.protocol {
+            write!(f, " {protocol}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What `on` does to a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnPlan {
+    /// Labelled for APP, APP gone, the maintenance app there: nothing to do.
+    Already,
+    /// APP has no destination on it and it carries no label for APP (changed meanwhile).
+    NotMapped,
+    /// The steps still to take, in order.
+    Switch {
+        /// The record to write first (`None`: the route already carries one; keep it, since the
+        /// route's current destinations may already be reduced).
+        record: Option<String>,
+        /// Whether the maintenance destination must be added.
+        insert_maintenance: bool,
+        /// APP's destinations to remove (as the route shows them now).
+        remove: Vec<Destination>,
+    },
+}
+
+/// Decides what `on` does to `route` for `app` (GUID, name) and the maintenance app `maint`.
+pub fn plan_on(route: &Route, app: (&str, &str), maint: &str, since: &str) -> Result<OnPlan, String> {
+    if route.destinations.iter().any(|d| d.weight.is_some()) {
+        return Err("the route has weighted destinations (a deprecated feature); CAPI refuses to add a destination \
+                    to it, so it was not changed: remove the weights (`cf curl -X PATCH /v3/routes/GUID/destinations`) \
+                    and run the command again"
+            .to_owned());
+    }
+    let labelled = route.metadata.labels.contains_key(&state::key(app.0));
+    let remove: Vec<Destination> = route.destinations.iter().filter(|d| d.app.guid == app.0).cloned().collect();
+    let has_maintenance = route.destinations.iter().any(|d| d.app.guid == maint);
+    if labelled {
+        // Resume: whatever the route shows now, the record already written is the truth.
+        Record::read(route, app.0).map_err(|e| e.to_string())?;
+        if remove.is_empty() && has_maintenance {
+            return Ok(OnPlan::Already);
+        }
+        return Ok(OnPlan::Switch { record: None, insert_maintenance: !has_maintenance, remove });
+    }
+    if remove.is_empty() {
+        return Ok(OnPlan::NotMapped);
+    }
+    let record = Record::new(app.0, app.1, maint, since, route).encode().map_err(|e: RecordError| e.to_string())?;
+    Ok(OnPlan::Switch { record: Some(record), insert_maintenance: !has_maintenance, remove })
+}
+
+/// What `off` does to a route labelled for APP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffPlan {
+    /// The record the route carries.
+    pub record: Record,
+    /// The recorded destinations to put back (all of them, as recorded), empty when all are there.
+    pub insert: Vec<NewDestination>,
+    /// The maintenance destinations to remove (as the route shows them now).
+    pub remove: Vec<Destination>,
+    /// Another app's label is on the route: it is still in maintenance, keep the maintenance app.
+    pub keep_maintenance: bool,
+}
+
+/// Decides what `off` does to `route` for `app_guid`. `Ok(None)`: the route carries no label for APP.
+pub fn plan_off(route: &Route, app_guid: &str) -> Result<Option<OffPlan>, String> {
+    let Some(record) = Record::read(route, app_guid).map_err(|e| e.to_string())? else { return Ok(None) };
+    let all_there = record.destinations.iter().all(|s| route.destinations.iter().any(|d| s.is(app_guid, d)));
+    let insert = if all_there { Vec::new() } else { record.destinations.iter().map(|s| s.to_new(app_guid)).collect() };
+    let keep_maintenance = state::labelled_apps(route).iter().any(|a| *a != app_guid);
+    let remove = if keep_maintenance {
+        Vec::new()
+    } else {
+        route.destinations.iter().filter(|d| d.app.guid == record.maintenance_app).cloned().collect()
+    };
+    Ok(Some(OffPlan { record, insert, remove, keep_maintenance }))
+}
+
+/// The destinations to send in one replace: every current one except those `drop` selects,
+/// re-sent with app, process type, port and protocol so that CAPI keeps them (same GUIDs).
+pub fn keep_all_but(current: &[Destination], drop: impl Fn(&Destination) -> bool) -> Vec<NewDestination> {
+    current.iter().filter(|d| !drop(d)).map(NewDestination::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn dest(guid: &str, app: &str, process: &str, port: u32, protocol: &str) -> serde_json::Value {
+        json!({"guid": guid, "app": {"guid": app, "process": {"type": process}}, "weight": null, "port": port, "protocol": protocol})
+    }
+
+    fn route(destinations: Vec<serde_json::Value>, labels: serde_json::Value, annotations: serde_json::Value) -> Route {
+        serde_json::from_value(json!({
+            "guid": "r", "protocol": "http", "host": "shop", "path": "/api", "port": null,
+            "url": "shop.apps.example.com/api", "destinations": destinations,
+            "metadata": {"labels": labels, "annotations": annotations}
+        }))
+        .expect("route")
+    }
+
+    #[test]
+    fn a_fresh_route_gets_a_record_the_maintenance_app_and_loses_only_the_apps_destinations() {
+        let r = route(
+            vec![
+                dest("1", "A", "web", 8080, "http1"),
+                dest("2", "B", "web", 8080, "http1"),
+                dest("3", "A", "api", 9000, "http2"),
+            ],
+            json!({}),
+            json!({}),
+        );
+        let OnPlan::Switch { record, insert_maintenance, remove } = plan_on(&r, ("A", "shop"), "M", "t").expect("plan")
+        else {
+            panic!("switch")
+        };
+        assert!(record.expect("record").contains(r#""destinations":[{"process":"web","port":8080,"protocol":"http1"},{"process":"api","port":9000,"protocol":"http2"}]"#));
+        assert!(insert_maintenance);
+        assert_eq!(remove.iter().map(|d| d.guid.as_str()).collect::<Vec<_>>(), ["1", "3"]);
+    }
+
+    #[test]
+    fn a_labelled_route_resumes_without_rewriting_the_record() {
+        let k = state::key("A");
+        let rec = Record::new(
+            "A",
+            "shop",
+            "M",
+            "t",
+            &route(vec![dest("1", "A", "web", 8080, "http1")], json!({}), json!({})),
+        );
+        let ann = rec.encode().expect("fits");
+        let half = route(
+            vec![dest("1", "A", "web", 8080, "http1"), dest("9", "M", "web", 8080, "http1")],
+            json!({ &k: "on" }),
+            json!({ &k: &ann }),
+        );
+        assert_eq!(
+            plan_on(&half, ("A", "shop"), "M", "t2"),
+            Ok(OnPlan::Switch { record: None, insert_maintenance: false, remove: half.destinations[..1].to_vec() })
+        );
+        let done = route(vec![dest("9", "M", "web", 8080, "http1")], json!({ &k: "on" }), json!({ &k: &ann }));
+        assert_eq!(plan_on(&done, ("A", "shop"), "M", "t2"), Ok(OnPlan::Already));
+        let unlabelled = route(vec![dest("2", "B", "web", 8080, "http1")], json!({}), json!({}));
+        assert_eq!(plan_on(&unlabelled, ("A", "shop"), "M", "t"), Ok(OnPlan::NotMapped));
+    }
+
+    #[test]
+    fn off_puts_back_the_record_and_keeps_the_maintenance_app_for_another_switched_app() {
+        let k = state::key("A");
+        let rec = Record::new(
+            "A",
+            "shop",
+            "M",
+            "t",
+            &route(
+                vec![dest("1", "A", "web", 8080, "http1"), dest("3", "A", "api", 9000, "http2")],
+                json!({}),
+                json!({}),
+            ),
+        );
+        let ann = rec.encode().expect("fits");
+        let switched = route(vec![dest("9", "M", "web", 8080, "http1")], json!({ &k: "on" }), json!({ &k: &ann }));
+        let plan = plan_off(&switched, "A").expect("plan").expect("labelled");
+        assert_eq!(plan.insert.len(), 2);
+        assert_eq!(
+            serde_json::to_value(&plan.insert[1]).expect("json"),
+            json!({"app": {"guid": "A", "process": {"type": "api"}}, "port": 9000, "protocol": "http2"})
+        );
+        assert_eq!(plan.remove.len(), 1);
+        assert!(!plan.keep_maintenance);
+
+        let kb = state::key("B");
+        let shared =
+            route(vec![dest("9", "M", "web", 8080, "http1")], json!({ &k: "on", &kb: "on" }), json!({ &k: &ann }));
+        let plan = plan_off(&shared, "A").expect("plan").expect("labelled");
+        assert!(plan.keep_maintenance && plan.remove.is_empty());
+
+        let restored_half = route(
+            vec![
+                dest("1", "A", "web", 8080, "http1"),
+                dest("3", "A", "api", 9000, "http2"),
+                dest("9", "M", "web", 8080, "http1"),
+            ],
+            json!({ &k: "on" }),
+            json!({ &k: &ann }),
+        );
+        assert!(plan_off(&restored_half, "A").expect("plan").expect("labelled").insert.is_empty());
+        assert_eq!(plan_off(&route(vec![], json!({}), json!({})), "A"), Ok(None));
+    }
+
+    #[test]
+    fn weighted_tcp_and_internal_routes_are_not_touched() {
+        let mut r = route(vec![dest("1", "A", "web", 8080, "http1")], json!({}), json!({}));
+        r.destinations[0].weight = Some(100);
+        assert!(plan_on(&r, ("A", "shop"), "M", "t").is_err());
+        let mut tcp = route(vec![], json!({}), json!({}));
+        tcp.port = Some(1024);
+        assert!(skip_reason(&tcp, None).is_some_and(|s| s.starts_with("TCP")));
+        let internal: Domain =
+            serde_json::from_value(json!({"guid": "d", "name": "apps.internal", "internal": true})).expect("domain");
+        assert!(
+            skip_reason(&route(vec![], json!({}), json!({})), Some(&internal))
+                .is_some_and(|s| s.starts_with("internal"))
+        );
+    }
+
+    #[test]
+    fn targets_and_urls_come_from_host_domain_and_path() {
+        let d: Domain = serde_json::from_value(json!({"guid": "d", "name": "apps.example.com"})).expect("domain");
+        let r = route(vec![], json!({}), json!({}));
+        assert_eq!(target(&r, Some(&d)), Target { fqdn: "shop.apps.example.com".into(), path: "/api".into() });
+        assert_eq!(target(&r, None), Target { fqdn: "shop.apps.example.com".into(), path: "/api".into() });
+        let mut bare = r.clone();
+        bare.host = String::new();
+        assert_eq!(target(&bare, Some(&d)).fqdn, "apps.example.com");
+        assert_eq!(url(&r, Some(&d)), "shop.apps.example.com/api");
+    }
+}

@@ -1,0 +1,225 @@
+//! Verification over HTTP: who answers on a route, as its users see it.
+//!
+//! The maintenance app marks every answer with `X-Maintenance-App: cf-maintenance`; switchctl asks
+//! the route until the answers say what the API change promised. CF's router spreads requests
+//! over all destinations and learns of changes with a delay, so one answer proves little: the
+//! final checks want several in a row.
+
+use std::time::Duration;
+
+use reqwest::{
+    StatusCode, Url,
+    header::{HOST, HeaderMap},
+};
+use tokio::time::Instant;
+
+use crate::error::ConfigError;
+
+/// The header the maintenance app sets on every answer (names compare case-insensitively).
+pub const MARKER_HEADER: &str = "x-maintenance-app";
+/// Its value.
+pub const MARKER_VALUE: &str = "cf-maintenance";
+/// The header gorouter sets on answers it makes itself (unknown route, failed endpoint).
+const ROUTER_ERROR_HEADER: &str = "x-cf-routererror";
+
+/// Answers in a row a final check wants.
+pub const CONSECUTIVE: u32 = 10;
+/// Pause between probes that got the wanted answer.
+const STREAK_PAUSE: Duration = Duration::from_millis(15);
+/// Pause after an unwanted answer (the router has not caught up yet).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Longest wait for one probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Upper bound on probes per check, besides the deadline.
+const MAX_PROBES: u32 = 100_000;
+
+/// Where to send probes for one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `host.domain`, or `domain` when the route has no host.
+    pub fqdn: String,
+    /// The route's path (`""` for none).
+    pub path: String,
+}
+
+/// One answer, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The maintenance app answered (the marker is there).
+    Maintenance(u16),
+    /// An app answered, not the maintenance app.
+    App(u16),
+    /// The router answered itself (unknown route, no live endpoint, failed endpoint).
+    Router(u16),
+    /// No answer.
+    Error(String),
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Maintenance(s) => write!(f, "the maintenance app (HTTP {s})"),
+            Answer::App(s) => write!(f, "the app (HTTP {s})"),
+            Answer::Router(404) => f.write_str("the router: 404, no live destination"),
+            Answer::Router(s) => write!(f, "the router: HTTP {s}"),
+            Answer::Error(e) => write!(f, "no answer: {e}"),
+        }
+    }
+}
+
+/// What a check waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Answers of the maintenance app.
+    Maintenance,
+    /// Answers of an app that is not the maintenance app (router errors do not count).
+    App,
+}
+
+impl Want {
+    fn accepts(self, answer: &Answer) -> bool {
+        matches!((self, answer), (Want::Maintenance, Answer::Maintenance(_)) | (Want::App, Answer::App(_)))
+    }
+}
+
+/// Sends probes to routes.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    http: reqwest::Client,
+    via: Option<String>,
+}
+
+impl Prober {
+    /// A prober sending to `https://<route>` or, with `via` (`HOST:PORT`), plain HTTP to that address
+    /// with the route's `Host` header.
+    pub fn new(via: Option<String>, skip_ssl_validation: bool) -> Result<Prober, ConfigError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("switchctl/", env!("CARGO_PKG_VERSION"), " (verification)"))
+            .timeout(PROBE_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            // A redirect is an answer of whoever serves the route; following it would ask someone else.
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_danger_accept_invalid_certs(skip_ssl_validation);
+        if via.is_some() {
+            // The address is given explicitly: a proxy from the environment must not intercept it.
+            builder = builder.no_proxy();
+        }
+        Ok(Prober { http: builder.build().map_err(ConfigError::HttpClient)?, via })
+    }
+
+    fn url(&self, target: &Target) -> Option<Url> {
+        let path = if target.path.is_empty() { "/" } else { target.path.as_str() };
+        match &self.via {
+            Some(via) => Url::parse(&format!("http://{via}{path}")).ok(),
+            None => Url::parse(&format!("https://{}{path}", target.fqdn)).ok(),
+        }
+    }
+
+    /// Asks the route once.
+    pub async fn probe(&self, target: &Target) -> Answer {
+        let Some(url) = self.url(target) else {
+            return Answer::Error(format!("{}{} is not a valid URL", target.fqdn, target.path));
+        };
+        let mut request = self.http.get(url).header("cache-control", "no-cache");
+        if self.via.is_some() {
+            request = request.header(HOST, target.fqdn.as_str());
+        }
+        match request.send().await {
+            Ok(response) => {
+                let answer = classify(response.status(), response.headers());
+                // Read (and drop) the body so the connection can be reused for the next probe.
+                let _ = response.bytes().await;
+                answer
+            }
+            Err(e) if e.is_timeout() => Answer::Error("timed out".to_owned()),
+            Err(e) if e.is_connect() => Answer::Error("cannot connect".to_owned()),
+            Err(e) => Answer::Error(e.to_string()),
+        }
+    }
+
+    /// Probes until `consecutive` answers in a row are `want`, or `timeout` passes. On timeout, the
+    /// last answer seen says what went wrong.
+    pub async fn wait(&self, target: &Target, want: Want, consecutive: u32, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut streak = 0u32;
+        let mut last: Option<Answer> = None;
+        for _ in 0..MAX_PROBES {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            let answer = match tokio::time::timeout(remaining, self.probe(target)).await {
+                Ok(answer) => answer,
+                Err(_) => Answer::Error("timed out".to_owned()),
+            };
+            if want.accepts(&answer) {
+                streak += 1;
+                if streak >= consecutive {
+                    return Ok(());
+                }
+                tokio::time::sleep(STREAK_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+            } else {
+                if streak > 0 || last.as_ref() != Some(&answer) {
+                    tracing::debug!(route = %format!("{}{}", target.fqdn, target.path), %answer, "probe: not yet");
+                }
+                streak = 0;
+                tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+            }
+            last = Some(answer);
+        }
+        let wanted = match want {
+            Want::Maintenance => "the maintenance app",
+            Want::App => "the app",
+        };
+        let n = if consecutive > 1 { format!("{consecutive} answers in a row from ") } else { String::new() };
+        let last = last.map_or_else(|| "none".to_owned(), |a| a.to_string());
+        Err(format!("no {n}{wanted} within {}s (last answer: {last})", timeout.as_secs()))
+    }
+}
+
+/// Classifies an answer by its status and headers.
+pub fn classify(status: StatusCode, headers: &HeaderMap) -> Answer {
+    let marked = headers
+        .get_all(MARKER_HEADER)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case(MARKER_VALUE)));
+    if marked {
+        return Answer::Maintenance(status.as_u16());
+    }
+    // Gorouter marks its own answers; a bare 502 is a failed endpoint too. An app's own 404 (say,
+    // an API without a handler for `/`) is still the app answering.
+    if headers.contains_key(ROUTER_ERROR_HEADER) || status == StatusCode::BAD_GATEWAY {
+        return Answer::Router(status.as_u16());
+    }
+    Answer::App(status.as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn answers_are_told_apart_by_the_marker_and_the_router_header() {
+        let mut h = HeaderMap::new();
+        h.insert("X-Maintenance-App", HeaderValue::from_static("CF-Maintenance"));
+        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE, &h), Answer::Maintenance(503));
+        let mut h = HeaderMap::new();
+        h.insert("x-cf-routererror", HeaderValue::from_static("unknown_route"));
+        assert_eq!(classify(StatusCode::NOT_FOUND, &h), Answer::Router(404));
+        assert_eq!(classify(StatusCode::BAD_GATEWAY, &HeaderMap::new()), Answer::Router(502));
+        assert_eq!(classify(StatusCode::NOT_FOUND, &HeaderMap::new()), Answer::App(404));
+        assert_eq!(classify(StatusCode::OK, &HeaderMap::new()), Answer::App(200));
+    }
+
+    #[test]
+    fn probe_urls_use_the_router_address_when_given() {
+        let t = Target { fqdn: "shop.example.com".into(), path: "/api".into() };
+        let direct = Prober::new(None, false).expect("client");
+        assert_eq!(direct.url(&t).map(String::from).as_deref(), Some("https://shop.example.com/api"));
+        let via = Prober::new(Some("127.0.0.1:8081".into()), false).expect("client");
+        let root = Target { path: String::new(), ..t };
+        assert_eq!(via.url(&root).map(String::from).as_deref(), Some("http://127.0.0.1:8081/"));
+    }
+}
