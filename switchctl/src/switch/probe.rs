@@ -171,9 +171,9 @@ impl Prober {
             Want::Maintenance => "the maintenance app",
             Want::App => "the app",
         };
-        let n = if consecutive > 1 { format!("{consecutive} answers in a row from ") } else { String::new() };
+        let n = if consecutive > 1 { format!(" {consecutive} times in a row") } else { String::new() };
         let last = last.map_or_else(|| "none".to_owned(), |a| a.to_string());
-        Err(format!("no {n}{wanted} within {}s (last answer: {last})", timeout.as_secs()))
+        Err(format!("{wanted} did not answer{n} within {}s (last answer: {last})", timeout.as_secs()))
     }
 }
 

@@ -59,8 +59,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("export CF_HOME={}", home.display());
     println!("curl -i -H 'Host: hello.apps.localhost' http://{router}/");
-    println!("switchctl on hello    # then the curl answers from maintenance-app");
-    println!("switchctl off hello   # and back to hello");
+    // The route's host only exists behind this router, so switchctl's probes must go through it.
+    println!("switchctl on hello --probe-via {router}    # then the curl answers from maintenance-app");
+    println!("switchctl status hello --probe-via {router}");
+    println!("switchctl off hello --probe-via {router}   # and back to hello");
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
