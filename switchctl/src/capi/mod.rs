@@ -490,10 +490,7 @@ impl Client {
         route_guid: &str,
         destinations: &[NewDestination],
     ) -> Result<Vec<Destination>, Error> {
-        let body = serde_json::json!({ "destinations": destinations });
-        let path = format!("/v3/routes/{}/destinations", seg(route_guid));
-        let list: DestinationList = self.send_json(Method::POST, &path, &body, Repeat::Safe).await?;
-        Ok(list.destinations)
+        self.send_destinations(Method::POST, route_guid, destinations).await
     }
 
     /// Replaces all destinations in one transaction (`PATCH`); re-sent ones keep their GUIDs, the
@@ -503,9 +500,20 @@ impl Client {
         route_guid: &str,
         destinations: &[NewDestination],
     ) -> Result<Vec<Destination>, Error> {
+        self.send_destinations(Method::PATCH, route_guid, destinations).await
+    }
+
+    /// Insert (`POST`) and replace (`PATCH`) take the same body and answer with the same list;
+    /// both are safe to repeat (an insert skips equal destinations, a replace is absolute).
+    async fn send_destinations(
+        &self,
+        method: Method,
+        route_guid: &str,
+        destinations: &[NewDestination],
+    ) -> Result<Vec<Destination>, Error> {
         let body = serde_json::json!({ "destinations": destinations });
         let path = format!("/v3/routes/{}/destinations", seg(route_guid));
-        let list: DestinationList = self.send_json(Method::PATCH, &path, &body, Repeat::Safe).await?;
+        let list: DestinationList = self.send_json(method, &path, &body, Repeat::Safe).await?;
         Ok(list.destinations)
     }
 
