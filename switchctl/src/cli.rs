@@ -1,7 +1,7 @@
 //! The command line: `switchctl [-v] [--skip-ssl-validation] [--org O] [--space S] [--json]
-//! <on|off|status|completions> …`.
+//! <on|off|run|status|completions> …`.
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 /// Shown at the end of `--help`.
@@ -12,6 +12,11 @@ Login:
   In pipelines without `cf login`, set CF_API plus CF_CLIENT_ID and CF_CLIENT_SECRET (or
   CF_USERNAME and CF_PASSWORD), and pass --org and --space (or set CF_ORG and CF_SPACE).
 
+Fleets:
+  `on`, `off` and `run` take several APPs, or --selector with a label selector on the space's
+  apps; with --all-spaces, every space of the org (each app with its own space's maintenance app).
+  --parallel apps are worked on at once; each app's result is independent and listed at the end.
+
 State:
   A switched route carries the label and annotation switchctl.cf-maintenance/m-<APP_GUID>; the
   annotation records APP's original destinations, so `off` (from any machine) restores them.
@@ -19,6 +24,8 @@ State:
 
 Exit codes:
   0  done (every route switched, restored, already done or skipped)
+  N  `run`: the COMMAND's own exit code when it failed (128+signal when a signal ended it);
+     the apps stay in maintenance unless --on-failure off
   1  failed: a route could not be switched or restored (each route is left consistent and
      reported; run the same command again to finish), or an app that must serve is not running
   2  usage or configuration error (bad arguments, not logged in, no target, APP or the
@@ -56,10 +63,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Send APP's traffic to the maintenance app.
+    /// Send the apps' traffic to the maintenance app.
     On(SwitchArgs),
-    /// Give APP its routes back from the maintenance app.
+    /// Give the apps their routes back from the maintenance app.
     Off(OffArgs),
+    /// A whole window: `on`, then COMMAND (and/or a restage), then `off` when all went well.
+    Run(RunArgs),
     /// Show where APP's routes (or those of every switched app) send traffic.
     Status(StatusArgs),
     /// Print a shell completion script, e.g. `switchctl completions bash > /etc/bash_completion.d/switchctl`.
@@ -70,12 +79,32 @@ pub enum Command {
     },
 }
 
-/// Arguments of `on` (and, flattened, of `off`).
+/// Which apps: names, or a label selector; in the target space, or in every space of the org.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Fleet {
+    /// The apps (names; with --selector, added to the apps it selects).
+    #[arg(value_name = "APP", required_unless_present = "selector")]
+    pub apps: Vec<String>,
+
+    /// Every app matching this CAPI label selector, e.g. `backend=orders` or `tier in (a,b),!canary`.
+    #[arg(long, value_name = "SELECTOR", value_parser = parse_selector)]
+    pub selector: Option<String>,
+
+    /// Look in every space of the org, not only the target space.
+    #[arg(long)]
+    pub all_spaces: bool,
+
+    /// Apps worked on at once (each with --concurrency routes at once).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+}
+
+/// Arguments of `on` (and, flattened, of `off` and `run`).
 #[derive(Debug, Clone, Args)]
 pub struct SwitchArgs {
-    /// The app whose routes are switched.
-    #[arg(value_name = "APP")]
-    pub app: String,
+    /// The apps whose routes are switched.
+    #[command(flatten)]
+    pub fleet: Fleet,
 
     /// The maintenance app (in the same space).
     #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = "maintenance-app", value_name = "NAME")]
@@ -118,6 +147,45 @@ pub struct OffArgs {
     pub force: bool,
 }
 
+/// What `run` does with the apps when COMMAND fails or switchctl is interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnFailure {
+    /// Keep them in maintenance (a failed migration is not shown to users) and say how to finish.
+    Stay,
+    /// Take them out of maintenance again.
+    Off,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// As for `on`.
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+
+    /// Restage each app inside the window, as `cf restage` does, before taking it out again.
+    #[arg(long)]
+    pub restage: bool,
+
+    /// When COMMAND fails or switchctl is interrupted: `stay` in maintenance, or switch `off`.
+    #[arg(long, value_enum, default_value_t = OnFailure::Stay, value_name = "WHAT")]
+    pub on_failure: OnFailure,
+
+    /// With --restage: seconds to wait for staging (as CF_STAGING_TIMEOUT).
+    #[arg(long, value_name = "SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub staging_timeout: u64,
+
+    /// With --restage: seconds to wait until every web instance runs (as CF_STARTUP_TIMEOUT).
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub startup_timeout: u64,
+
+    /// The command to run while the apps are in maintenance, after `--`; no shell. It inherits
+    /// stdin/stdout/stderr and gets SWITCHCTL_APPS (names, one per line), SWITCHCTL_ORG and
+    /// SWITCHCTL_SPACE in its environment.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
 /// Arguments of `status`.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
@@ -136,6 +204,15 @@ pub struct StatusArgs {
     /// Do not ask the routes who answers; show the API's view only.
     #[arg(long)]
     pub no_probe: bool,
+}
+
+/// Rejects selectors CAPI would refuse for a reason visible here (empty, blank).
+fn parse_selector(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("the label selector is empty; write e.g. `backend=orders`".to_owned());
+    }
+    Ok(value.to_owned())
 }
 
 /// Checks a `HOST:PORT` (`[v6]:PORT` for IPv6 addresses).
@@ -168,7 +245,7 @@ mod tests {
         let cli = Cli::parse_from(["switchctl", "-vv", "on", "shop", "--org", "o", "--space", "s", "--dry-run"]);
         assert_eq!((cli.verbose, cli.org.as_deref(), cli.space.as_deref()), (2, Some("o"), Some("s")));
         let Command::On(args) = cli.command else { panic!("on") };
-        assert_eq!(args.app, "shop");
+        assert_eq!(args.fleet.apps, ["shop"]);
         assert!(args.dry_run && !args.no_verify);
         assert_eq!((args.settle, args.timeout, args.concurrency), (5, 60, 4));
         let cli = Cli::parse_from(["switchctl", "off", "shop", "--force", "--probe-via", "127.0.0.1:8080"]);
@@ -189,6 +266,26 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         let err = Cli::try_parse_from(["switchctl", "on"]).expect_err("app missing");
         assert_eq!(err.exit_code(), 2);
+        let err = Cli::try_parse_from(["switchctl", "on", "--selector", " "]).expect_err("blank selector");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn fleets_and_run_parse() {
+        let cli = Cli::parse_from(["switchctl", "off", "--selector", "team=a", "--all-spaces", "--parallel", "3"]);
+        let Command::Off(args) = cli.command else { panic!("off") };
+        let fleet = &args.switch.fleet;
+        assert!(fleet.apps.is_empty() && fleet.all_spaces);
+        assert_eq!((fleet.selector.as_deref(), fleet.parallel), (Some("team=a"), 3));
+        let cli = Cli::parse_from(["switchctl", "run", "a", "b", "--restage", "--", "migrate", "--to", "v2"]);
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.switch.fleet.apps, ["a", "b"]);
+        assert_eq!(args.command, ["migrate", "--to", "v2"]);
+        assert!(args.restage && args.on_failure == OnFailure::Stay);
+        assert_eq!((args.staging_timeout, args.startup_timeout), (900, 300));
+        let cli = Cli::parse_from(["switchctl", "run", "a", "--on-failure", "off", "--", "true"]);
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert_eq!(args.on_failure, OnFailure::Off);
     }
 
     #[test]

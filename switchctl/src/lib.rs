@@ -59,7 +59,5 @@ pub async fn run_with(cli: Cli, env: LoginEnv) -> Result<ExitCode, Error> {
     };
     // The login and the target first: configuration problems show up (exit 2) before any change.
     let session = Session::connect(options).await?;
-    let target = session.target().await?;
-    tracing::debug!(org = %target.org.name, space = %target.space.name, "target");
-    switch::run(&session, &target, &cli).await
+    switch::run(&session, &cli).await
 }

@@ -183,16 +183,7 @@ impl Session {
     /// The org and space to work in: `--org`/`--space` (looked up by name) over the cf CLI's target.
     /// Without a flag and with the cf target, no request is made.
     pub async fn target(&self) -> Result<Target, Error> {
-        let org = match (&self.org_flag, &self.config_org) {
-            (Some(name), Some(cfg)) if *name == cfg.name => cfg.clone(),
-            (Some(name), _) => {
-                let found = self.client.find_org(name).await?;
-                let org = found.ok_or_else(|| ConfigError::OrgNotFound { name: name.clone() })?;
-                Targeted { guid: org.guid, name: org.name }
-            }
-            (None, Some(cfg)) => cfg.clone(),
-            (None, None) => return Err(ConfigError::NoOrg.into()),
-        };
+        let org = self.target_org().await?;
         let same_org = self.config_org.as_ref().is_some_and(|c| c.guid == org.guid);
         let space = match (&self.space_flag, &self.config_space) {
             (Some(name), Some(cfg)) if same_org && *name == cfg.name => cfg.clone(),
@@ -207,6 +198,20 @@ impl Session {
             (None, _) => return Err(ConfigError::NoSpace.into()),
         };
         Ok(Target { org, space })
+    }
+
+    /// The org to work in: `--org` (looked up by name) over the cf CLI's target.
+    pub async fn target_org(&self) -> Result<Targeted, Error> {
+        Ok(match (&self.org_flag, &self.config_org) {
+            (Some(name), Some(cfg)) if *name == cfg.name => cfg.clone(),
+            (Some(name), _) => {
+                let found = self.client.find_org(name).await?;
+                let org = found.ok_or_else(|| ConfigError::OrgNotFound { name: name.clone() })?;
+                Targeted { guid: org.guid, name: org.name }
+            }
+            (None, Some(cfg)) => cfg.clone(),
+            (None, None) => return Err(ConfigError::NoOrg.into()),
+        })
     }
 }
 

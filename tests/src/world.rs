@@ -218,6 +218,24 @@ impl CfDouble {
         g
     }
 
+    /// Sets label `key` to `value` on an app (for label selectors).
+    pub fn label_app(&self, app: &str, key: &str, value: &str) {
+        let mut st = self.cc.state();
+        if let Some(a) = st.app_mut(app) {
+            a.metadata.labels.insert(key.to_owned(), value.to_owned());
+        }
+    }
+
+    /// Makes the builds of `app` fail with `error` (CC's wording: `StagingError - Staging error: …`);
+    /// `None` lets them stage again.
+    pub fn fail_staging(&self, app: &str, error: Option<&str>) {
+        let mut st = self.cc.state();
+        match error {
+            Some(error) => st.staging_failures.insert(app.to_owned(), error.to_owned()),
+            None => st.staging_failures.remove(app),
+        };
+    }
+
     /// Forces the instance states a process reports (and routes to); `None` goes back to states
     /// derived from the app's state.
     pub fn set_instance_states(&self, process: &str, states: Option<Vec<InstanceState>>) {

@@ -1,20 +1,27 @@
-//! `switchctl on|off|status`: moving an app's routes to the maintenance app and back, verified.
+//! `switchctl on|off|run|status`: moving apps' routes to the maintenance app and back, verified.
 //!
 //! Per route, `on` writes its record first ([`state`]), adds the maintenance app, waits until it
 //! answers on the route ([`probe`]), then removes APP's destinations in one replace, and checks
 //! again. `off` does the reverse from the record. At every step the route has at least one
 //! destination that answers, and the record on the route says how to go on: after a crash or a
 //! failed request, running the same command again finishes the job. What each step does is
-//! decided in [`plan`]; [`output`] prints it.
+//! decided in [`plan`]; [`progress`] shows it as it happens and [`output`] sums it up.
+//!
+//! [`fleet`] picks the apps (names, a label selector, one space or all) and works on several at
+//! once; [`window`] is `run`: `on`, a command and/or a restage ([`restage`]), then `off`.
 //!
 //! Requests per switched route: `on` 4 (metadata, insert, read, replace), `off` 4 (insert, read,
-//! replace, metadata); the app, the maintenance app, their processes and the domains are read once
-//! per run.
+//! replace, metadata); per app, its routes (2 lists) and, for `off`, its processes and their
+//! stats; per space, the apps and the maintenance app; each domain once per run.
 
+pub mod fleet;
 pub mod output;
 pub mod plan;
 pub mod probe;
+pub mod progress;
+pub mod restage;
 pub mod state;
+pub mod window;
 
 mod off;
 mod on;
@@ -24,7 +31,10 @@ use std::{
     collections::{HashMap, HashSet},
     future::Future,
     process::ExitCode,
-    sync::Arc,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -33,23 +43,78 @@ use tokio::{sync::Semaphore, task::JoinSet};
 use self::{
     output::{Outcome, RouteReport},
     probe::{Prober, Target, Want},
+    progress::Progress,
 };
 use crate::{
     capi::{App, AppState, Client, Domain, InstanceState, Route},
-    cli::{Cli, Command},
+    cli::{Cli, Command, SwitchArgs},
     error::Error,
     session::{Session, Target as SpaceTarget},
 };
 
-/// Runs `on`, `off` or `status` for a connected session in its target space.
-pub async fn run(session: &Session, target: &SpaceTarget, cli: &Cli) -> Result<ExitCode, Error> {
+/// Runs `on`, `off`, `run` or `status` for a connected session.
+pub async fn run(session: &Session, cli: &Cli) -> Result<ExitCode, Error> {
     let skip_tls = cli.skip_ssl_validation;
     match &cli.command {
-        Command::On(args) => on::run(session.client(), target, args, cli.json, skip_tls).await,
-        Command::Off(args) => off::run(session.client(), target, args, cli.json, skip_tls).await,
-        Command::Status(args) => status::run(session.client(), target, args, cli.json, skip_tls).await,
+        Command::On(args) => fleet::on(session, args, cli.json, skip_tls).await,
+        Command::Off(args) => fleet::off(session, args, cli.json, skip_tls).await,
+        Command::Run(args) => window::run(session, args, cli.json, skip_tls).await,
+        Command::Status(args) => {
+            let target = session.target().await?;
+            status::run(session.client(), &target, args, cli.json, skip_tls).await
+        }
         // Handled before a session is opened.
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Set once Ctrl-C or SIGTERM arrives: no new app or route is started after that; those under
+/// way finish their current step so that each is left in a state the next run continues from.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Marks the run as interrupted.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the run was interrupted.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What every app's and route's task of a run shares.
+#[derive(Debug, Clone)]
+struct Env {
+    client: Client,
+    verify: Verify,
+    progress: Progress,
+    domains: Domains,
+    interrupt: Interrupt,
+}
+
+impl Env {
+    fn new(
+        client: &Client,
+        args: &SwitchArgs,
+        skip_tls: bool,
+        progress: Progress,
+        interrupt: Interrupt,
+    ) -> Result<Env, Error> {
+        Ok(Env {
+            client: client.clone(),
+            verify: Verify {
+                prober: Prober::new(args.probe_via.clone(), skip_tls)?,
+                enabled: !args.no_verify,
+                settle: Duration::from_secs(args.settle),
+                timeout: Duration::from_secs(args.timeout),
+            },
+            progress,
+            domains: Domains::default(),
+            interrupt,
+        })
     }
 }
 
@@ -120,17 +185,36 @@ async fn app_and_labelled_routes(client: &Client, space_guid: &str, app_guid: &s
     Ok(routes)
 }
 
-/// The domains of `routes`, each read once (TCP routes need none: they are skipped anyway).
-async fn domains(client: &Client, routes: &[Route]) -> Result<HashMap<String, Domain>, Error> {
-    let mut domains = HashMap::new();
-    for route in routes.iter().filter(|r| !r.is_tcp()) {
-        if let Some(guid) = route.relationships.domain.guid()
-            && !domains.contains_key(guid)
-        {
-            domains.insert(guid.to_owned(), client.get_domain(guid).await?);
+/// Domains read so far in this run, shared by every app: a fleet on one domain reads it once.
+#[derive(Debug, Clone, Default)]
+struct Domains(Arc<Mutex<HashMap<String, Domain>>>);
+
+impl Domains {
+    /// The domains of `routes` (TCP routes need none: they are skipped anyway).
+    async fn of(&self, client: &Client, routes: &[Route]) -> Result<HashMap<String, Domain>, Error> {
+        let mut found = HashMap::new();
+        for route in routes.iter().filter(|r| !r.is_tcp()) {
+            let Some(guid) = route.relationships.domain.guid() else { continue };
+            if found.contains_key(guid) {
+                continue;
+            }
+            let known = self.lock().get(guid).cloned();
+            let domain = match known {
+                Some(domain) => domain,
+                None => {
+                    let domain = client.get_domain(guid).await?;
+                    self.lock().insert(guid.to_owned(), domain.clone());
+                    domain
+                }
+            };
+            found.insert(guid.to_owned(), domain);
         }
+        Ok(found)
     }
-    Ok(domains)
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Domain>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The domain of `route`, if read.
@@ -138,19 +222,21 @@ fn domain_of<'d>(route: &Route, domains: &'d HashMap<String, Domain>) -> Option<
     route.relationships.domain.guid().and_then(|g| domains.get(g))
 }
 
-/// A unit of per-route work: the route's URL and GUID (for the report if the work itself fails)
-/// and its input.
+/// A unit of work (a route or an app): its name and GUID (for the report if the work itself
+/// fails) and its input.
 struct Work<T> {
-    url: String,
-    route_guid: String,
+    label: String,
+    guid: String,
     input: T,
 }
 
 /// Runs `work` for every item, at most `concurrency` at a time, calling `done` with each result
-/// as it completes; `lost(url, route_guid, why)` stands in for a task that died.
-async fn each_route<T, R, F, Fut>(
+/// as it completes; `lost(label, guid, why)` stands in for a task that died or, once `interrupt`
+/// is set, for one that had not started.
+async fn each<T, R, F, Fut>(
     items: Vec<Work<T>>,
     concurrency: u16,
+    interrupt: &Interrupt,
     work: F,
     lost: impl Fn(String, String, String) -> R,
     mut done: impl FnMut(&R),
@@ -167,20 +253,28 @@ where
     for item in items {
         let permits = Arc::clone(&permits);
         let future = work(item.input);
+        let interrupt = interrupt.clone();
         let handle = tasks.spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = permits.acquire_owned().await;
-            future.await
+            if interrupt.is_set() {
+                return None;
+            }
+            Some(future.await)
         });
-        names.insert(handle.id(), (item.url, item.route_guid));
+        names.insert(handle.id(), (item.label, item.guid));
     }
     let mut results = Vec::new();
     while let Some(joined) = tasks.join_next_with_id().await {
         let result = match joined {
-            Ok((_, result)) => result,
+            Ok((_, Some(result))) => result,
+            Ok((id, None)) => {
+                let (label, guid) = names.remove(&id).unwrap_or_default();
+                lost(label, guid, "not started: switchctl was interrupted (left as it was)".to_owned())
+            }
             Err(e) => {
-                let (url, guid) = names.remove(&e.id()).unwrap_or_default();
-                lost(url, guid, format!("internal error ({e}); run `switchctl status` to see the route's state"))
+                let (label, guid) = names.remove(&e.id()).unwrap_or_default();
+                lost(label, guid, format!("internal error ({e}); run `switchctl status` to see the route's state"))
             }
         };
         done(&result);
@@ -189,7 +283,7 @@ where
     results
 }
 
-/// The report of a route whose task died.
+/// The report of a route whose task died or never started.
 fn lost_route(url: String, route_guid: String, why: String) -> RouteReport {
     RouteReport::bare(url, route_guid, Outcome::Failed, Some(why))
 }

@@ -1,20 +1,20 @@
 //! `switchctl off APP`: APP's switched routes back to APP, from the record on each route.
 
-use std::{collections::HashMap, process::ExitCode, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
 use super::{
-    Verify, Work, domain_of, domains, each_route, lost_route,
-    on::finish,
-    output::{self, Out, Outcome, RouteReport},
+    Env, Verify, Work, domain_of, each,
+    fleet::Member,
+    lost_route,
+    output::{self, Outcome, Report, RouteReport},
     plan::{self, DestinationView, OffPlan},
-    probe::{CONSECUTIVE, Prober, Target, Want},
-    require_app, running_web, state,
+    probe::{CONSECUTIVE, Target, Want},
+    running_web, state,
 };
 use crate::{
     capi::{Client, Route},
     cli::OffArgs,
     error::Error,
-    session::Target as SpaceTarget,
 };
 
 /// What every route's task needs.
@@ -35,53 +35,73 @@ struct Job {
     plan: OffPlan,
 }
 
-pub(super) async fn run(
-    client: &Client,
-    target: &SpaceTarget,
-    args: &OffArgs,
-    json: bool,
-    skip_tls: bool,
-) -> Result<ExitCode, Error> {
+/// Restores one app of a fleet; never fails as a whole: what went wrong is in the report.
+pub(super) async fn restore_app(env: Env, member: Member, args: Arc<OffArgs>) -> Report {
+    let Member { app, target, maint, label } = member;
+    let (org, space) = (target.org.name.clone(), target.space.name.clone());
     let sw = &args.switch;
+    let client = &env.client;
+    let progress = &env.progress;
+    let failed = |e: String| Report::failed(app.name.clone(), org.clone(), space.clone(), "off", e);
+    progress.phase(&label, "restoring", None, false);
     // The maintenance app is only read for its name in the report; `off` works without it.
-    let (app, maint) =
-        tokio::join!(require_app(client, target, &sw.app), client.find_app(&target.space.guid, &sw.maintenance_app));
-    let app = app?;
     let mut names: HashMap<String, String> = [(app.guid.clone(), app.name.clone())].into_iter().collect();
-    if let Ok(Some(m)) = maint {
-        names.insert(m.guid, m.name);
+    if let Some(m) = &maint {
+        names.insert(m.guid.clone(), m.name.clone());
     }
-    let mut routes = client.routes_by_label(&target.space.guid, &state::key(&app.guid)).await?;
-    let mut out = Out::new(json);
+    let mut routes = match client.routes_by_label(&target.space.guid, &state::key(&app.guid)).await {
+        Ok(routes) => routes,
+        Err(e) => return failed(crate::error::describe(&e)),
+    };
+    let report = |routes: Vec<RouteReport>| Report {
+        app: app.name.clone(),
+        org: org.clone(),
+        space: space.clone(),
+        action: "off",
+        dry_run: sw.dry_run,
+        ok: routes_ok(&routes),
+        routes,
+        error: None,
+    };
     if routes.is_empty() {
-        out.line(&format!("No route of app {} is in maintenance; nothing to do.", app.name));
-        return finish(out, app.name.clone(), "off", sw.dry_run, Vec::new());
+        if !progress.fleet() {
+            progress.line(&format!("No route of app {} is in maintenance; nothing to do.", app.name));
+        }
+        return report(Vec::new());
     }
-    if !args.force
-        && let Err(why) = running_web(client, &app).await?
-    {
-        return Err(Error::NotRunning {
-            role: "app",
-            name: app.name.clone(),
-            why,
-            fix: format!(
-                "start it (`cf start {}`) and wait until an instance is running, or pass --force to give it its \
-                 routes anyway; nothing was changed",
-                app.name
-            ),
-        });
+    if !args.force {
+        match running_web(client, &app).await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => {
+                return failed(
+                    Error::NotRunning {
+                        role: "app",
+                        name: app.name.clone(),
+                        why,
+                        fix: format!(
+                            "start it (`cf start {}`) and wait until an instance is running, or pass --force to                              give it its routes anyway; nothing was changed",
+                            app.name
+                        ),
+                    }
+                    .to_string(),
+                );
+            }
+            Err(e) => return failed(crate::error::describe(&e)),
+        }
     }
-    let domains = domains(client, &routes).await?;
+    let domains = match env.domains.of(client, &routes).await {
+        Ok(domains) => domains,
+        Err(e) => return failed(crate::error::describe(&e)),
+    };
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
-    let verb = if sw.dry_run { "Planning the restore of" } else { "Restoring" };
-    out.line(&format!(
-        "{verb} app {}'s routes from maintenance in org {} / space {}...",
-        app.name, target.org.name, target.space.name
-    ));
-    let maint_name =
-        names.iter().find(|(g, _)| **g != app.guid).map_or("the maintenance app", |(_, n)| n.as_str()).to_owned();
-    let print = |out: &mut Out, r: &RouteReport| {
-        out.line(&output::route_line("off", r, &app.name, &maint_name, sw.dry_run));
+    progress.routes_total(&label, routes.len());
+    if !progress.fleet() {
+        let verb = if sw.dry_run { "Planning the restore of" } else { "Restoring" };
+        progress.line(&format!("{verb} app {}'s routes from maintenance in org {org} / space {space}...", app.name));
+    }
+    let maint_name = maint.as_ref().map_or("the maintenance app", |m| m.name.as_str()).to_owned();
+    let print = |r: &RouteReport| {
+        progress.route(&label, "off", r, &output::route_line("off", r, &app.name, &maint_name, sw.dry_run));
     };
 
     let mut reports = Vec::new();
@@ -106,39 +126,32 @@ pub(super) async fn run(
             }
             Ok(Some(plan)) => {
                 let target = plan::target(&route, domain);
-                let route_guid = route.guid.clone();
-                jobs.push(Work { url: url.clone(), route_guid, input: Job { route, url, target, plan } });
+                let guid = route.guid.clone();
+                jobs.push(Work { label: url.clone(), guid, input: Job { route, url, target, plan } });
                 continue;
             }
         };
-        print(&mut out, &r);
+        print(&r);
         reports.push(r);
     }
 
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        verify: Verify {
-            prober: Prober::new(sw.probe_via.clone(), skip_tls)?,
-            enabled: !sw.no_verify,
-            settle: Duration::from_secs(sw.settle),
-            timeout: Duration::from_secs(sw.timeout),
-        },
+        verify: env.verify.clone(),
         force: args.force,
         app_guid: app.guid.clone(),
         app_name: app.name.clone(),
         names,
     });
-    let done = each_route(
-        jobs,
-        sw.concurrency,
-        |job| restore_route(Arc::clone(&ctx), job),
-        lost_route,
-        |r| print(&mut out, r),
-    )
-    .await;
+    let done =
+        each(jobs, sw.concurrency, &env.interrupt, |job| restore_route(Arc::clone(&ctx), job), lost_route, print).await;
     reports.extend(done);
     reports.sort_by(|a, b| a.url.cmp(&b.url));
-    finish(out, app.name.clone(), "off", sw.dry_run, reports)
+    report(reports)
+}
+
+fn routes_ok(routes: &[RouteReport]) -> bool {
+    routes.iter().all(|r| r.result != Outcome::Failed)
 }
 
 /// Steps 2–6 for one route.

@@ -1,19 +1,19 @@
 //! `switchctl on APP`: every HTTP route of APP to the maintenance app.
 
-use std::{collections::HashMap, process::ExitCode, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
 use super::{
-    Verify, Work, app_and_labelled_routes, domain_of, domains, each_route, lost_route,
-    output::{self, Out, Outcome, Report, RouteReport},
+    Env, Verify, Work, app_and_labelled_routes, domain_of, each,
+    fleet::Member,
+    lost_route,
+    output::{self, Outcome, Report, RouteReport},
     plan::{self, DestinationView, OnPlan},
-    probe::{CONSECUTIVE, Prober, Target, Want},
-    require_app, running_web, state,
+    probe::{CONSECUTIVE, Target, Want},
+    state,
 };
 use crate::{
     capi::{Client, Destination, NewDestination, Route},
     cli::SwitchArgs,
-    error::{EXIT_FAILURE, Error},
-    session::Target as SpaceTarget,
 };
 
 /// What every route's task needs.
@@ -35,59 +35,41 @@ struct Job {
     insert_maintenance: bool,
 }
 
-pub(super) async fn run(
-    client: &Client,
-    target: &SpaceTarget,
-    args: &SwitchArgs,
-    json: bool,
-    skip_tls: bool,
-) -> Result<ExitCode, Error> {
-    if args.app == args.maintenance_app {
-        return Err(Error::Usage(format!(
-            "{:?} is the maintenance app itself; name the app to switch, or the maintenance app with --maintenance-app",
-            args.app
-        )));
-    }
-    // Everything that can make the run pointless is checked before the first change.
-    let (app, maint) = tokio::join!(
-        require_app(client, target, &args.app),
-        client.find_app(&target.space.guid, &args.maintenance_app)
-    );
-    let app = app?;
-    let maint = maint?.ok_or_else(|| Error::MaintenanceAppNotFound {
-        name: args.maintenance_app.clone(),
-        org: target.org.name.clone(),
-        space: target.space.name.clone(),
-    })?;
-    if let Err(why) = running_web(client, &maint).await? {
-        return Err(Error::NotRunning {
-            role: "maintenance app",
-            name: maint.name.clone(),
-            why,
-            fix: format!(
-                "start it (`cf start {}`) and wait until an instance is running; nothing was changed",
-                maint.name
-            ),
-        });
-    }
-    let mut routes = app_and_labelled_routes(client, &target.space.guid, &app.guid).await?;
-    let domains = domains(client, &routes).await?;
+/// Switches one app of a fleet (its space's maintenance app was checked before); never fails as a
+/// whole: what went wrong is in the report.
+pub(super) async fn switch_app(env: Env, member: Member, args: Arc<SwitchArgs>) -> Report {
+    let Member { app, target, maint, label } = member;
+    let (org, space) = (target.org.name.clone(), target.space.name.clone());
+    let Some(maint) = maint else {
+        let why = format!("no maintenance app {:?} in space {space}", args.maintenance_app);
+        return Report::failed(app.name, org, space, "on", why);
+    };
+    let client = &env.client;
+    let progress = &env.progress;
+    progress.phase(&label, "switching", None, false);
+    let routes = app_and_labelled_routes(client, &target.space.guid, &app.guid).await;
+    let (mut routes, domains) = match routes {
+        Ok(routes) => match env.domains.of(client, &routes).await {
+            Ok(domains) => (routes, domains),
+            Err(e) => return Report::failed(app.name, org, space, "on", crate::error::describe(&e)),
+        },
+        Err(e) => return Report::failed(app.name, org, space, "on", crate::error::describe(&e)),
+    };
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
+    progress.routes_total(&label, routes.len());
 
     let names: HashMap<String, String> =
         [(app.guid.clone(), app.name.clone()), (maint.guid.clone(), maint.name.clone())].into_iter().collect();
-    let mut out = Out::new(json);
-    let verb = if args.dry_run { "Planning the switch of" } else { "Switching" };
-    out.line(&format!(
-        "{verb} app {}'s routes to {} in org {} / space {}...",
-        app.name, maint.name, target.org.name, target.space.name
-    ));
+    if !progress.fleet() {
+        let verb = if args.dry_run { "Planning the switch of" } else { "Switching" };
+        progress.line(&format!("{verb} app {}'s routes to {} in org {org} / space {space}...", app.name, maint.name));
+    }
 
     let since = state::now_rfc3339();
     let mut reports = Vec::new();
     let mut jobs = Vec::new();
-    let print = |out: &mut Out, r: &RouteReport| {
-        out.line(&output::route_line("on", r, &app.name, &maint.name, args.dry_run));
+    let print = |r: &RouteReport| {
+        progress.route(&label, "on", r, &output::route_line("on", r, &app.name, &maint.name, args.dry_run));
     };
     for route in routes {
         let domain = domain_of(&route, &domains);
@@ -96,7 +78,7 @@ pub(super) async fn run(
             |result, reason: Option<String>| RouteReport::bare(url.clone(), route.guid.clone(), result, reason);
         if let Some(reason) = plan::skip_reason(&route, domain) {
             let r = report(Outcome::Skipped, Some(reason.to_owned()));
-            print(&mut out, &r);
+            print(&r);
             reports.push(r);
             continue;
         }
@@ -120,67 +102,29 @@ pub(super) async fn run(
             Ok(OnPlan::Switch { record, insert_maintenance, .. }) => {
                 let target = plan::target(&route, domain);
                 let job = Job { url: url.clone(), target, record, insert_maintenance, route: route.clone() };
-                jobs.push(Work { url, route_guid: route.guid.clone(), input: job });
+                jobs.push(Work { label: url, guid: route.guid.clone(), input: job });
                 continue;
             }
         };
-        print(&mut out, &r);
+        print(&r);
         reports.push(r);
     }
 
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        verify: Verify {
-            prober: Prober::new(args.probe_via.clone(), skip_tls)?,
-            enabled: !args.no_verify,
-            settle: Duration::from_secs(args.settle),
-            timeout: Duration::from_secs(args.timeout),
-        },
+        verify: env.verify.clone(),
         app_guid: app.guid.clone(),
         app_name: app.name.clone(),
         maint_guid: maint.guid.clone(),
         names,
     });
-    let done = each_route(
-        jobs,
-        args.concurrency,
-        |job| switch_route(Arc::clone(&ctx), job),
-        lost_route,
-        |r| print(&mut out, r),
-    )
-    .await;
+    let done =
+        each(jobs, args.concurrency, &env.interrupt, |job| switch_route(Arc::clone(&ctx), job), lost_route, print)
+            .await;
     reports.extend(done);
     reports.sort_by(|a, b| a.url.cmp(&b.url));
-    finish(out, app.name.clone(), "on", args.dry_run, reports)
-}
-
-/// Prints the summary (or the JSON document) and picks the exit code.
-pub(super) fn finish(
-    mut out: Out,
-    app: String,
-    action: &'static str,
-    dry_run: bool,
-    routes: Vec<RouteReport>,
-) -> Result<ExitCode, Error> {
-    let ok = routes.iter().all(|r| r.result != Outcome::Failed);
-    let report = Report { app, action, dry_run, routes, ok };
-    let (line, advice) = output::summary(&report);
-    out.line("");
-    out.line(&line);
-    out.document(&report);
-    out.finish()?;
-    match advice {
-        None => Ok(ExitCode::SUCCESS),
-        Some(advice) => {
-            // The reasons are on stdout already (line by line, or in the JSON); stderr gets them
-            // too, so that a script reading only errors learns what went wrong.
-            for r in report.routes.iter().filter(|r| r.result == Outcome::Failed) {
-                eprintln!("switchctl: error: route {}: {}", r.url, r.reason.as_deref().unwrap_or("failed"));
-            }
-            eprintln!("switchctl: error: {advice}");
-            Ok(ExitCode::from(EXIT_FAILURE))
-        }
-    }
+    let ok = reports.iter().all(|r| r.result != Outcome::Failed);
+    Report { app: app.name, org, space, action: "on", dry_run: args.dry_run, routes: reports, error: None, ok }
 }
 
 /// Steps 2–6 for one route; never returns before the route is in a state `on` or `off` can

@@ -59,11 +59,15 @@ impl RouteReport {
     }
 }
 
-/// The whole report of `on` or `off`.
+/// One app's report of `on` or `off`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// APP's name.
     pub app: String,
+    /// Its org.
+    pub org: String,
+    /// Its space.
+    pub space: String,
     /// `on` or `off`.
     pub action: &'static str,
     /// Whether this was a `--dry-run` (nothing changed).
@@ -71,8 +75,71 @@ pub struct Report {
     pub dry_run: bool,
     /// Every route considered.
     pub routes: Vec<RouteReport>,
-    /// No route failed.
+    /// Why the app as a whole could not be worked on (nothing was changed then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// No route failed and there is no error.
     pub ok: bool,
+}
+
+impl Report {
+    /// The report of an app that could not be worked on at all.
+    pub fn failed(app: String, org: String, space: String, action: &'static str, why: String) -> Report {
+        Report { app, org, space, action, dry_run: false, routes: Vec::new(), error: Some(why), ok: false }
+    }
+
+    /// How many routes ended in `outcome`.
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.routes.iter().filter(|r| r.result == outcome).count()
+    }
+}
+
+/// A table of apps' results for a fleet: app, space, result, routes, and the first reason.
+pub fn app_table(reports: &[Report]) -> Vec<String> {
+    let mut rows =
+        vec![["app".to_owned(), "space".to_owned(), "result".to_owned(), "routes".to_owned(), "reason".to_owned()]];
+    for r in reports {
+        let done = if r.action == "on" { Outcome::Switched } else { Outcome::Restored };
+        let word = if r.action == "on" { "switched" } else { "restored" };
+        let mut parts = vec![format!("{} {word}", r.count(done))];
+        for (o, w) in [(Outcome::Already, "already"), (Outcome::Skipped, "skipped"), (Outcome::Failed, "failed")] {
+            if r.count(o) > 0 {
+                parts.push(format!("{} {w}", r.count(o)));
+            }
+        }
+        let reason = r.error.clone().or_else(|| {
+            r.routes
+                .iter()
+                .find(|x| x.result == Outcome::Failed)
+                .map(|x| format!("{}: {}", x.url, x.reason.as_deref().unwrap_or("failed")))
+        });
+        let result = if r.ok { "ok" } else { "FAILED" };
+        rows.push([r.app.clone(), r.space.clone(), result.to_owned(), parts.join(", "), reason.unwrap_or_default()]);
+    }
+    table(&rows)
+}
+
+/// Rows in aligned columns (the last column is not padded).
+pub fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == N {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+                }
+            }
+            line.trim_end().to_owned()
+        })
+        .collect()
 }
 
 /// Writes to stdout; remembers the first failure instead of stopping halfway through a switch.
@@ -239,11 +306,17 @@ mod tests {
     fn a_failure_summary_names_the_routes_and_the_command_to_finish() {
         let report = Report {
             app: "shop".into(),
+            org: "o".into(),
+            space: "s".into(),
             action: "on",
             dry_run: false,
             routes: vec![r("a", Outcome::Switched), r("b", Outcome::Failed), r("c", Outcome::Skipped)],
+            error: None,
             ok: false,
         };
+        let table = app_table(std::slice::from_ref(&report));
+        assert_eq!(table[0], "app   space  result  routes                           reason");
+        assert_eq!(table[1], "shop  s      FAILED  1 switched, 1 skipped, 1 failed  b: failed");
         let (line, advice) = summary(&report);
         assert_eq!(line, "FAILED: 3 routes of app shop: 1 switched, 1 skipped, 1 failed.");
         let advice = advice.expect("advice");

@@ -6,7 +6,7 @@ use std::{collections::HashMap, process::ExitCode, sync::Arc};
 use serde::Serialize;
 
 use super::{
-    Work, app_and_labelled_routes, domain_of, domains, each_route,
+    Domains, Interrupt, Work, app_and_labelled_routes, domain_of, each,
     output::{self, Out},
     plan::{self, DestinationView},
     probe::{Answer, Prober},
@@ -82,7 +82,7 @@ pub(super) async fn run(
     };
     let apps: Vec<App> = client.get_all("/v3/apps", &[("space_guids", space.as_str())]).await?;
     let names: HashMap<String, String> = apps.into_iter().map(|a| (a.guid, a.name)).collect();
-    let domains = domains(client, &routes).await?;
+    let domains = Domains::default().of(client, &routes).await?;
 
     // One probe per route, in parallel: what users get right now.
     let answers: HashMap<String, Answer> = if args.no_probe {
@@ -93,14 +93,15 @@ pub(super) async fn run(
             .iter()
             .filter(|r| plan::skip_reason(r, domain_of(r, &domains)).is_none())
             .map(|r| Work {
-                url: String::new(),
-                route_guid: r.guid.clone(),
+                label: String::new(),
+                guid: r.guid.clone(),
                 input: (r.guid.clone(), plan::target(r, domain_of(r, &domains))),
             })
             .collect();
-        let answers = each_route(
+        let answers = each(
             work,
             8,
+            &Interrupt::default(),
             |(guid, t)| {
                 let prober = Arc::clone(&prober);
                 async move { (guid, prober.probe(&t).await) }

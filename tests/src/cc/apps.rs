@@ -310,6 +310,7 @@ impl Cx<'_> {
             package_guid: pkg.guid.clone(),
             state: "STAGING".to_owned(),
             droplet_guid: None,
+            error: None,
             ready_at: Instant::now() + st.staging_time,
             created_by: (self.actor.id.clone(), self.actor.name.clone()),
             created_at: now.clone(),

@@ -260,7 +260,7 @@ pub fn build(base: &str, b: &Build) -> Value {
         "guid": g, "created_at": b.created_at, "updated_at": b.updated_at,
         "created_by": { "guid": b.created_by.0, "name": b.created_by.1, "email": format!("{}@example.com", b.created_by.1) },
         "state": b.state, "staging_memory_in_mb": 1024, "staging_disk_in_mb": 1024,
-        "staging_log_rate_limit_bytes_per_second": -1, "error": null,
+        "staging_log_rate_limit_bytes_per_second": -1, "error": b.error,
         "lifecycle": { "type": "buildpack", "data": { "buildpacks": ["binary_buildpack"], "stack": "cflinuxfs4" } },
         "package": { "guid": b.package_guid },
         "droplet": b.droplet_guid.as_ref().map(|d| json!({ "guid": d })),

@@ -2,7 +2,10 @@
 //! with their destinations, packages, builds, droplets, deployments, jobs and space roles. Every
 //! change of what the gorouter should serve is also sent as a [`RouteEvent`].
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use crate::{clock::now_iso, metadata::Metadata};
 
@@ -255,6 +258,8 @@ pub struct Build {
     pub state: String,
     /// Resulting droplet once staged.
     pub droplet_guid: Option<String>,
+    /// Why it failed (`FAILED` only), as CC words it: `StagingError - …`.
+    pub error: Option<String>,
     /// When staging finishes.
     pub ready_at: Instant,
     /// Who created it: (guid, name).
@@ -394,6 +399,8 @@ pub struct State {
     pub roles: Vec<(String, String, Role)>,
     /// How long a build stays `STAGING`.
     pub staging_time: Duration,
+    /// Apps whose builds fail, with the build error.
+    pub staging_failures: HashMap<String, String>,
     /// How long started instances report `STARTING` before `RUNNING`.
     pub startup_time: Duration,
     /// How long a deployment stays `DEPLOYING`.
@@ -599,6 +606,12 @@ impl State {
         let now = Instant::now();
         let mut new_droplets = Vec::new();
         for b in self.builds.iter_mut().filter(|b| b.state == "STAGING" && b.ready_at <= now) {
+            if let Some(error) = self.staging_failures.get(&b.app_guid) {
+                b.state = "FAILED".to_owned();
+                b.error = Some(error.clone());
+                b.updated_at = now_iso();
+                continue;
+            }
             let d = Droplet {
                 guid: guid(),
                 app_guid: b.app_guid.clone(),

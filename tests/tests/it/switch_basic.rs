@@ -107,7 +107,7 @@ async fn on_twice_is_idempotent_and_json_reports_each_route() {
     let before = w.all_dests();
     let first = w.run(&["--json", "on", "shop"]).await;
     first.expect_code(0);
-    let doc = first.json();
+    let doc = first.report();
     assert_eq!(
         (doc["app"].clone(), doc["action"].clone(), doc["ok"].clone()),
         (json!("shop"), json!("on"), json!(true))
@@ -130,7 +130,7 @@ async fn on_twice_is_idempotent_and_json_reports_each_route() {
 
     let off = w.run(&["--json", "off", "shop"]).await;
     off.expect_code(0);
-    let doc = off.json();
+    let doc = off.report();
     assert_eq!(doc["action"], "off");
     assert!(doc["routes"].as_array().is_some_and(|r| r.iter().all(|r| r["result"] == "restored")), "{doc}");
     w.assert_restored(&before, "after off").await;
@@ -146,7 +146,7 @@ async fn dry_run_shows_the_plan_and_only_reads() {
         w.cc_log().iter().filter(|r| r.method != Method::GET).map(|r| format!("{} {}", r.method, r.path)).collect();
     assert!(writes.is_empty(), "only GETs: {writes:?}");
     assert_eq!(w.all_dests(), before);
-    let doc = plan.json();
+    let doc = plan.report();
     assert_eq!(doc["dry_run"], true, "{doc}");
     let first = doc["routes"]
         .as_array()

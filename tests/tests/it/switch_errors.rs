@@ -132,7 +132,7 @@ async fn on_twice_reports_already_in_maintenance_and_json_has_the_contract_shape
     let before = w.all_dests();
     let first = w.run(&["--json", "on", "shop"]).await;
     first.expect_code(0);
-    let doc = first.json();
+    let doc = first.report();
     assert_eq!(doc["app"], "shop", "{doc}");
     assert_eq!(doc["action"], "on", "{doc}");
     assert_eq!(doc["ok"], true, "{doc}");

@@ -550,9 +550,31 @@ impl Run {
         self
     }
 
+    /// `status --json`: the one document on stdout.
     pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("--json stdout is one JSON document ({e}): {}", self.stdout))
+    }
+
+    /// `on`/`off`/`run --json`: every event, one JSON object per line.
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("--json line is not one JSON object ({e}): {line}"))
+            })
+            .collect()
+    }
+
+    /// The report of the one app of an `on`/`off --json` run (from its `summary` event).
+    pub(crate) fn report(&self) -> serde_json::Value {
+        let events = self.events();
+        let summary =
+            events.iter().rev().find(|e| e["event"] == "summary").unwrap_or_else(|| panic!("no summary: {self}"));
+        let apps = summary["apps"].as_array().cloned().unwrap_or_default();
+        assert_eq!(apps.len(), 1, "one app in {summary}");
+        apps[0].clone()
     }
 }
 
