@@ -17,6 +17,10 @@
 //!   - `POST /v3/apps/:guid/actions/start|stop`: they set the desired state.
 //!   - Not safe: `POST /v3/builds` (a second build would be started, or refused as "staging in
 //!     progress"). Such requests are sent once; if the answer is lost, the error says so.
+//! * **Rate limit across all requests**: a 429, or an answer saying no request is left
+//!   (`X-RateLimit-Remaining: 0`), closes a gate that every request of this client (a whole fleet's)
+//!   waits at until `Retry-After` or `X-RateLimit-Reset`, instead of each finding out with a 429 of
+//!   its own.
 //! * **429**: waits as `Retry-After` says (bounded by [`RetryPolicy::max_retry_after`] and a total
 //!   [`RetryPolicy::max_total_wait`]), then sends again; a request refused for the rate limit was
 //!   not carried out, so this holds for every method.
@@ -148,6 +152,8 @@ struct Inner {
     api: Url,
     tokens: Option<TokenSource>,
     retry: RetryPolicy,
+    /// No request is sent before this instant (the Cloud Controller's rate limit).
+    gate: std::sync::Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for Client {
@@ -181,7 +187,7 @@ pub fn parse_api_url(value: &str, what: &'static str, fix: &'static str) -> Resu
 impl Client {
     /// A client for the API at `api` authenticating with `tokens` (`None`: no `Authorization`).
     pub fn new(http: reqwest::Client, api: Url, tokens: Option<TokenSource>, retry: RetryPolicy) -> Client {
-        Client { inner: Arc::new(Inner { http, api, tokens, retry }) }
+        Client { inner: Arc::new(Inner { http, api, tokens, retry, gate: std::sync::Mutex::new(None) }) }
     }
 
     /// The API URL.
@@ -285,6 +291,7 @@ impl Client {
                 Some(tokens) => Some(tokens.authorization().await?),
                 None => None,
             };
+            self.wait_at_gate().await;
             let request = self.build(&method, &url, authorization.as_deref(), body.as_deref())?;
             if tracing::enabled!(tracing::Level::TRACE) {
                 tracing::trace!(method = %method, url = %url, headers = %redacted(request.headers()), "sending");
@@ -294,6 +301,9 @@ impl Client {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
+                    if let Some(reset) = exhausted_until(response.headers(), policy.max_retry_after) {
+                        self.close_gate(reset);
+                    }
                     match response.bytes().await {
                         Ok(bytes) => Ok((status, retry_after, bytes)),
                         Err(e) => Err(e),
@@ -350,7 +360,9 @@ impl Client {
                     "rate limited by the Cloud Controller; waiting {}s as it asks",
                     wait.as_secs_f32().ceil()
                 );
-                // A little jitter so parallel requests do not all come back in the same instant.
+                // Every other request waits too; a little jitter so they do not all come back in
+                // the same instant.
+                self.close_gate(wait);
                 let wait = wait + Duration::from_millis(fastrand::u64(0..250));
                 waited += wait;
                 tokio::time::sleep(wait).await;
@@ -366,6 +378,30 @@ impl Client {
                 }
             }
             return Err(error.into());
+        }
+    }
+
+    /// Waits while the rate-limit gate is closed.
+    async fn wait_at_gate(&self) {
+        loop {
+            let until = *self.inner.gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match until {
+                Some(until) if until > Instant::now() => {
+                    let jitter = Duration::from_millis(fastrand::u64(0..100));
+                    tokio::time::sleep(until.saturating_duration_since(Instant::now()) + jitter).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Closes the gate for `wait` from now (never shortening an earlier closing).
+    fn close_gate(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut gate = self.inner.gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if gate.is_none_or(|g| g < until) {
+            tracing::debug!(wait_ms = wait.as_millis() as u64, "rate limit: holding requests");
+            *gate = Some(until);
         }
     }
 
@@ -616,6 +652,16 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs.max(0) as u64))
 }
 
+/// With `X-RateLimit-Remaining: 0`: the time until `X-RateLimit-Reset` (at most `max`).
+fn exhausted_until(headers: &HeaderMap, max: Duration) -> Option<Duration> {
+    let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<i64>().ok();
+    if header("x-ratelimit-remaining")? != 0 {
+        return None;
+    }
+    let secs = header("x-ratelimit-reset")? - time::OffsetDateTime::now_utc().unix_timestamp();
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)).min(max))
+}
+
 /// The headers for a trace line, with credentials replaced.
 fn redacted(headers: &HeaderMap) -> String {
     headers
@@ -671,6 +717,19 @@ mod tests {
             let d = p.backoff(attempt);
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} vs {full:?}");
         }
+    }
+
+    #[test]
+    fn an_exhausted_rate_limit_waits_until_the_reset() {
+        let mut h = HeaderMap::new();
+        let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 30;
+        h.insert("x-ratelimit-reset", HeaderValue::from_str(&reset.to_string()).expect("header"));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("10"));
+        assert_eq!(exhausted_until(&h, Duration::from_secs(60)), None);
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        let wait = exhausted_until(&h, Duration::from_secs(60)).expect("closed");
+        assert!((Duration::from_secs(28)..=Duration::from_secs(30)).contains(&wait), "{wait:?}");
+        assert_eq!(exhausted_until(&h, Duration::from_secs(5)), Some(Duration::from_secs(5)));
     }
 
     #[test]

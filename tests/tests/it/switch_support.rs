@@ -344,19 +344,30 @@ impl World {
         self.spawn(args).wait(Duration::from_secs(90)).await
     }
 
+    /// Starts `switchctl ARGS` (with the defaults of [`World::spawn`]) as the leader of a new
+    /// process group, as a shell starts a foreground job: [`Switchctl::interrupt`] then reaches it
+    /// and the command it runs, like Ctrl-C on a terminal.
+    pub(crate) fn spawn_job(&self, args: &[&str]) -> Switchctl {
+        Switchctl::spawn_with(self.home.path(), &self.with_defaults(args), true)
+    }
+
     fn with_defaults(&self, args: &[&str]) -> Vec<String> {
-        let mut out: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        if args.iter().any(|a| *a == "on" || *a == "off") {
-            if !args.contains(&"--probe-via") {
+        // switchctl's own arguments end at `--` (`run`'s command follows it).
+        let end = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+        let (own, command) = args.split_at(end);
+        let mut out: Vec<String> = own.iter().map(|s| (*s).to_owned()).collect();
+        if own.iter().any(|a| *a == "on" || *a == "off" || *a == "run") {
+            if !own.contains(&"--probe-via") {
                 out.extend(["--probe-via".to_owned(), self.probe_via()]);
             }
-            if !args.contains(&"--settle") {
+            if !own.contains(&"--settle") {
                 out.extend(["--settle".to_owned(), "0".to_owned()]);
             }
-            if !args.contains(&"--timeout") {
+            if !own.contains(&"--timeout") {
                 out.extend(["--timeout".to_owned(), "30".to_owned()]);
             }
         }
+        out.extend(command.iter().map(|s| (*s).to_owned()));
         out
     }
 
@@ -609,7 +620,16 @@ fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
 impl Switchctl {
     /// Starts `switchctl ARGS` with `CF_HOME=home` and no other cf-related environment.
     pub(crate) fn spawn(home: &Path, args: &[String]) -> Switchctl {
+        Switchctl::spawn_with(home, args, false)
+    }
+
+    /// As [`Switchctl::spawn`]; with `own_group`, as the leader of a new process group.
+    pub(crate) fn spawn_with(home: &Path, args: &[String], own_group: bool) -> Switchctl {
+        use std::os::unix::process::CommandExt as _;
         let mut cmd = Command::new(binary("switchctl"));
+        if own_group {
+            cmd.process_group(0);
+        }
         cmd.args(args)
             .env_clear()
             .env("CF_HOME", home)
@@ -625,6 +645,12 @@ impl Switchctl {
         let out = child.stdout.take().map(drain);
         let err = child.stderr.take().map(drain);
         Switchctl { child, args: args.to_vec(), started: Instant::now(), out, err }
+    }
+
+    /// SIGINT to switchctl's process group (see [`World::spawn_job`]): what Ctrl-C does.
+    pub(crate) fn interrupt(&self) {
+        let pgid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGINT).expect("SIGINT to the job");
     }
 
     /// SIGKILL.

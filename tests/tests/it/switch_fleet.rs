@@ -1,0 +1,170 @@
+//! Fleets: 50 apps by label selector with faults injected (each app ends consistent, the summary
+//! says which failed, the printed command finishes), the request budget per app, and the
+//! benchmark of issue 6 (500 apps with 2 routes each, 50 ms per request, CC's rate limiter; run
+//! it with `bench/switchctl`).
+
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::Value;
+use tests::{
+    faults::{Failure, Matcher, RateLimit},
+    serve::Server,
+};
+
+use crate::switch_support::{Setup, World};
+
+/// The label the fleet's apps carry.
+const SELECTOR: &str = "team=orders";
+
+/// One app of the fleet: its GUID, name and routes.
+struct Member {
+    guid: String,
+    name: String,
+    routes: Vec<String>,
+}
+
+/// Adds `count` apps `f-000…`, labelled `team=orders`, each with `routes` routes served by one
+/// instance; returns them and their servers (which must live as long as the test).
+async fn add_fleet(w: &World, count: usize, routes: usize) -> (Vec<Member>, Vec<Server>) {
+    let mut members = Vec::new();
+    let mut servers = Vec::new();
+    for i in 0..count {
+        let name = format!("f-{i:03}");
+        let app = w.cf.add_app_with(&w.std.space, &name, 1, true);
+        w.cf.label_app(&app.guid, "team", "orders");
+        servers.extend(w.cf.serve_instances(&app.guid, &name, "web", 1).await.expect("instances"));
+        let mut list = Vec::new();
+        for r in 0..routes {
+            let route = w.cf.add_route(&w.std.space, &w.std.domain, &format!("{name}-{r}"), "");
+            w.cf.map_route(&route, &app.guid, "web", 8080);
+            list.push(route);
+        }
+        members.push(Member { guid: app.guid, name, routes: list });
+    }
+    assert!(w.cf.router.wait_settled(Duration::from_secs(30)).await, "router settles");
+    w.cf.faults.clear_log();
+    (members, servers)
+}
+
+/// The summary event of a `--json` run.
+fn summary(run: &crate::switch_support::Run) -> Value {
+    run.events().into_iter().rev().find(|e| e["event"] == "summary").unwrap_or_else(|| panic!("no summary: {run}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_apps_by_selector_with_faults_end_consistent() {
+    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let (fleet, _servers) = add_fleet(&w, 50, 1).await;
+    let before = w.all_dests();
+    let maint = w.maint_guid();
+
+    let faults = &w.cf.faults;
+    faults.fail_nth(Matcher::new(Method::POST, "/v3/routes/*/destinations"), 5, Failure::Status500);
+    faults.fail_nth(Matcher::new(Method::GET, "/v3/apps/*/routes"), 30, Failure::Status500);
+    faults.fail_nth(Matcher::new(Method::PATCH, "/v3/routes/*/destinations"), 10, Failure::Status503);
+    faults.fail_nth(Matcher::new(Method::PATCH, "/v3/routes/*"), 20, Failure::RateLimited { retry_after: 1 });
+    let on = w.run(&["--json", "on", "--selector", SELECTOR, "--parallel", "8"]).await;
+    on.expect_code(1);
+    let doc = summary(&on);
+    let apps = doc["apps"].as_array().expect("apps");
+    assert_eq!(apps.len(), 50, "every selected app is reported, the maintenance app and shop are not: {doc}");
+    let failed: Vec<&str> = apps.iter().filter(|a| a["ok"] == false).filter_map(|a| a["app"].as_str()).collect();
+    assert_eq!(failed.len(), 2, "the 500 on an insert and the 500 on a route list fail one app each: {doc}");
+    for m in &fleet {
+        let dests = w.dests(&m.routes[0]);
+        let has = |g: &str| dests.iter().any(|d| d.0 == g);
+        if failed.contains(&m.name.as_str()) {
+            assert!(has(&m.guid), "{}: a failed app keeps serving its route: {dests:?}", m.name);
+        } else {
+            assert!(has(&maint) && !has(&m.guid), "{}: switched: {dests:?}", m.name);
+        }
+    }
+    assert_eq!(w.dests(&w.routes[0].guid), before[&w.routes[0].guid], "shop is not selected");
+    for name in &failed {
+        assert!(on.stderr.contains(name), "stderr names {name}: {on}");
+    }
+    let finish =
+        on.stderr.split('`').find(|c| c.starts_with("switchctl --org") && c.contains(" on ")).expect("command");
+    let finish: Vec<&str> = finish.split_whitespace().skip(1).collect();
+    w.run(&finish).await.expect_code(0);
+    for m in &fleet {
+        let dests = w.dests(&m.routes[0]);
+        assert!(dests.iter().all(|d| d.0 == maint) && dests.len() == 1, "{}: on after the finish: {dests:?}", m.name);
+    }
+
+    // Without faults, `off` of the fleet: every app restored, within the request budget.
+    faults.clear_log();
+    let off = w.run(&["off", "--selector", SELECTOR, "--parallel", "8"]).await;
+    off.expect_code(0);
+    assert!(off.stdout.contains("OK: 50 of 50 apps restored."), "{off}");
+    assert!(off.stdout.contains("f-000") && off.stdout.contains("restored"), "the table lists the apps: {off}");
+    let requests = w.cc_log().len();
+    assert!(requests <= 50 * 7 + 10, "off: {requests} requests for 50 apps with 1 route each");
+    assert_eq!(w.all_dests(), before, "every route as before");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_across_spaces_and_a_missing_name() {
+    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let missing = w.run(&["on", "shop", "nope", "nada"]).await;
+    missing.expect_code(2);
+    assert!(missing.stderr.contains("apps not found in org org / space dev: nope, nada"), "{missing}");
+    let none = w.run(&["on", "--selector", "team=nobody"]).await;
+    none.expect_code(2);
+    assert!(none.stderr.contains("no app in org org / space dev matches the label selector"), "{none}");
+    // An app in the other space, which has no maintenance app: refused before any change.
+    w.cf.add_app(&w.std.other_space, "shop");
+    let across = w.run(&["on", "shop", "--all-spaces"]).await;
+    across.expect_code(2);
+    assert!(across.stderr.contains("space \"other\""), "names the space without a maintenance app: {across}");
+    assert!(w.cc_writes().is_empty(), "nothing was changed: {:?}", w.cc_writes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run bench/switchctl"]
+async fn five_hundred_apps_on_and_off_requests_and_time() {
+    const APPS: usize = 500;
+    const ROUTES: usize = 2;
+    let latency = Duration::from_millis(50);
+    let rate = RateLimit { limit: 2000, reset_interval: Duration::from_secs(10) };
+    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let (_fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
+    let before = w.all_dests();
+    w.cf.faults.set_latency(latency, Duration::ZERO);
+    w.cf.faults.set_rate_limit(Some(rate.clone()));
+
+    let mut rows = Vec::new();
+    for command in ["on", "off"] {
+        w.cf.faults.clear_log();
+        let started = Instant::now();
+        let run = w.spawn(&[command, "--selector", SELECTOR, "--parallel", "32"]).wait(Duration::from_secs(600)).await;
+        let took = started.elapsed();
+        run.expect_code(0);
+        let log = w.cc_log();
+        let limited = log.iter().filter(|r| r.status == 429).count();
+        let writes = log.iter().filter(|r| r.method != Method::GET).count();
+        rows.push((command, log.len(), writes, limited, took));
+    }
+    w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
+    w.cf.faults.set_rate_limit(None);
+    assert_eq!(w.all_dests(), before, "every route restored");
+
+    println!();
+    println!(
+        "{APPS} apps x {ROUTES} routes by selector, {} ms per CC request, rate limit {} per {} s, --parallel 32, \
+         verified through the router double",
+        latency.as_millis(),
+        rate.limit,
+        rate.reset_interval.as_secs()
+    );
+    println!("| | requests | writes | 429s | wall time | target |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for (command, requests, writes, limited, took) in &rows {
+        let met = if took.as_secs_f64() <= 60.0 { "met" } else { "MISSED" };
+        println!(
+            "| switchctl {command} | {requests} | {writes} | {limited} | {:.1} s | ≤ 60 s: {met} |",
+            took.as_secs_f64()
+        );
+    }
+}
