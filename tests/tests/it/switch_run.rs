@@ -34,7 +34,7 @@ async fn wait_for(path: &Path) {
 
 /// The first `` `switchctl …` `` command in `text`, as arguments.
 fn printed_command(text: &str, action: &str) -> Vec<String> {
-    let start = text.find(&format!("`switchctl --org")).unwrap_or_else(|| panic!("no command in {text}"));
+    let start = text.find("`switchctl --org").unwrap_or_else(|| panic!("no command in {text}"));
     let rest = &text[start + 1..];
     let command = &rest[..rest.find('`').expect("closing backtick")];
     assert!(command.contains(&format!(" {action} ")), "{command}");
