@@ -82,7 +82,7 @@ pub async fn resolve(session: &Session, fleet: &Fleet, maintenance_app: &str) ->
     let mut apps: Vec<App> = Vec::new();
     for chunk in fleet.apps.chunks(NAMES_PER_REQUEST) {
         let names = chunk.join(",");
-        let found: Vec<App> = client.get_all("/v3/apps", &[within[0], ("names", names.as_str())]).await?;
+        let found: Vec<App> = client.get_all("/v3/apps", &[("names", names.as_str()), within[0]]).await?;
         apps.extend(found.into_iter().filter(|a| chunk.contains(&a.name)));
     }
     let missing: Vec<&str> =
@@ -124,7 +124,7 @@ pub async fn resolve(session: &Session, fleet: &Fleet, maintenance_app: &str) ->
         }
     }
 
-    let maints: Vec<App> = client.get_all("/v3/apps", &[within[0], ("names", maintenance_app)]).await?;
+    let maints: Vec<App> = client.get_all("/v3/apps", &[("names", maintenance_app), within[0]]).await?;
     let maint_of = |space: &str| maints.iter().find(|m| m.name == maintenance_app && space_of(m) == Some(space));
     let mut members: Vec<Member> = apps
         .into_iter()

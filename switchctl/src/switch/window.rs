@@ -84,7 +84,12 @@ pub(super) async fn run(session: &Session, args: &RunArgs, json: bool, skip_tls:
         return fleet::finish(&progress, "on", true, &opened);
     }
     if let Some(failed) = window.not_done(&opened) {
-        return window.abandon("the window could not be opened", &failed, Ended::Failed(EXIT_FAILURE), &opened).await;
+        let (why, ended) = match window.signals.received() {
+            Some(signal) => ("switchctl was interrupted while opening the window", Ended::Interrupted(signal)),
+            None => ("the window could not be opened", Ended::Failed(EXIT_FAILURE)),
+        };
+        let all = resolved.members.as_slice();
+        return window.abandon(why, &failed, ended, &opened, all).await;
     }
 
     // 2. The command.
@@ -96,7 +101,7 @@ pub(super) async fn run(session: &Session, args: &RunArgs, json: bool, skip_tls:
                     Ended::Interrupted(_) => "switchctl was interrupted while the command ran".to_owned(),
                     _ => format!("the command {} failed", shell_words(&args.command)),
                 };
-                return window.abandon(&why, &[], ended, &opened).await;
+                return window.abandon(&why, &[], ended, &opened, &resolved.members).await;
             }
         }
     }
@@ -116,7 +121,8 @@ pub(super) async fn run(session: &Session, args: &RunArgs, json: bool, skip_tls:
     }
     if window.signals.received().is_some() {
         let ended = Ended::Interrupted(window.signals.received().unwrap_or(2));
-        return window.abandon("switchctl was interrupted", &[], ended, &opened).await;
+        // Only apps whose restage succeeded may go back: the others do not run their new droplet.
+        return window.abandon("switchctl was interrupted", &[], ended, &opened, &ready).await;
     }
 
     // 4. Close.
@@ -262,6 +268,7 @@ impl Window<'_> {
         failed: &[&Report],
         ended: Ended,
         opened: &[Report],
+        may_go_back: &[Member],
     ) -> Result<ExitCode, Error> {
         let progress = self.progress;
         let in_maintenance: Vec<&Report> =
@@ -270,7 +277,7 @@ impl Window<'_> {
             progress.line(&format!("{why}; --on-failure off: taking the apps out of maintenance..."));
             self.env.interrupt = self.signals.phase();
             let off_args = OffArgs { switch: self.args.switch.clone(), force: false };
-            let closed = fleet::switch_off(&self.env, &self.resolved.members, &off_args).await;
+            let closed = fleet::switch_off(&self.env, may_go_back, &off_args).await;
             self.summary(opened, Some(&closed), &[]);
             let stuck: Vec<&Report> = closed.iter().filter(|r| !r.ok).collect();
             progress.finish()?;
