@@ -175,25 +175,39 @@ pub async fn check_maintenance_apps(client: &Client, resolved: &Resolved, name: 
 pub(super) async fn on(session: &Session, args: &SwitchArgs, json: bool, skip_tls: bool) -> Result<ExitCode, Error> {
     let resolved = resolve(session, &args.fleet, &args.maintenance_app).await?;
     check_maintenance_apps(session.client(), &resolved, &args.maintenance_app).await?;
-    let progress = Progress::new(Style::detect(json), resolved.fleet);
-    let signals = Signals::install(Interrupt::default());
-    let env = Env::new(session.client(), args, skip_tls, progress.clone(), signals.phase())?;
-    announce(&progress, "on", &resolved, args);
-    let reports = switch_on(&env, &resolved.members, args).await;
-    let code = finish(&progress, "on", args.dry_run, &reports)?;
-    Ok(signals.exit_code().unwrap_or(code))
+    command(session, &resolved, args, "on", json, skip_tls, async |env: &Env| {
+        switch_on(env, &resolved.members, args).await
+    })
+    .await
 }
 
 /// `switchctl off`.
 pub(super) async fn off(session: &Session, args: &OffArgs, json: bool, skip_tls: bool) -> Result<ExitCode, Error> {
     let sw = &args.switch;
     let resolved = resolve(session, &sw.fleet, &sw.maintenance_app).await?;
+    command(session, &resolved, sw, "off", json, skip_tls, async |env: &Env| {
+        switch_off(env, &resolved.members, args).await
+    })
+    .await
+}
+
+/// Runs `work` for a resolved fleet with progress and signal handling; the summary and exit code
+/// (128 + signal when one arrived).
+async fn command(
+    session: &Session,
+    resolved: &Resolved,
+    args: &SwitchArgs,
+    action: &'static str,
+    json: bool,
+    skip_tls: bool,
+    work: impl AsyncFnOnce(&Env) -> Vec<Report>,
+) -> Result<ExitCode, Error> {
     let progress = Progress::new(Style::detect(json), resolved.fleet);
     let signals = Signals::install(Interrupt::default());
-    let env = Env::new(session.client(), sw, skip_tls, progress.clone(), signals.phase())?;
-    announce(&progress, "off", &resolved, sw);
-    let reports = switch_off(&env, &resolved.members, args).await;
-    let code = finish(&progress, "off", sw.dry_run, &reports)?;
+    let env = Env::new(session.client(), args, skip_tls, progress.clone(), signals.phase())?;
+    announce(&progress, action, resolved, args);
+    let reports = work(&env).await;
+    let code = finish(&progress, action, args.dry_run, &reports)?;
     Ok(signals.exit_code().unwrap_or(code))
 }
 
@@ -228,8 +242,7 @@ fn announce(progress: &Progress, action: &str, resolved: &Resolved, args: &Switc
 /// `on` for every member, `--parallel` at a time.
 pub(super) async fn switch_on(env: &Env, members: &[Member], args: &SwitchArgs) -> Vec<Report> {
     let args = Arc::new(args.clone());
-    let work = members.iter().map(|m| Work { label: m.label.clone(), guid: m.app.guid.clone(), input: m.clone() });
-    let actions = work.collect();
+    let actions = work(members);
     let progress = env.progress.clone();
     each(
         actions,
@@ -245,8 +258,7 @@ pub(super) async fn switch_on(env: &Env, members: &[Member], args: &SwitchArgs) 
 /// `off` for every member, `--parallel` at a time.
 pub(super) async fn switch_off(env: &Env, members: &[Member], args: &OffArgs) -> Vec<Report> {
     let args = Arc::new(args.clone());
-    let actions =
-        members.iter().map(|m| Work { label: m.label.clone(), guid: m.app.guid.clone(), input: m.clone() }).collect();
+    let actions = work(members);
     let progress = env.progress.clone();
     each(
         actions,
@@ -257,6 +269,11 @@ pub(super) async fn switch_off(env: &Env, members: &[Member], args: &OffArgs) ->
         |r| progress.app_done(&label_of(members, r), r),
     )
     .await
+}
+
+/// One unit of work per member.
+pub(super) fn work(members: &[Member]) -> Vec<Work<Member>> {
+    members.iter().map(|m| Work { label: m.label.clone(), guid: m.app.guid.clone(), input: m.clone() }).collect()
 }
 
 /// The report of an app whose task died or never started.

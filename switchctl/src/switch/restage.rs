@@ -14,7 +14,10 @@ use std::{
 
 use serde::Serialize;
 
-use super::{Env, Work, each, fleet::Member};
+use super::{
+    Env, each,
+    fleet::{self, Member},
+};
 use crate::{
     capi::{BuildState, Client, InstanceState, Package},
     cli::RunArgs,
@@ -96,11 +99,9 @@ pub(super) async fn each_app(
     parallel: u16,
 ) -> Vec<RestageReport> {
     let packages = Arc::new(packages.clone());
-    let work =
-        members.iter().map(|m| Work { label: m.label.clone(), guid: m.app.guid.clone(), input: m.clone() }).collect();
     let progress = env.progress.clone();
     each(
-        work,
+        fleet::work(members),
         parallel,
         &env.interrupt,
         |m| {
