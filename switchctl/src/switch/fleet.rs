@@ -5,14 +5,14 @@
 //! first change: a typo or a missing maintenance app stops the run with nothing changed (exit 2).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     process::ExitCode,
     sync::Arc,
 };
 
 use super::{
     Env, Interrupt, Work, each, off, on,
-    output::{self, Outcome, Report},
+    output::{self, Outcome, Report, plural},
     progress::{Progress, Style},
     running_web,
     window::Signals,
@@ -77,12 +77,12 @@ pub async fn resolve(session: &Session, fleet: &Fleet, maintenance_app: &str) ->
         (vec![target], "space_guids", guid, scope)
     };
     let by_space: HashMap<&str, &SpaceTarget> = spaces.iter().map(|t| (t.space.guid.as_str(), t)).collect();
-    let within = [(scope_key, scope_value.as_str())];
+    let within = (scope_key, scope_value.as_str());
 
     let mut apps: Vec<App> = Vec::new();
     for chunk in fleet.apps.chunks(NAMES_PER_REQUEST) {
         let names = chunk.join(",");
-        let found: Vec<App> = client.get_all("/v3/apps", &[("names", names.as_str()), within[0]]).await?;
+        let found: Vec<App> = client.get_all("/v3/apps", &[("names", names.as_str()), within]).await?;
         apps.extend(found.into_iter().filter(|a| chunk.contains(&a.name)));
     }
     let missing: Vec<&str> =
@@ -105,8 +105,7 @@ pub async fn resolve(session: &Session, fleet: &Fleet, maintenance_app: &str) ->
         }
     }
     if let Some(selector) = &fleet.selector {
-        let selected: Vec<App> =
-            client.get_all("/v3/apps", &[within[0], ("label_selector", selector.as_str())]).await?;
+        let selected: Vec<App> = client.get_all("/v3/apps", &[within, ("label_selector", selector.as_str())]).await?;
         let (maint, others): (Vec<App>, Vec<App>) = selected.into_iter().partition(|a| a.name == maintenance_app);
         if !maint.is_empty() {
             tracing::warn!("the selector also matches the maintenance app {maintenance_app:?}; it is left out");
@@ -124,7 +123,7 @@ pub async fn resolve(session: &Session, fleet: &Fleet, maintenance_app: &str) ->
         }
     }
 
-    let maints: Vec<App> = client.get_all("/v3/apps", &[("names", maintenance_app), within[0]]).await?;
+    let maints: Vec<App> = client.get_all("/v3/apps", &[("names", maintenance_app), within]).await?;
     let maint_of = |space: &str| maints.iter().find(|m| m.name == maintenance_app && space_of(m) == Some(space));
     let mut members: Vec<Member> = apps
         .into_iter()
@@ -146,9 +145,9 @@ fn space_of(app: &App) -> Option<&str> {
 
 /// Checks, before any change, that every space of the fleet has its maintenance app running.
 pub async fn check_maintenance_apps(client: &Client, resolved: &Resolved, name: &str) -> Result<(), Error> {
-    let mut checked: HashMap<&str, ()> = HashMap::new();
+    let mut checked: HashSet<&str> = HashSet::new();
     for m in &resolved.members {
-        if checked.insert(m.target.space.guid.as_str(), ()).is_some() {
+        if !checked.insert(m.target.space.guid.as_str()) {
             continue;
         }
         let maint = m.maint.as_ref().ok_or_else(|| Error::MaintenanceAppNotFound {
@@ -249,7 +248,7 @@ pub(super) async fn switch_on(env: &Env, members: &[Member], args: &SwitchArgs) 
         args.fleet.parallel,
         &env.interrupt,
         |m| on::switch_app(env.clone(), m, Arc::clone(&args)),
-        |label, _, why| lost_app(members, &label, "on", why),
+        |_, guid, why| lost_app(members, &guid, "on", why),
         |r| progress.app_done(&label_of(members, r), r),
     )
     .await
@@ -265,7 +264,7 @@ pub(super) async fn switch_off(env: &Env, members: &[Member], args: &OffArgs) ->
         args.switch.fleet.parallel,
         &env.interrupt,
         |m| off::restore_app(env.clone(), m, Arc::clone(&args)),
-        |label, _, why| lost_app(members, &label, "off", why),
+        |_, guid, why| lost_app(members, &guid, "off", why),
         |r| progress.app_done(&label_of(members, r), r),
     )
     .await
@@ -276,21 +275,28 @@ pub(super) fn work(members: &[Member]) -> Vec<Work<Member>> {
     members.iter().map(|m| Work { label: m.label.clone(), guid: m.app.guid.clone(), input: m.clone() }).collect()
 }
 
-/// The report of an app whose task died or never started.
-fn lost_app(members: &[Member], label: &str, action: &'static str, why: String) -> Report {
-    let member = members.iter().find(|m| m.label == label);
-    let (app, org, space) = member.map_or((label.to_owned(), String::new(), String::new()), |m| {
-        (m.app.name.clone(), m.target.org.name.clone(), m.target.space.name.clone())
-    });
-    Report::failed(app, org, space, action, why)
+/// The report of the app `guid`, whose task died or never started.
+fn lost_app(members: &[Member], guid: &str, action: &'static str, why: String) -> Report {
+    match members.iter().find(|m| m.app.guid == guid) {
+        Some(m) => Report::new(&m.app, &m.target, action, false).failed(why),
+        // Every task is one of the members'; this only keeps the report if that ever changes.
+        None => Report {
+            app: guid.to_owned(),
+            app_guid: guid.to_owned(),
+            org: String::new(),
+            space: String::new(),
+            action,
+            dry_run: false,
+            routes: Vec::new(),
+            error: Some(why),
+            ok: false,
+        },
+    }
 }
 
 /// The label of a report's app.
 fn label_of(members: &[Member], report: &Report) -> String {
-    members
-        .iter()
-        .find(|m| m.app.name == report.app && m.target.space.name == report.space)
-        .map_or_else(|| report.app.clone(), |m| m.label.clone())
+    members.iter().find(|m| m.app.guid == report.app_guid).map_or_else(|| report.app.clone(), |m| m.label.clone())
 }
 
 /// Prints the summary (a table for a fleet) and the JSON summary event; the exit code.
@@ -371,10 +377,6 @@ pub(super) fn quote(value: &str) -> String {
     if plain { value.to_owned() } else { format!("'{}'", value.replace('\'', r"'\''")) }
 }
 
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,7 +391,17 @@ mod tests {
 
     #[test]
     fn finish_commands_are_grouped_by_space() {
-        let r = |app: &str, space: &str| Report::failed(app.into(), "o".into(), space.into(), "on", "x".into());
+        let r = |app: &str, space: &str| Report {
+            app: app.into(),
+            app_guid: app.into(),
+            org: "o".into(),
+            space: space.into(),
+            action: "on",
+            dry_run: false,
+            routes: Vec::new(),
+            error: None,
+            ok: false,
+        };
         let (a, b, c) = (r("a", "dev"), r("b", "prod"), r("c d", "dev"));
         assert_eq!(
             commands("off", &[&a, &b, &c]),

@@ -42,7 +42,8 @@ pub(super) async fn restore_app(env: Env, member: Member, args: Arc<OffArgs>) ->
     let sw = &args.switch;
     let client = &env.client;
     let progress = &env.progress;
-    let failed = |e: String| Report::failed(app.name.clone(), org.clone(), space.clone(), "off", e);
+    let new_report = || Report::new(&app, &target, "off", sw.dry_run);
+    let failed = |e: String| new_report().failed(e);
     progress.phase(&label, "restoring", None, false);
     // The maintenance app is only read for its name in the report; `off` works without it.
     let mut names: HashMap<String, String> = [(app.guid.clone(), app.name.clone())].into_iter().collect();
@@ -53,16 +54,7 @@ pub(super) async fn restore_app(env: Env, member: Member, args: Arc<OffArgs>) ->
         Ok(routes) => routes,
         Err(e) => return failed(crate::error::describe(&e)),
     };
-    let report = |routes: Vec<RouteReport>| Report {
-        app: app.name.clone(),
-        org: org.clone(),
-        space: space.clone(),
-        action: "off",
-        dry_run: sw.dry_run,
-        ok: routes_ok(&routes),
-        routes,
-        error: None,
-    };
+    let report = |routes: Vec<RouteReport>| new_report().with_routes(routes);
     if routes.is_empty() {
         if !progress.fleet() {
             progress.line(&format!("No route of app {} is in maintenance; nothing to do.", app.name));
@@ -148,10 +140,6 @@ pub(super) async fn restore_app(env: Env, member: Member, args: Arc<OffArgs>) ->
     reports.extend(done);
     reports.sort_by(|a, b| a.url.cmp(&b.url));
     report(reports)
-}
-
-fn routes_ok(routes: &[RouteReport]) -> bool {
-    routes.iter().all(|r| r.result != Outcome::Failed)
 }
 
 /// Steps 2–6 for one route.

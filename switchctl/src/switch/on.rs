@@ -40,9 +40,9 @@ struct Job {
 pub(super) async fn switch_app(env: Env, member: Member, args: Arc<SwitchArgs>) -> Report {
     let Member { app, target, maint, label } = member;
     let (org, space) = (target.org.name.clone(), target.space.name.clone());
+    let report = Report::new(&app, &target, "on", args.dry_run);
     let Some(maint) = maint else {
-        let why = format!("no maintenance app {:?} in space {space}", args.maintenance_app);
-        return Report::failed(app.name, org, space, "on", why);
+        return report.failed(format!("no maintenance app {:?} in space {space}", args.maintenance_app));
     };
     let client = &env.client;
     let progress = &env.progress;
@@ -51,9 +51,9 @@ pub(super) async fn switch_app(env: Env, member: Member, args: Arc<SwitchArgs>) 
     let (mut routes, domains) = match routes {
         Ok(routes) => match env.domains.of(client, &routes).await {
             Ok(domains) => (routes, domains),
-            Err(e) => return Report::failed(app.name, org, space, "on", crate::error::describe(&e)),
+            Err(e) => return report.failed(crate::error::describe(&e)),
         },
-        Err(e) => return Report::failed(app.name, org, space, "on", crate::error::describe(&e)),
+        Err(e) => return report.failed(crate::error::describe(&e)),
     };
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
     progress.routes_total(&label, routes.len());
@@ -123,8 +123,7 @@ pub(super) async fn switch_app(env: Env, member: Member, args: Arc<SwitchArgs>) 
             .await;
     reports.extend(done);
     reports.sort_by(|a, b| a.url.cmp(&b.url));
-    let ok = reports.iter().all(|r| r.result != Outcome::Failed);
-    Report { app: app.name, org, space, action: "on", dry_run: args.dry_run, routes: reports, error: None, ok }
+    report.with_routes(reports)
 }
 
 /// Steps 2–6 for one route; never returns before the route is in a state `on` or `off` can

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use serde::Serialize;
 
 use super::plan::DestinationView;
-use crate::error::Error;
+use crate::{capi::App, error::Error, session::Target as SpaceTarget};
 
 /// What happened to one route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,6 +64,8 @@ impl RouteReport {
 pub struct Report {
     /// APP's name.
     pub app: String,
+    /// APP's GUID.
+    pub app_guid: String,
     /// Its org.
     pub org: String,
     /// Its space.
@@ -83,9 +85,38 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report on `app` in `target` with no route yet.
+    pub fn new(app: &App, target: &SpaceTarget, action: &'static str, dry_run: bool) -> Report {
+        Report {
+            app: app.name.clone(),
+            app_guid: app.guid.clone(),
+            org: target.org.name.clone(),
+            space: target.space.name.clone(),
+            action,
+            dry_run,
+            routes: Vec::new(),
+            error: None,
+            ok: true,
+        }
+    }
+
+    /// The report with these routes; ok unless one failed.
+    pub fn with_routes(mut self, routes: Vec<RouteReport>) -> Report {
+        self.ok = self.error.is_none() && routes.iter().all(|r| r.result != Outcome::Failed);
+        self.routes = routes;
+        self
+    }
+
     /// The report of an app that could not be worked on at all.
-    pub fn failed(app: String, org: String, space: String, action: &'static str, why: String) -> Report {
-        Report { app, org, space, action, dry_run: false, routes: Vec::new(), error: Some(why), ok: false }
+    pub fn failed(mut self, why: String) -> Report {
+        self.error = Some(why);
+        self.ok = false;
+        self
+    }
+
+    /// After `on`: whether any of the app's traffic goes to the maintenance app.
+    pub fn in_maintenance(&self) -> bool {
+        self.ok || self.count(Outcome::Switched) > 0
     }
 
     /// How many routes ended in `outcome`.
@@ -275,7 +306,8 @@ fn other(action: &str) -> &'static str {
     if action == "on" { "off" } else { "on" }
 }
 
-fn plural(n: usize, word: &str) -> String {
+/// `1 app`, `2 apps`.
+pub fn plural(n: usize, word: &str) -> String {
     if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
 }
 
@@ -306,6 +338,7 @@ mod tests {
     fn a_failure_summary_names_the_routes_and_the_command_to_finish() {
         let report = Report {
             app: "shop".into(),
+            app_guid: "g".into(),
             org: "o".into(),
             space: "s".into(),
             action: "on",

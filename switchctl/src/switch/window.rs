@@ -25,7 +25,7 @@ use tokio::{signal::unix::SignalKind, sync::mpsc};
 use super::{
     Env, Interrupt,
     fleet::{self, Member, Resolved, commands},
-    output::{self, Report},
+    output::{self, Report, plural},
     progress::{Progress, Style},
     restage::{self, RestageReport, Timeouts},
 };
@@ -71,7 +71,7 @@ pub(super) async fn run(session: &Session, args: &RunArgs, json: bool, skip_tls:
     let mut window = Window { args, resolved: &resolved, progress: &progress, env, signals };
 
     // 1. Open.
-    window.say(&format!("Opening the window: {} of {} in {}...", "the routes", names(&resolved), resolved.scope));
+    window.say(&format!("Opening the window: the routes of {} in {}...", names(&resolved), resolved.scope));
     let opened = fleet::switch_on(&window.env, &resolved.members, sw).await;
     if sw.dry_run {
         if !args.command.is_empty() {
@@ -119,31 +119,30 @@ pub(super) async fn run(session: &Session, args: &RunArgs, json: bool, skip_tls:
             eprintln!("switchctl: error: {}: restage failed: {}", r.app, r.error.as_deref().unwrap_or("unknown"));
         }
     }
-    if window.signals.received().is_some() {
-        let ended = Ended::Interrupted(window.signals.received().unwrap_or(2));
+    if let Some(signal) = window.signals.received() {
         // Only apps whose restage succeeded may go back: the others do not run their new droplet.
+        let ended = Ended::Interrupted(signal);
         return window.abandon("switchctl was interrupted", &[], ended, &opened, &ready).await;
     }
 
     // 4. Close.
-    window.say(&format!("Closing the window: {} back from maintenance...", plural_apps(ready.len())));
+    window.say(&format!("Closing the window: {} back from maintenance...", plural(ready.len(), "app")));
     window.env.interrupt = window.signals.phase();
     let off_args = OffArgs { switch: sw.clone(), force: false };
     let closed = fleet::switch_off(&window.env, &ready, &off_args).await;
-    let not_closed: Vec<&Report> = closed.iter().filter(|r| !r.ok).collect();
     window.summary(&opened, Some(&closed), &keep);
-    let mut stay: Vec<&Report> = not_closed.clone();
-    stay.extend(opened.iter().filter(|r| keep.iter().any(|k| k.app == r.app && k.space == r.space)));
+    let mut stay: Vec<&Report> = closed.iter().filter(|r| !r.ok).collect();
+    stay.extend(opened.iter().filter(|r| keep.iter().any(|k| k.app_guid == r.app_guid)));
     if stay.is_empty() {
         progress.line("");
-        progress.line(&format!("OK: the window is closed; {} served again.", plural_apps(closed.len())));
+        progress.line(&format!("OK: the window is closed; {} served again.", plural(closed.len(), "app")));
         progress.finish()?;
         return Ok(ExitCode::SUCCESS);
     }
     progress.finish()?;
     eprintln!(
         "switchctl: error: {} still in maintenance: {}. Fix the cause shown above, then take {} out with {}.",
-        plural_apps(stay.len()),
+        plural(stay.len(), "app"),
         stay.iter().map(|r| r.app.as_str()).collect::<Vec<_>>().join(", "),
         if stay.len() == 1 { "it" } else { "them" },
         commands("off", &stay).join(" and ")
@@ -271,8 +270,7 @@ impl Window<'_> {
         may_go_back: &[Member],
     ) -> Result<ExitCode, Error> {
         let progress = self.progress;
-        let in_maintenance: Vec<&Report> =
-            opened.iter().filter(|r| r.ok || r.count(output::Outcome::Switched) > 0).collect();
+        let in_maintenance: Vec<&Report> = opened.iter().filter(|r| r.in_maintenance()).collect();
         if self.args.on_failure == OnFailure::Off {
             progress.line(&format!("{why}; --on-failure off: taking the apps out of maintenance..."));
             self.env.interrupt = self.signals.phase();
@@ -284,7 +282,7 @@ impl Window<'_> {
             if !stuck.is_empty() {
                 eprintln!(
                     "switchctl: error: {why}; {} could not be taken out of maintenance: {}; finish with {}.",
-                    plural_apps(stuck.len()),
+                    plural(stuck.len(), "app"),
                     stuck.iter().map(|r| r.app.as_str()).collect::<Vec<_>>().join(", "),
                     commands("off", &stuck).join(" and ")
                 );
@@ -320,12 +318,13 @@ impl Window<'_> {
     /// The table of every app: opened, restaged, closed.
     fn summary(&self, opened: &[Report], closed: Option<&[Report]>, restage_failed: &[RestageReport]) {
         let progress = self.progress;
-        let closed_of = |r: &Report| closed.and_then(|c| c.iter().find(|x| x.app == r.app && x.space == r.space));
+        let closed_of = |r: &Report| closed.and_then(|c| c.iter().find(|x| x.app_guid == r.app_guid));
+        let failed_restage = |r: &Report| restage_failed.iter().find(|f| f.app_guid == r.app_guid);
         let mut rows = vec![["app", "space", "on", "restage", "off", "now"].map(str::to_owned)];
         for r in opened {
             let restage = if !self.args.restage {
                 "-".to_owned()
-            } else if let Some(f) = restage_failed.iter().find(|f| f.app == r.app && f.space == r.space) {
+            } else if let Some(f) = failed_restage(r) {
                 format!("FAILED: {}", f.error.as_deref().unwrap_or(""))
             } else if closed_of(r).is_some() {
                 "ok".to_owned()
@@ -339,7 +338,7 @@ impl Window<'_> {
             };
             let now = match closed_of(r) {
                 Some(c) if c.ok => "serving",
-                _ if r.ok || r.count(output::Outcome::Switched) > 0 => "in maintenance",
+                _ if r.in_maintenance() => "in maintenance",
                 _ => "serving",
             };
             let on = if r.ok {
@@ -364,9 +363,9 @@ impl Window<'_> {
                         "space": r.space,
                         "org": r.org,
                         "on": r,
-                        "restage": restage_failed.iter().find(|f| f.app == r.app && f.space == r.space),
+                        "restage": failed_restage(r),
                         "off": c,
-                        "in_maintenance": !c.is_some_and(|c| c.ok) && (r.ok || r.count(output::Outcome::Switched) > 0),
+                        "in_maintenance": !c.is_some_and(|c| c.ok) && r.in_maintenance(),
                     })
                 }).collect::<Vec<_>>(),
             }),
@@ -392,10 +391,6 @@ fn shell_words(words: &[String]) -> String {
 fn names(resolved: &Resolved) -> String {
     let names: Vec<&str> = resolved.members.iter().map(|m| m.label.as_str()).collect();
     if names.len() <= 5 { names.join(", ") } else { format!("{}, … ({} apps)", names[..5].join(", "), names.len()) }
-}
-
-fn plural_apps(n: usize) -> String {
-    if n == 1 { "1 app".to_owned() } else { format!("{n} apps") }
 }
 
 /// SIGINT and SIGTERM while switchctl works.
