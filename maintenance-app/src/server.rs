@@ -63,24 +63,22 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<
                     let mut stopping = stopping.clone();
                     let header_timeout = config.header_timeout;
                     tokio::spawn(async move {
-                        // hyper allocates its 8 KiB read buffer as soon as it polls a connection.
-                        // Waiting for the first byte here first keeps a connection that never
+                        // hyper allocates its 8 KiB buffers as soon as it polls a connection.
+                        // Waiting for the first bytes here first keeps a connection that never
                         // sends anything (scanners, pre-opened pools, floods) down to a socket and
                         // a small task, and closes it after the header timeout all the same, or
-                        // at once on shutdown: it has no request in flight.
-                        let mut first = [0u8; 1];
-                        tokio::select! {
+                        // at once on shutdown: it has no request in flight. What this read gets
+                        // (usually the whole request) is handed to hyper, so it costs no syscall
+                        // of its own.
+                        let first = tokio::select! {
                             biased;
-                            // `peek`, not `readable`: readiness can be reported for a socket
-                            // that has nothing to read yet (measured: every fresh connection).
-                            first_byte = tokio::time::timeout(header_timeout, stream.peek(&mut first)) => {
-                                if !matches!(first_byte, Ok(Ok(1))) {
-                                    return;
-                                }
-                            }
+                            first = tokio::time::timeout(header_timeout, first_bytes(&stream)) => match first {
+                                Ok(Some(first)) => first,
+                                _ => return,
+                            },
                             _ = stopping.changed() => return,
-                        }
-                        let io = CloseWithoutShutdown(TokioIo::new(stream));
+                        };
+                        let io = Conn { first, at: 0, io: TokioIo::new(stream) };
                         let connection = http.serve_connection(io, TowerToHyperService::new(app));
                         // Boxed so that the task of a connection still waiting above stays small:
                         // hyper's connection state is kilobytes and would otherwise be reserved
@@ -131,24 +129,60 @@ fn listen(socket: tokio::net::TcpSocket, addr: SocketAddr) -> io::Result<TcpList
 /// on Linux is 511 and tokio's is 1024, keep tokio's).
 const LISTEN_BACKLOG: u32 = 1024;
 
-/// hyper shuts the write side down before dropping a connection it closes; closing the socket
-/// sends the same FIN, so the separate `shutdown(2)` is skipped (one syscall less per
-/// connection with `Connection: close`).
-struct CloseWithoutShutdown<T>(T);
+/// Bytes read by one `read(2)` before hyper takes over: a whole request in all but rare cases.
+const FIRST_READ: usize = 2048;
 
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for CloseWithoutShutdown<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+/// The first bytes a client sends, once it sends any; `None` when it closes or fails first.
+async fn first_bytes(stream: &tokio::net::TcpStream) -> Option<Vec<u8>> {
+    loop {
+        // tokio reports a fresh socket readable before anything has arrived; the failed read
+        // clears that, and the next wait is a real one.
+        stream.readable().await.ok()?;
+        let mut buf = [0u8; FIRST_READ];
+        match stream.try_read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => return Some(buf[..n].to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return None,
+        }
     }
 }
 
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CloseWithoutShutdown<T> {
+/// A connection as hyper sees it: first the bytes already read, then the socket.
+///
+/// hyper shuts the write side down before dropping a connection it closes; closing the socket
+/// sends the same FIN, so the separate `shutdown(2)` is skipped (one syscall less per
+/// connection with `Connection: close`).
+struct Conn<T> {
+    first: Vec<u8>,
+    at: usize,
+    io: T,
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Conn<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.first.len() {
+            let n = buf.remaining().min(this.first.len() - this.at);
+            buf.put_slice(&this.first[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.first.len() {
+                this.first = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Conn<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -156,15 +190,15 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CloseWithoutShutdown<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
