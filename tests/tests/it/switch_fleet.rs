@@ -3,7 +3,10 @@
 //! benchmark of issue 6 (500 apps with 2 routes each, 50 ms per request, CC's rate limiter; run
 //! it with `bench/switchctl`).
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use http::Method;
 use serde_json::Value;
@@ -12,7 +15,7 @@ use tests::{
     serve::Server,
 };
 
-use crate::switch_support::{Setup, World};
+use crate::switch_support::{Dest, MaintenanceProcess, Setup, World};
 
 /// The label the fleet's apps carry.
 const SELECTOR: &str = "team=orders";
@@ -47,6 +50,15 @@ async fn add_fleet(w: &World, count: usize, routes: usize) -> (Vec<Member>, Vec<
     (members, servers)
 }
 
+/// The destinations of shop's routes and of every fleet route.
+fn every_dest(w: &World, fleet: &[Member]) -> BTreeMap<String, Vec<Dest>> {
+    let mut all = w.all_dests();
+    for route in fleet.iter().flat_map(|m| &m.routes) {
+        all.insert(route.clone(), w.dests(route));
+    }
+    all
+}
+
 /// The summary event of a `--json` run.
 fn summary(run: &crate::switch_support::Run) -> Value {
     run.events().into_iter().rev().find(|e| e["event"] == "summary").unwrap_or_else(|| panic!("no summary: {run}"))
@@ -56,7 +68,7 @@ fn summary(run: &crate::switch_support::Run) -> Value {
 async fn fifty_apps_by_selector_with_faults_end_consistent() {
     let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
     let (fleet, _servers) = add_fleet(&w, 50, 1).await;
-    let before = w.all_dests();
+    let before = every_dest(&w, &fleet);
     let maint = w.maint_guid();
 
     let faults = &w.cf.faults;
@@ -84,6 +96,14 @@ async fn fifty_apps_by_selector_with_faults_end_consistent() {
     for name in &failed {
         assert!(on.stderr.contains(name), "stderr names {name}: {on}");
     }
+    // `status` of a failed app shows it serving its route, with nothing left half-done.
+    for name in &failed {
+        let status = w.run(&["--json", "status", name, "--probe-via", &w.probe_via()]).await;
+        status.expect_code(0);
+        let doc = status.json();
+        assert_eq!(doc["ok"], true, "{name}: no problem reported: {doc}");
+        assert_eq!(doc["routes"][0]["answered_by"], "app", "{name}: {doc}");
+    }
     let finish =
         on.stderr.split('`').find(|c| c.starts_with("switchctl --org") && c.contains(" on ")).expect("command");
     let finish: Vec<&str> = finish.split_whitespace().skip(1).collect();
@@ -101,7 +121,7 @@ async fn fifty_apps_by_selector_with_faults_end_consistent() {
     assert!(off.stdout.contains("f-000") && off.stdout.contains("restored"), "the table lists the apps: {off}");
     let requests = w.cc_log().len();
     assert!(requests <= 50 * 7 + 10, "off: {requests} requests for 50 apps with 1 route each");
-    assert_eq!(w.all_dests(), before, "every route as before");
+    assert_eq!(every_dest(&w, &fleet), before, "every route as before");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,6 +142,31 @@ async fn names_across_spaces_and_a_missing_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_spaces_switches_each_app_to_its_own_spaces_maintenance_app() {
+    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    // A second `shop` in space `other`, with its own route and its own maintenance app.
+    let other = w.cf.add_app(&w.std.other_space, "shop");
+    let _servers = w.cf.serve_instances(&other.guid, "shop", "web", 1).await.expect("instances");
+    let route = w.cf.add_route(&w.std.other_space, &w.std.domain, "shop-other", "");
+    w.cf.map_route(&route, &other.guid, "web", 8080);
+    let other_maint = w.cf.add_app(&w.std.other_space, "maintenance-app");
+    let process = MaintenanceProcess::start();
+    w.cf.router.register(&other_maint.guid, "web", vec![process.addr]);
+    assert!(w.cf.router.wait_settled(Duration::from_secs(10)).await, "router settles");
+    let (before, before_other) = (w.all_dests(), w.dests(&route));
+
+    let on = w.run(&["on", "shop", "--all-spaces"]).await;
+    on.expect_code(0);
+    assert!(on.stdout.contains("dev/shop") && on.stdout.contains("other/shop"), "labels name the spaces: {on}");
+    let to = |route: &str| w.dests(route).into_iter().map(|d| d.0).collect::<Vec<_>>();
+    assert_eq!(to(&w.routes[0].guid), [w.maint_guid()], "dev's shop to dev's maintenance app");
+    assert_eq!(to(&route), std::slice::from_ref(&other_maint.guid), "other's shop to other's maintenance app");
+
+    w.run(&["off", "shop", "--all-spaces"]).await.expect_code(0);
+    assert_eq!((w.all_dests(), w.dests(&route)), (before, before_other), "both restored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run bench/switchctl"]
 async fn five_hundred_apps_on_and_off_requests_and_time() {
     const APPS: usize = 500;
@@ -129,8 +174,8 @@ async fn five_hundred_apps_on_and_off_requests_and_time() {
     let latency = Duration::from_millis(50);
     let rate = RateLimit { limit: 2000, reset_interval: Duration::from_secs(10) };
     let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
-    let (_fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
-    let before = w.all_dests();
+    let (fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
+    let before = every_dest(&w, &fleet);
     w.cf.faults.set_latency(latency, Duration::ZERO);
     w.cf.faults.set_rate_limit(Some(rate.clone()));
 
@@ -148,7 +193,7 @@ async fn five_hundred_apps_on_and_off_requests_and_time() {
     }
     w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
     w.cf.faults.set_rate_limit(None);
-    assert_eq!(w.all_dests(), before, "every route restored");
+    assert_eq!(every_dest(&w, &fleet), before, "every route restored");
 
     println!();
     println!(
