@@ -15,7 +15,7 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    Env, each,
+    Env, Interrupt, each,
     fleet::{self, Member},
 };
 use crate::{
@@ -67,22 +67,36 @@ pub struct RestageReport {
     pub error: Option<String>,
 }
 
-/// The newest ready package of every member, read before the window opens: an app that has none
-/// cannot be restaged, and finding out inside the window would only prolong it.
-pub async fn packages(client: &Client, members: &[Member]) -> Result<HashMap<String, Package>, Error> {
+/// The newest ready package of every member, read (`parallel` at a time) before the window opens:
+/// an app that has none cannot be restaged, and finding out inside the window would only prolong it.
+pub async fn packages(client: &Client, members: &[Member], parallel: u16) -> Result<HashMap<String, Package>, Error> {
+    let work = fleet::work(members);
+    let lookups = each(
+        work,
+        parallel,
+        &Interrupt::default(),
+        |m| {
+            let client = client.clone();
+            async move { (m.app.guid.clone(), m.label.clone(), client.latest_ready_package(&m.app.guid).await) }
+        },
+        |label, guid, why| (guid, label, Err(Error::Usage(why))),
+        |_| {},
+    )
+    .await;
     let mut found = HashMap::new();
     let mut missing = Vec::new();
-    for m in members {
-        match client.latest_ready_package(&m.app.guid).await? {
+    for (guid, label, package) in lookups {
+        match package? {
             Some(package) => {
-                found.insert(m.app.guid.clone(), package);
+                found.insert(guid, package);
             }
-            None => missing.push(m.label.as_str()),
+            None => missing.push(label),
         }
     }
     if missing.is_empty() {
         Ok(found)
     } else {
+        missing.sort();
         Err(Error::Usage(format!(
             "no package ready to stage for {}: push the app first (`cf push`); nothing was changed",
             missing.join(", ")

@@ -53,7 +53,11 @@ pub(super) async fn run(session: &Session, args: &RunArgs, json: bool, skip_tls:
     let client = session.client();
     let resolved = fleet::resolve(session, &sw.fleet, &sw.maintenance_app).await?;
     fleet::check_maintenance_apps(client, &resolved, &sw.maintenance_app).await?;
-    let packages = if args.restage { restage::packages(client, &resolved.members).await? } else { HashMap::new() };
+    let packages = if args.restage {
+        restage::packages(client, &resolved.members, sw.fleet.parallel).await?
+    } else {
+        HashMap::new()
+    };
 
     let progress = Progress::new(Style::detect(json), resolved.fleet);
     let signals = Signals::install(Interrupt::default());
