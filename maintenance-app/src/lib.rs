@@ -3,6 +3,7 @@
 //! answers are rendered once per policy ([`response`]); a request only chooses one
 //! ([`MaintenanceService`]).
 
+pub mod alloc;
 pub mod config;
 pub mod logging;
 pub mod negotiate;

@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
-use maintenance_app::{Config, logging, server};
+use maintenance_app::{Config, alloc::Recycling, logging, server};
+
+#[global_allocator]
+static ALLOCATOR: Recycling = Recycling::new();
 
 fn main() -> ExitCode {
     let config = match Config::from_env() {
