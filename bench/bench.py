@@ -301,6 +301,18 @@ class Server:
         self.idle_rss_kib = status_kib(self.pids(), "VmRSS")
         self.idle_pss_kib = pss_kib(self.pids())
 
+    def restart(self) -> None:
+        """A fresh process on a fresh port, keeping the first start's idle figures and the peak so far.
+
+        Each configuration starts from a fresh server so that no cell inherits another's state:
+        musl's allocator, for one, sizes its groups by the load it has seen, and a server that had
+        1000 connections before answers new connections with less work than a fresh one."""
+        self.peak_rss_kib = max(self.peak_rss_kib, status_kib(self.pids(), "VmHWM"))
+        idle = self.idle_rss_kib, self.idle_pss_kib
+        self.stop()
+        self.start()
+        self.idle_rss_kib, self.idle_pss_kib = idle
+
     def pids(self) -> list[int]:
         """The server's process and its children, looked up afresh each time."""
         if self.proc is None or self.proc.poll() is not None:
@@ -628,7 +640,7 @@ def build_report(args, servers: dict[str, Server], configs: list[Config], result
     w(f"- machine: {meta['cpu']}, {meta['ncpu']} CPUs, Linux {platform.release()}; load average before: {meta['load_before']}, after: {meta['load_after']}")
     w(
         f"- method: servers pinned to CPU {args.server_cpu}, wrk ({args.wrk_threads} thread, --timeout {args.wrk_timeout:g}s) "
-        f"pinned to CPU {args.client_cpu}; {args.runs} run(s) × {args.duration:g} s per cell, interleaved, medians; GET / over 127.0.0.1"
+        f"pinned to CPU {args.client_cpu}; fresh server processes per configuration; {args.runs} run(s) × {args.duration:g} s per cell, interleaved, medians; GET / over 127.0.0.1"
     )
     b = meta["binary"]
     kind = ", ".join(x for x in ("static" if b["static"] else "dynamic" if b["static"] is False else "", "stripped" if b["stripped"] else "not stripped" if b["stripped"] is False else "") if x)
@@ -914,7 +926,10 @@ def main() -> int:
         results = {c.key: {s.key: [] for s in order} for c in configs}
         total = len(configs) * len(order) * (args.runs * args.duration + (args.warmup if args.warmup > 0 else 0))
         log(f"load: {len(configs)} configurations × {len(order)} servers × {args.runs} runs × {args.duration:g} s (≈ {total / 60:.1f} min of load)")
-        for cfg in configs:
+        for n, cfg in enumerate(configs):
+            if n:
+                for s in order:
+                    s.restart()
             if args.warmup > 0:
                 for s in order:
                     run_wrk(s, cfg, args.warmup, args, order)
@@ -928,7 +943,7 @@ def main() -> int:
                         f"p99 {fmt_ms(r.p99_ms):>7} ms  cpu {fmt_num(r.cpu_us_per_req, 2):>7} µs/req  wrk {r.wrk_cpu_pct:3.0f}%  {errs}"
                     )
         for s in order:
-            s.peak_rss_kib = status_kib(s.pids(), "VmHWM")
+            s.peak_rss_kib = max(s.peak_rss_kib, status_kib(s.pids(), "VmHWM"))
         meta["load_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
         report, failures = build_report(args, servers, configs, results, meta)
