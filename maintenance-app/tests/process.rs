@@ -170,3 +170,34 @@ fn sigterm_with_idle_keep_alive_connections_exits_promptly() {
     assert_eq!(status.code(), Some(0));
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_a_header_timeout_after_its_last_answer() {
+    let server = Server::start(&[("MAINTENANCE_HEADER_TIMEOUT", "1")]);
+    let mut idle = server.connect();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").expect("write");
+    assert_eq!(read_response(&mut idle).status, 503);
+    let answered = Instant::now();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest);
+    let waited = answered.elapsed();
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(3), "closed after {waited:?}");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+}
+
+#[test]
+fn a_keep_alive_connection_that_keeps_asking_outlives_the_header_timeout() {
+    let server = Server::start(&[("MAINTENANCE_HEADER_TIMEOUT", "1")]);
+    let mut busy = server.connect();
+    let started = Instant::now();
+    let mut answers = 0;
+    // Every gap is well inside the timeout, the whole exchange well beyond it.
+    while started.elapsed() < Duration::from_millis(2500) {
+        busy.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").expect("the connection is still open");
+        assert_eq!(read_response(&mut busy).status, 503);
+        answers += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(answers >= 7, "{answers} answers");
+}
