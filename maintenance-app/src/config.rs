@@ -238,7 +238,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How often request counts per host are logged; zero turns it off (`MAINTENANCE_STATS_INTERVAL`).
     pub stats_interval: Duration,
-    /// Time a client has to send a request's headers (`MAINTENANCE_HEADER_TIMEOUT`).
+    /// Time a connection may go without an answer: to send a request's headers, idle between
+    /// keep-alive requests, or not reading an answer (`MAINTENANCE_HEADER_TIMEOUT`).
     pub header_timeout: Duration,
     /// Longest wait for in-flight requests after SIGTERM (`MAINTENANCE_SHUTDOWN_TIMEOUT`);
     /// Cloud Foundry kills the process 10 s after SIGTERM.

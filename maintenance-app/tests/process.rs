@@ -201,3 +201,32 @@ fn a_keep_alive_connection_that_keeps_asking_outlives_the_header_timeout() {
     }
     assert!(answers >= 7, "{answers} answers");
 }
+
+#[test]
+fn a_client_that_stops_reading_its_answers_is_cut_off_after_the_header_timeout() {
+    const REQUESTS: usize = 10_000;
+    let server = Server::start(&[("MAINTENANCE_HEADER_TIMEOUT", "1")]);
+    let stream = server.connect();
+    // 10,000 pipelined requests ask for about 20 MB of answers: far more than the socket buffers
+    // hold, so the server's writes stall while this client does not read.
+    let mut writer = stream.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        for _ in 0..REQUESTS {
+            if writer.write_all(request).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    // Cut off, the connection yields what was already buffered and ends; still open, it would
+    // deliver every answer.
+    let mut reader = stream;
+    reader.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut received = Vec::new();
+    let _ = reader.read_to_end(&mut received);
+    let answers = received.windows(12).filter(|w| w == b"HTTP/1.1 503").count();
+    assert!(answers < REQUESTS, "all {answers} answers arrived: the stalled connection was never closed");
+    sender.join().expect("sender");
+    assert_eq!(server.request("GET / HTTP/1.1\r\nHost: b\r\n\r\n").status, 503);
+}
