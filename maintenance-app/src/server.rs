@@ -232,15 +232,15 @@ impl Deadline {
         io::Error::new(io::ErrorKind::TimedOut, "no complete request within the header timeout")
     }
 
-    fn wrote(&mut self, written: &Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Option<Poll<io::Result<usize>>> {
+    /// Passes a write's outcome on: a write that went through moves the deadline, one that
+    /// waits past it becomes the error that closes the connection.
+    fn wrote(&mut self, written: Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         match written {
-            Poll::Ready(Ok(n)) if *n > 0 => {
-                self.last_answer = Instant::now();
-                None
-            }
-            Poll::Pending if self.expired(cx) => Some(Poll::Ready(Err(Deadline::error()))),
-            _ => None,
+            Poll::Ready(Ok(n)) if n > 0 => self.last_answer = Instant::now(),
+            Poll::Pending if self.expired(cx) => return Poll::Ready(Err(Deadline::error())),
+            _ => {}
         }
+        written
     }
 }
 
@@ -272,7 +272,7 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Conn<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.deadline.wrote(&written, cx).unwrap_or(written)
+        this.deadline.wrote(written, cx)
     }
 
     fn poll_write_vectored(
@@ -282,7 +282,7 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Conn<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.deadline.wrote(&written, cx).unwrap_or(written)
+        this.deadline.wrote(written, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
