@@ -4,6 +4,15 @@
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
+/// The maintenance app's name when `--maintenance-app` is not given.
+pub const DEFAULT_MAINTENANCE_APP: &str = "maintenance-app";
+/// Apps worked on at once when `--parallel` is not given.
+pub const DEFAULT_PARALLEL: u16 = 8;
+/// Routes changed at once when `--concurrency` is not given.
+pub const DEFAULT_CONCURRENCY: u16 = 4;
+/// Seconds a verification step waits when `--timeout` is not given.
+pub const DEFAULT_TIMEOUT: u64 = 60;
+
 /// Shown at the end of `--help`.
 const AFTER_LONG_HELP: &str = "\
 Login:
@@ -22,14 +31,28 @@ State:
   annotation records APP's original destinations, so `off` (from any machine) restores them.
   After a failure or a crash, run the same command again: it resumes where it stopped.
 
+Verification:
+  Before the first change, each route about to change is probed once; if this machine cannot
+  reach it (no connection, DNS or TLS failure), nothing is changed (exit 2): give a router
+  address with --probe-via, or accept the risk with --no-verify --settle SECS. If the new side
+  never answers on a route, the change is taken back: a route never stays half switched because
+  a probe failed. Commands printed to finish or undo repeat the flags of this run.
+
+Output:
+  With --json every stdout line is one JSON event (errors too, as `error` events); `run`'s
+  COMMAND then writes its standard output to stderr. A closed pipe ends the output, not the work.
+
 Exit codes:
-  0  done (every route switched, restored, already done or skipped)
+  0  done (every route switched, restored, already done or skipped); `status`: all consistent
   N  `run`: the COMMAND's own exit code when it failed (128+signal when a signal ended it);
      the apps stay in maintenance unless --on-failure off
-  1  failed: a route could not be switched or restored (each route is left consistent and
-     reported; run the same command again to finish), or an app that must serve is not running
-  2  usage or configuration error (bad arguments, not logged in, no target, APP or the
-     maintenance app not found); nothing was changed";
+  1  failed: a route could not be switched or restored (the state each route was left in is
+     reported, with the command to finish), an app that must serve is not running, or `on`
+     found no route to switch; `status`: a route has a problem or the router answers itself
+  2  usage or configuration error (bad arguments or label selector, not logged in, no target,
+     APP or the maintenance app not found, routes unreachable from here); nothing was changed
+  126/127  `run`: COMMAND is not executable / not found; nothing was changed
+  129/130/143  interrupted by SIGHUP/SIGINT/SIGTERM (each route is in a state a rerun finishes)";
 
 /// Switch a Cloud Foundry app's routes to the maintenance app and back, verified.
 #[derive(Debug, Parser)]
@@ -95,7 +118,7 @@ pub struct Fleet {
     pub all_spaces: bool,
 
     /// Apps worked on at once (each with --concurrency routes at once).
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PARALLEL, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
 }
 
@@ -107,7 +130,7 @@ pub struct SwitchArgs {
     pub fleet: Fleet,
 
     /// The maintenance app (in the same space).
-    #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = "maintenance-app", value_name = "NAME")]
+    #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = DEFAULT_MAINTENANCE_APP, value_name = "NAME")]
     pub maintenance_app: String,
 
     /// Show what would change, change nothing.
@@ -127,11 +150,11 @@ pub struct SwitchArgs {
     pub probe_via: Option<String>,
 
     /// Give up each verification step after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
 
     /// Routes changed in parallel.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub concurrency: u16,
 }
 
@@ -180,8 +203,10 @@ pub struct RunArgs {
     pub startup_timeout: u64,
 
     /// The command to run while the apps are in maintenance, after `--`; no shell. It inherits
-    /// stdin/stdout/stderr and gets SWITCHCTL_APPS (names, one per line), SWITCHCTL_ORG and
-    /// SWITCHCTL_SPACE in its environment.
+    /// stdin/stdout/stderr (with --json its stdout goes to stderr, so stdout stays JSON events)
+    /// and gets SWITCHCTL_APPS (names, one per line), SWITCHCTL_ORG and SWITCHCTL_SPACE in its
+    /// environment. It is looked up before the window opens: one not found exits 127 with
+    /// nothing changed.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
@@ -194,7 +219,7 @@ pub struct StatusArgs {
     pub app: Option<String>,
 
     /// The maintenance app (in the same space).
-    #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = "maintenance-app", value_name = "NAME")]
+    #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = DEFAULT_MAINTENANCE_APP, value_name = "NAME")]
     pub maintenance_app: String,
 
     /// Send the probe (one request per route) to this router address (HOST:PORT) with each route's Host header.

@@ -24,40 +24,60 @@ pub mod cfconfig;
 pub mod cli;
 pub mod error;
 pub mod logging;
+pub mod output;
 pub mod session;
+pub mod settings;
 pub mod switch;
 pub mod uaa;
 
-use std::process::ExitCode;
+use std::{process::ExitCode, sync::Arc};
 
 pub use capi::Client;
 pub use cli::{Cli, Command};
 pub use error::{ApiError, ConfigError, Error, TokenError};
 pub use session::{LoginEnv, Session, SessionOptions};
 
+use output::{Output, Style};
+use settings::{Action, Settings};
+
 /// Runs a parsed command line with the process environment (see [`run_with`]).
-pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+pub async fn run(cli: Cli) -> ExitCode {
     run_with(cli, LoginEnv::from_process()).await
 }
 
-/// Runs a parsed command line with the given login environment. Errors carry their exit code
-/// ([`Error::exit_code`]).
-pub async fn run_with(cli: Cli, env: LoginEnv) -> Result<ExitCode, Error> {
-    if let Command::Completions { shell } = &cli.command {
-        let mut out = Vec::new();
-        cli::write_completions(*shell, &mut out);
+/// Runs a parsed command line with the given login environment: the exit code, every message
+/// (errors included) printed through one [`Output`].
+pub async fn run_with(cli: Cli, env: LoginEnv) -> ExitCode {
+    let settings = Arc::new(Settings::from_cli(&cli));
+    let out = Output::new(Style::detect(settings.output, settings.verbose));
+    let code = match execute(&settings, &out, env).await {
+        Ok(code) => code,
+        Err(err) => {
+            out.error(&error::describe(&err));
+            ExitCode::from(err.exit_code())
+        }
+    };
+    out.clear();
+    code
+}
+
+async fn execute(settings: &Arc<Settings>, out: &Output, env: LoginEnv) -> Result<ExitCode, Error> {
+    if let Action::Completions(shell) = &settings.action {
+        let mut script = Vec::new();
+        cli::write_completions(*shell, &mut script);
         use std::io::Write as _;
-        std::io::stdout().write_all(&out).map_err(Error::Output)?;
+        // A closed pipe (`switchctl completions bash | head`) is not an error.
+        let _ = std::io::stdout().write_all(&script);
         return Ok(ExitCode::SUCCESS);
     }
     let options = SessionOptions {
-        org: cli.org.clone(),
-        space: cli.space.clone(),
-        skip_ssl_validation: cli.skip_ssl_validation,
+        org: settings.org.clone(),
+        space: settings.space.clone(),
+        skip_ssl_validation: settings.skip_ssl_validation,
         env,
         ..SessionOptions::default()
     };
     // The login and the target first: configuration problems show up (exit 2) before any change.
     let session = Session::connect(options).await?;
-    switch::run(&session, &cli).await
+    switch::dispatch(&session, settings, out).await
 }

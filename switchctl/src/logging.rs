@@ -24,6 +24,9 @@ where
         .with_env_filter(filter(verbosity))
         .with_writer(writer)
         .with_ansi(ansi)
+        // Its own report of a failed write is an `eprintln!`, which panics when stderr is a
+        // closed pipe (`switchctl -v on shop 2>&1 | head`): a lost log line must not stop a switch.
+        .log_internal_errors(false)
         .with_target(false)
         .without_time()
         .finish()

@@ -1,32 +1,38 @@
 //! Fleets: which apps a command works on (names, a label selector; the target space or every
-//! space of the org), working on several at once, and the summary at the end.
+//! space of the org), the check before any change that every route can be verified from here,
+//! and what is printed at the end of `on` and `off`.
 //!
-//! Every name and selector is resolved, and every space's maintenance app checked, before the
-//! first change: a typo or a missing maintenance app stops the run with nothing changed (exit 2).
+//! Every name and selector is resolved, every space's maintenance app checked, and every route
+//! about to change probed once, before the first change: a typo, a missing maintenance app or a
+//! route this machine cannot reach stops the run with nothing changed (exit 2).
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     process::ExitCode,
     sync::Arc,
 };
 
 use super::{
-    Env, Interrupt, Work, each, off, on,
-    output::{self, Outcome, Report, plural},
-    progress::{Progress, Style},
-    running_web,
-    window::Signals,
+    context::{self, Env, Lost, Work, each},
+    outcome::{self, Advice, Report, Verb},
+    probe::Target,
+    signals::{self, Signals},
 };
 use crate::{
     capi::{App, Client, Space},
     cfconfig::Targeted,
-    cli::{Fleet, OffArgs, SwitchArgs},
     error::{EXIT_FAILURE, Error},
+    output::{Output, plural},
     session::{Session, Target as SpaceTarget},
+    settings::{FleetSelection, Settings, Switch, Verification},
 };
 
 /// Names per `GET /v3/apps?names=…` (keeps the URL short).
 const NAMES_PER_REQUEST: usize = 50;
+/// Routes probed at once before a switch.
+const PREFLIGHT_CONCURRENCY: u16 = 16;
+/// The settle time suggested to an operator who cannot reach the routes.
+const SUGGESTED_SETTLE_SECS: u64 = 10;
 
 /// One app of a fleet, with its space and that space's maintenance app.
 #[derive(Debug, Clone)]
@@ -53,7 +59,7 @@ pub struct Resolved {
 }
 
 /// Finds the apps `fleet` names or selects, and each space's maintenance app.
-pub async fn resolve(session: &Session, fleet: &Fleet, maintenance_app: &str) -> Result<Resolved, Error> {
+pub async fn resolve(session: &Session, fleet: &FleetSelection, maintenance_app: &str) -> Result<Resolved, Error> {
     if fleet.apps.iter().any(|a| a == maintenance_app) {
         return Err(Error::Usage(format!(
             "{maintenance_app:?} is the maintenance app itself; name the apps to switch, or the maintenance app with \
@@ -105,7 +111,7 @@ pub async fn resolve(session: &Session, fleet: &Fleet, maintenance_app: &str) ->
         }
     }
     if let Some(selector) = &fleet.selector {
-        let selected: Vec<App> = client.get_all("/v3/apps", &[within, ("label_selector", selector.as_str())]).await?;
+        let selected = select(client, within, selector).await?;
         let (maint, others): (Vec<App>, Vec<App>) = selected.into_iter().partition(|a| a.name == maintenance_app);
         if !maint.is_empty() {
             tracing::warn!("the selector also matches the maintenance app {maintenance_app:?}; it is left out");
@@ -139,6 +145,19 @@ pub async fn resolve(session: &Session, fleet: &Fleet, maintenance_app: &str) ->
     Ok(Resolved { members, scope, fleet })
 }
 
+/// The apps a label selector picks. The Cloud Controller answers a selector it cannot parse with
+/// 400 `CF-BadQueryParameter` (its detail says what is wrong): a mistake on the command line.
+async fn select(client: &Client, within: (&str, &str), selector: &str) -> Result<Vec<App>, Error> {
+    match client.get_all("/v3/apps", &[within, ("label_selector", selector)]).await {
+        Err(Error::Api(e)) if e.status == 400 || e.status == 422 => Err(Error::Usage(format!(
+            "the Cloud Controller refuses the label selector {selector:?}: {}; write it as CAPI expects, e.g. \
+             `backend=orders`, `tier in (a,b)` or `!canary`; nothing was changed",
+            e.detail
+        ))),
+        other => other,
+    }
+}
+
 fn space_of(app: &App) -> Option<&str> {
     app.relationships.space.guid()
 }
@@ -155,14 +174,15 @@ pub async fn check_maintenance_apps(client: &Client, resolved: &Resolved, name: 
             org: m.target.org.name.clone(),
             space: m.target.space.name.clone(),
         })?;
-        if let Err(why) = running_web(client, maint).await? {
+        if let Err(not) = context::running_web(client, maint).await? {
             return Err(Error::NotRunning {
                 role: "maintenance app",
                 name: format!("{} (space {})", maint.name, m.target.space.name),
-                why,
+                why: not.why,
                 fix: format!(
-                    "start it (`cf start {}` in space {}) and wait until an instance is running; nothing was changed",
-                    maint.name, m.target.space.name
+                    "run `cf target -s {} && {}` and wait until an instance is running; nothing was changed",
+                    crate::settings::quote(&m.target.space.name),
+                    not.fix
                 ),
             });
         }
@@ -170,242 +190,249 @@ pub async fn check_maintenance_apps(client: &Client, resolved: &Resolved, name: 
     Ok(())
 }
 
-/// `switchctl on`.
-pub(super) async fn on(session: &Session, args: &SwitchArgs, json: bool, skip_tls: bool) -> Result<ExitCode, Error> {
-    let resolved = resolve(session, &args.fleet, &args.maintenance_app).await?;
-    check_maintenance_apps(session.client(), &resolved, &args.maintenance_app).await?;
-    command(session, &resolved, args, "on", json, skip_tls, async |env: &Env| {
-        switch_on(env, &resolved.members, args).await
-    })
-    .await
+/// A route about to change, for the check before the first change.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Its URL.
+    pub url: String,
+    /// Where probes go.
+    pub target: Target,
+    /// The app (label) it belongs to.
+    pub app: String,
+    /// The app's org and space (for the command printed).
+    pub space: (String, String),
 }
 
-/// `switchctl off`.
-pub(super) async fn off(session: &Session, args: &OffArgs, json: bool, skip_tls: bool) -> Result<ExitCode, Error> {
-    let sw = &args.switch;
-    let resolved = resolve(session, &sw.fleet, &sw.maintenance_app).await?;
-    command(session, &resolved, sw, "off", json, skip_tls, async |env: &Env| {
-        switch_off(env, &resolved.members, args).await
-    })
-    .await
+/// Probes every route about to change once, before the first change. A route the probe cannot
+/// reach (no connection, DNS or TLS failure: no answer at all, not even the router's) cannot be
+/// verified, and switching it unverified could leave users on a mix of app and page for as long
+/// as verification waits: nothing is changed, and the error says how to reach the routes or how
+/// to accept the risk.
+pub async fn preflight(env: &Env, planned: Vec<Planned>) -> Result<(), Error> {
+    if !env.verify.probes() || planned.is_empty() {
+        return Ok(());
+    }
+    let mut seen = HashSet::new();
+    let work: Vec<Work<Planned>> = planned
+        .into_iter()
+        .filter(|p| seen.insert((p.target.fqdn.clone(), p.target.path.clone())))
+        .map(|p| Work { label: p.url.clone(), guid: String::new(), input: p })
+        .collect();
+    let verify = env.verify.clone();
+    let answers = each(
+        work,
+        PREFLIGHT_CONCURRENCY,
+        &signals::Interrupt::default(),
+        |p| {
+            let verify = verify.clone();
+            async move {
+                let answer = verify.prober.probe(&p.target).await;
+                Some((p, answer))
+            }
+        },
+        |_, _, _| None,
+        |_| {},
+    )
+    .await;
+    let mut unreachable: Vec<(Planned, String)> =
+        answers.into_iter().flatten().filter(|(_, a)| a.unreachable()).map(|(p, a)| (p, a.to_string())).collect();
+    if unreachable.is_empty() {
+        return Ok(());
+    }
+    unreachable.sort_by(|a, b| a.0.url.cmp(&b.0.url));
+    let shown: Vec<String> = unreachable.iter().take(5).map(|(p, why)| format!("{} ({why})", p.url)).collect();
+    let more = unreachable.len().saturating_sub(shown.len());
+    let first = &unreachable[0].0;
+    let mut unverified = (*env.settings).clone();
+    if let Some(switch) = switch_mut(&mut unverified) {
+        switch.verify = Verification::Settle(std::time::Duration::from_secs(SUGGESTED_SETTLE_SECS));
+    }
+    let verb = match env.settings.action {
+        crate::settings::Action::Off(_) => "off",
+        _ => "on",
+    };
+    let apps: Vec<&str> = {
+        let mut apps: Vec<&str> = unreachable.iter().map(|(p, _)| p.app.as_str()).collect();
+        apps.dedup();
+        apps
+    };
+    Err(Error::Usage(format!(
+        "cannot reach {} from here, so no change could be verified: {}{}; nothing was changed. Send the probes \
+         through a router you can reach by adding `--probe-via HOST:PORT` (a gorouter's or its load balancer's \
+         address) to the command, or accept switching unverified with `{}`",
+        plural(unreachable.len(), "route"),
+        shown.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() },
+        unverified.command(verb, &first.space.0, &first.space.1, &apps),
+    )))
 }
 
-/// Runs `work` for a resolved fleet with progress and signal handling; the summary and exit code
-/// (128 + signal when one arrived).
-async fn command(
+fn switch_mut(settings: &mut Settings) -> Option<&mut Switch> {
+    match &mut settings.action {
+        crate::settings::Action::On(s) => Some(s),
+        crate::settings::Action::Off(o) => Some(&mut o.switch),
+        crate::settings::Action::Run(r) => Some(&mut r.switch),
+        _ => None,
+    }
+}
+
+/// Runs `on` or `off` (`work`) for a resolved fleet with signal handling, then prints the summary;
+/// the exit code (128 + signal when one arrived).
+pub async fn command(
     session: &Session,
-    resolved: &Resolved,
-    args: &SwitchArgs,
-    action: &'static str,
-    json: bool,
-    skip_tls: bool,
-    work: impl AsyncFnOnce(&Env) -> Vec<Report>,
+    settings: &Arc<Settings>,
+    out: &Output,
+    switch: &Switch,
+    verb: Verb,
+    work: impl AsyncFnOnce(&Env, &Resolved) -> Result<Vec<Report>, Error>,
 ) -> Result<ExitCode, Error> {
-    let progress = Progress::new(Style::detect(json), resolved.fleet);
-    let signals = Signals::install(Interrupt::default());
-    let env = Env::new(session.client(), args, skip_tls, progress.clone(), signals.phase())?;
-    announce(&progress, action, resolved, args);
-    let reports = work(&env).await;
-    let code = finish(&progress, action, args.dry_run, &reports)?;
-    Ok(signals.exit_code().unwrap_or(code))
+    let resolved = resolve(session, &switch.fleet, &switch.maintenance_app).await?;
+    if verb == Verb::On {
+        check_maintenance_apps(session.client(), &resolved, &switch.maintenance_app).await?;
+    }
+    out.set_fleet(resolved.fleet);
+    let signals = Signals::install(out);
+    let env = Env::new(session.client(), settings, switch, out, signals.phase())?;
+    announce(out, verb, &resolved, switch);
+    let reports = work(&env, &resolved).await?;
+    let code = finish(&env, verb, switch, &resolved, &reports);
+    Ok(signals.received().map_or(code, |s| ExitCode::from(signals::exit_code(s))))
 }
 
 /// The first line of a fleet's run (one app's first line is printed by the app's own run).
-fn announce(progress: &Progress, action: &str, resolved: &Resolved, args: &SwitchArgs) {
-    progress.event(
+fn announce(out: &Output, verb: Verb, resolved: &Resolved, switch: &Switch) {
+    out.event(
         "start",
         serde_json::json!({
-            "action": action,
-            "dry_run": args.dry_run,
+            "action": verb,
+            "dry_run": switch.dry_run,
             "apps": resolved.members.iter().map(|m| &m.label).collect::<Vec<_>>(),
         }),
     );
     if !resolved.fleet {
         return;
     }
-    let verb = match (action, args.dry_run) {
-        ("on", false) => "Switching",
-        ("on", true) => "Planning the switch of",
-        (_, false) => "Restoring",
-        (_, true) => "Planning the restore of",
+    let doing = match (verb, switch.dry_run) {
+        (Verb::On, false) => "Switching",
+        (Verb::On, true) => "Planning the switch of",
+        (Verb::Off, false) => "Restoring",
+        (Verb::Off, true) => "Planning the restore of",
     };
-    let to = if action == "on" { format!(" to {}", args.maintenance_app) } else { " from maintenance".to_owned() };
-    progress.line(&format!(
-        "{verb} the routes of {} in {}{to}, {} at a time...",
+    let to = if verb == Verb::On { format!(" to {}", switch.maintenance_app) } else { " from maintenance".to_owned() };
+    out.line(&format!(
+        "{doing} the routes of {} in {}{to}, {} at a time...",
         plural(resolved.members.len(), "app"),
         resolved.scope,
-        args.fleet.parallel.min(u16::try_from(resolved.members.len()).unwrap_or(u16::MAX)).max(1)
+        switch.fleet.parallel.min(u16::try_from(resolved.members.len()).unwrap_or(u16::MAX)).max(1)
     ));
 }
 
-/// `on` for every member, `--parallel` at a time.
-pub(super) async fn switch_on(env: &Env, members: &[Member], args: &SwitchArgs) -> Vec<Report> {
-    let args = Arc::new(args.clone());
-    let actions = work(members);
-    let progress = env.progress.clone();
-    each(
-        actions,
-        args.fleet.parallel,
-        &env.interrupt,
-        |m| on::switch_app(env.clone(), m, Arc::clone(&args)),
-        |_, guid, why| lost_app(members, &guid, "on", why),
-        |r| progress.app_done(&label_of(members, r), r),
-    )
-    .await
+/// The commands to print about `report`'s app.
+pub fn advice_for(env: &Env, report: &Report, maintenance_app: &str) -> Advice {
+    context::advice(&env.settings, (&report.app, &report.app_guid), (&report.org, &report.space), maintenance_app)
 }
 
-/// `off` for every member, `--parallel` at a time.
-pub(super) async fn switch_off(env: &Env, members: &[Member], args: &OffArgs) -> Vec<Report> {
-    let args = Arc::new(args.clone());
-    let actions = work(members);
-    let progress = env.progress.clone();
-    each(
-        actions,
-        args.switch.fleet.parallel,
-        &env.interrupt,
-        |m| off::restore_app(env.clone(), m, Arc::clone(&args)),
-        |_, guid, why| lost_app(members, &guid, "off", why),
-        |r| progress.app_done(&label_of(members, r), r),
-    )
-    .await
+/// Prints the summary (a table for a fleet), the JSON summary event and what to do; the exit code.
+pub fn finish(env: &Env, verb: Verb, switch: &Switch, resolved: &Resolved, reports: &[Report]) -> ExitCode {
+    let out = &env.out;
+    let ok = reports.iter().all(|r| r.ok && !r.nothing_to_switch());
+    out.event("summary", serde_json::json!({"action": verb, "dry_run": switch.dry_run, "ok": ok, "apps": reports}));
+    let advice = |r: &Report| advice_for(env, r, &switch.maintenance_app);
+    out.clear();
+    if let [report] = reports
+        && !resolved.fleet
+    {
+        let (line, errors) = outcome::summary(report, &advice(report));
+        out.line("");
+        out.line(&line);
+        for e in &errors {
+            out.error(e);
+        }
+    } else {
+        out.line("");
+        for line in outcome::app_table(reports, advice) {
+            out.line(&line);
+        }
+        out.line("");
+        out.line(&outcome::fleet_line(verb, switch.dry_run, reports));
+        let failed: Vec<&Report> = reports.iter().filter(|r| !r.ok).collect();
+        if !failed.is_empty() {
+            out.error(&format!(
+                "{} could not be {}: {}. Each route is in the state shown above. Fix the cause, then finish with {} \
+                 (or go back with {}).",
+                plural(failed.len(), "app"),
+                if verb == Verb::On { "switched" } else { "restored" },
+                failed.iter().map(|r| r.app.as_str()).collect::<Vec<_>>().join(", "),
+                commands(&env.settings, verb, &failed).join(" and "),
+                commands(&env.settings, verb.undo(), &failed).join(" and "),
+            ));
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILURE) }
+}
+
+/// The commands that run `verb` on `reports`' apps, one per space, in backticks.
+pub fn commands(settings: &Settings, verb: Verb, reports: &[&Report]) -> Vec<String> {
+    let mut by_space: Vec<((&str, &str), Vec<&str>)> = Vec::new();
+    for r in reports {
+        let key = (r.org.as_str(), r.space.as_str());
+        match by_space.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, apps)) => apps.push(r.app.as_str()),
+            None => by_space.push((key, vec![r.app.as_str()])),
+        }
+    }
+    by_space.sort();
+    by_space
+        .into_iter()
+        .map(|((org, space), apps)| format!("`{}`", settings.command(verb.as_str(), org, space, &apps)))
+        .collect()
 }
 
 /// One unit of work per member.
-pub(super) fn work(members: &[Member]) -> Vec<Work<Member>> {
+pub fn work(members: &[Member]) -> Vec<Work<Member>> {
     members.iter().map(|m| Work { label: m.label.clone(), guid: m.app.guid.clone(), input: m.clone() }).collect()
 }
 
 /// The report of the app `guid`, whose task died or never started.
-fn lost_app(members: &[Member], guid: &str, action: &'static str, why: String) -> Report {
+pub fn lost_app(members: &[Member], guid: &str, verb: Verb, dry_run: bool, lost: Lost) -> Report {
+    let why = match lost {
+        Lost::Interrupted => "not started: switchctl was interrupted; nothing was changed".to_owned(),
+        Lost::Died(e) => format!("internal error ({e}); `switchctl status` shows the routes' state"),
+    };
     match members.iter().find(|m| m.app.guid == guid) {
-        Some(m) => Report::new(&m.app, &m.target, action, false).failed(why),
+        Some(m) => report_for(m, verb, dry_run).failed(why),
         // Every task is one of the members'; this only keeps the report if that ever changes.
-        None => Report {
-            app: guid.to_owned(),
-            app_guid: guid.to_owned(),
-            org: String::new(),
-            space: String::new(),
-            action,
-            dry_run: false,
-            routes: Vec::new(),
-            error: Some(why),
-            ok: false,
-        },
+        None => Report::new((guid, guid), ("", ""), verb, dry_run).failed(why),
     }
 }
 
-/// The label of a report's app.
-fn label_of(members: &[Member], report: &Report) -> String {
-    members.iter().find(|m| m.app.guid == report.app_guid).map_or_else(|| report.app.clone(), |m| m.label.clone())
-}
-
-/// Prints the summary (a table for a fleet) and the JSON summary event; the exit code.
-pub(super) fn finish(progress: &Progress, action: &str, dry_run: bool, reports: &[Report]) -> Result<ExitCode, Error> {
-    let ok = reports.iter().all(|r| r.ok);
-    progress.event("summary", serde_json::json!({"action": action, "dry_run": dry_run, "ok": ok, "apps": reports}));
-    let mut errors = Vec::new();
-    if let [report] = reports
-        && !progress.fleet()
-    {
-        if let Some(error) = &report.error {
-            errors.push(error.clone());
-        } else {
-            let (line, advice) = output::summary(report);
-            progress.line("");
-            progress.line(&line);
-            if let Some(advice) = advice {
-                for r in report.routes.iter().filter(|r| r.result == Outcome::Failed) {
-                    errors.push(format!("route {}: {}", r.url, r.reason.as_deref().unwrap_or("failed")));
-                }
-                errors.push(advice);
-            }
-        }
-    } else {
-        progress.line("");
-        for line in output::app_table(reports) {
-            progress.line(&line);
-        }
-        let failed: Vec<&Report> = reports.iter().filter(|r| !r.ok).collect();
-        let head = if dry_run {
-            "Dry run, nothing changed"
-        } else if ok {
-            "OK"
-        } else {
-            "FAILED"
-        };
-        let done = if action == "on" { "switched" } else { "restored" };
-        progress.line("");
-        progress.line(&format!("{head}: {} of {} {done}.", reports.len() - failed.len(), plural(reports.len(), "app")));
-        if !failed.is_empty() {
-            let undo = if action == "on" { "off" } else { "on" };
-            errors.push(format!(
-                "{} could not be {done}: {}. Each app's routes are left in a consistent state. Fix the cause shown \
-                 above, then finish with {} (or undo with {}); `switchctl status APP` shows where each route sends \
-                 traffic.",
-                plural(failed.len(), "app"),
-                failed.iter().map(|r| r.app.as_str()).collect::<Vec<_>>().join(", "),
-                commands(action, &failed).join(" and "),
-                commands(undo, &failed).join(" and "),
-            ));
-        }
-    }
-    progress.finish()?;
-    for e in &errors {
-        eprintln!("switchctl: error: {e}");
-    }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILURE) })
-}
-
-/// The commands that run `action` on `reports`' apps, one per space: `` `switchctl --org O --space S off a b` ``.
-pub(super) fn commands(action: &str, reports: &[&Report]) -> Vec<String> {
-    let mut by_space: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-    for r in reports {
-        by_space.entry((r.org.as_str(), r.space.as_str())).or_default().push(r.app.as_str());
-    }
-    by_space
-        .into_iter()
-        .map(|((org, space), apps)| {
-            let apps: Vec<String> = apps.into_iter().map(quote).collect();
-            format!("`switchctl --org {} --space {} {action} {}`", quote(org), quote(space), apps.join(" "))
-        })
-        .collect()
-}
-
-/// `value` as one word for a POSIX shell.
-pub(super) fn quote(value: &str) -> String {
-    let plain = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/=:,@+%".contains(&b));
-    if plain { value.to_owned() } else { format!("'{}'", value.replace('\'', r"'\''")) }
+/// An empty report on `member`.
+pub fn report_for(member: &Member, verb: Verb, dry_run: bool) -> Report {
+    Report::new(
+        (&member.app.name, &member.app.guid),
+        (&member.target.org.name, &member.target.space.name),
+        verb,
+        dry_run,
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
 
     #[test]
-    fn names_are_quoted_for_the_shell_only_when_needed() {
-        assert_eq!(quote("shop-v2"), "shop-v2");
-        assert_eq!(quote("my app"), "'my app'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        assert_eq!(quote(""), "''");
-    }
-
-    #[test]
-    fn finish_commands_are_grouped_by_space() {
-        let r = |app: &str, space: &str| Report {
-            app: app.into(),
-            app_guid: app.into(),
-            org: "o".into(),
-            space: space.into(),
-            action: "on",
-            dry_run: false,
-            routes: Vec::new(),
-            error: None,
-            ok: false,
-        };
+    fn finish_commands_are_grouped_by_space_and_carry_the_flags() {
+        let settings = Settings::from_cli(&crate::Cli::parse_from(["switchctl", "on", "a", "--timeout", "9"]));
+        let r = |app: &str, space: &str| Report::new((app, app), ("o", space), Verb::On, false);
         let (a, b, c) = (r("a", "dev"), r("b", "prod"), r("c d", "dev"));
         assert_eq!(
-            commands("off", &[&a, &b, &c]),
-            ["`switchctl --org o --space dev off a 'c d'`", "`switchctl --org o --space prod off b`"]
+            commands(&settings, Verb::Off, &[&a, &b, &c]),
+            [
+                "`switchctl --org o --space dev off a 'c d' --timeout 9`",
+                "`switchctl --org o --space prod off b --timeout 9`"
+            ]
         );
     }
 }

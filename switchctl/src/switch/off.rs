@@ -1,30 +1,117 @@
-//! `switchctl off APP`: APP's switched routes back to APP, from the record on each route.
+//! `switchctl off APP…`: the apps' switched routes back to them, from the record on each route.
+//!
+//! Per route: (1) APP's recorded destinations back next to the maintenance app, (2) a wait until
+//! APP answers on the route, (3) the maintenance app removed in one replace (unless another app
+//! on the route is still in maintenance, or it was mapped before `on`), (4) a check that only APP
+//! answers, (5) the record removed last. If (2) times out, the destinations just added are taken
+//! off again: the route stays in maintenance, consistent, and the record says how to go on.
+//!
+//! A route is APP's when it carries APP's label or, should someone have removed the label by
+//! hand, APP's annotation (found among the maintenance app's routes).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, process::ExitCode, sync::Arc};
 
 use super::{
-    Env, Verify, Work, domain_of, each,
-    fleet::Member,
-    lost_route,
-    output::{self, Outcome, Report, RouteReport},
-    plan::{self, DestinationView, OffPlan},
+    context::{self, Env, Lost, NotVerified, Work, domain_of, each},
+    fleet::{self, Member, Planned},
+    outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
+    plan::{self, OffPlan},
     probe::{CONSECUTIVE, Target, Want},
-    running_web, state,
+    state::{self, Record},
 };
 use crate::{
-    capi::{Client, Route},
-    cli::OffArgs,
-    error::Error,
+    capi::{Client, Domain, Route},
+    error::{Error, describe},
+    output::Output,
+    session::Session,
+    settings::{Off, Settings},
 };
 
-/// What every route's task needs.
-struct Ctx {
-    client: Client,
-    verify: Verify,
-    force: bool,
-    app_guid: String,
-    app_name: String,
+/// `switchctl off`.
+pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, off: &Off) -> Result<ExitCode, Error> {
+    fleet::command(session, settings, out, &off.switch, Verb::Off, async |env: &Env, resolved: &fleet::Resolved| {
+        switch_off(env, &resolved.members, off).await
+    })
+    .await
+}
+
+/// `off` for every member, `--parallel` at a time: every app's routes are read and planned, every
+/// route about to change is probed once, and only then does anything change.
+pub async fn switch_off(env: &Env, members: &[Member], off: &Off) -> Result<Vec<Report>, Error> {
+    let dry_run = off.switch.dry_run;
+    let parallel = off.switch.fleet.parallel;
+    let force = off.force;
+    let surveys = each(
+        fleet::work(members),
+        parallel,
+        &env.interrupt,
+        |m| survey(env.clone(), m, dry_run, force),
+        |_, guid, lost| Err(Box::new(fleet::lost_app(members, &guid, Verb::Off, dry_run, lost))),
+        |_| {},
+    )
+    .await;
+    let planned: Vec<Planned> = surveys.iter().flatten().flat_map(Survey::planned).collect();
+    fleet::preflight(env, planned).await?;
+    let out = env.out.clone();
+    let off = Arc::new(off.clone());
+    let work = surveys
+        .into_iter()
+        .map(|s| {
+            let (label, guid) = match &s {
+                Ok(s) => (s.member.label.clone(), s.member.app.guid.clone()),
+                Err(r) => (r.app.clone(), r.app_guid.clone()),
+            };
+            Work { label, guid, input: s }
+        })
+        .collect();
+    Ok(each(
+        work,
+        parallel,
+        &env.interrupt,
+        |s| {
+            let (env, off) = (env.clone(), Arc::clone(&off));
+            async move {
+                match s {
+                    Ok(survey) => restore_app(env, survey, off).await,
+                    Err(report) => *report,
+                }
+            }
+        },
+        |_, guid, lost| fleet::lost_app(members, &guid, Verb::Off, dry_run, lost),
+        |r| out.app_done(&members.iter().find(|m| m.app.guid == r.app_guid).map_or(r.app.clone(), |m| m.label.clone())),
+    )
+    .await)
+}
+
+/// One app, read and planned.
+struct Survey {
+    member: Member,
+    advice: Advice,
+    maint_guid: String,
     names: HashMap<String, String>,
+    decided: Vec<RouteReport>,
+    jobs: Vec<Job>,
+}
+
+impl Survey {
+    fn planned(&self) -> Vec<Planned> {
+        let t = &self.member.target;
+        self.jobs
+            .iter()
+            .map(|j| Planned {
+                url: j.url.clone(),
+                target: j.target.clone(),
+                app: self.member.app.name.clone(),
+                space: (t.org.name.clone(), t.space.name.clone()),
+            })
+            .collect()
+    }
+}
+
+/// What to do with a route: nothing more (its report is ready), or a job.
+enum Decision {
+    Done(RouteReport),
+    Do(Box<Job>),
 }
 
 /// One route to restore.
@@ -35,182 +122,287 @@ struct Job {
     plan: OffPlan,
 }
 
-/// Restores one app of a fleet; never fails as a whole: what went wrong is in the report.
-pub(super) async fn restore_app(env: Env, member: Member, args: Arc<OffArgs>) -> Report {
-    let Member { app, target, maint, label } = member;
-    let (org, space) = (target.org.name.clone(), target.space.name.clone());
-    let sw = &args.switch;
-    let client = &env.client;
-    let progress = &env.progress;
-    let new_report = || Report::new(&app, &target, "off", sw.dry_run);
-    let failed = |e: String| new_report().failed(e);
-    progress.phase(&label, "restoring", None, false);
-    // The maintenance app is only read for its name in the report; `off` works without it.
-    let mut names: HashMap<String, String> = [(app.guid.clone(), app.name.clone())].into_iter().collect();
-    if let Some(m) = &maint {
-        names.insert(m.guid.clone(), m.name.clone());
-    }
-    let mut routes = match client.routes_by_label(&target.space.guid, &state::key(&app.guid)).await {
-        Ok(routes) => routes,
-        Err(e) => return failed(crate::error::describe(&e)),
-    };
-    let report = |routes: Vec<RouteReport>| new_report().with_routes(routes);
-    if routes.is_empty() {
-        if !progress.fleet() {
-            progress.line(&format!("No route of app {} is in maintenance; nothing to do.", app.name));
-        }
-        return report(Vec::new());
-    }
-    if !args.force {
-        match running_web(client, &app).await {
-            Ok(Ok(())) => {}
-            Ok(Err(why)) => {
-                return failed(
-                    Error::NotRunning {
-                        role: "app",
-                        name: app.name.clone(),
-                        why,
-                        fix: format!(
-                            "start it (`cf start {}`) and wait until an instance is running, or pass --force to                              give it its routes anyway; nothing was changed",
-                            app.name
-                        ),
-                    }
-                    .to_string(),
-                );
+/// APP's routes in maintenance: labelled for it, or (label removed by hand) annotated for it.
+async fn app_routes(env: &Env, member: &Member) -> Result<Vec<Route>, Error> {
+    let key = state::key(&member.app.guid);
+    let mut routes = env.client.routes_by_label(&member.target.space.guid, &key).await?;
+    if let Some(maint) = &member.maint {
+        let listed = env.maintenance_routes.of(&env.client, &maint.guid).await?;
+        for route in listed.iter() {
+            let unlabelled =
+                route.metadata.annotations.contains_key(&key) && !routes.iter().any(|r| r.guid == route.guid);
+            if unlabelled {
+                // The listing is from the start of the run: read this one as it is now.
+                routes.push(env.client.get_route(&route.guid).await?);
             }
-            Err(e) => return failed(crate::error::describe(&e)),
         }
     }
-    let domains = match env.domains.of(client, &routes).await {
-        Ok(domains) => domains,
-        Err(e) => return failed(crate::error::describe(&e)),
-    };
-    routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
-    progress.routes_total(&label, routes.len());
-    if !progress.fleet() {
-        let verb = if sw.dry_run { "Planning the restore of" } else { "Restoring" };
-        progress.line(&format!("{verb} app {}'s routes from maintenance in org {org} / space {space}...", app.name));
-    }
-    let maint_name = maint.as_ref().map_or("the maintenance app", |m| m.name.as_str()).to_owned();
-    let print = |r: &RouteReport| {
-        progress.route(&label, "off", r, &output::route_line("off", r, &app.name, &maint_name, sw.dry_run));
-    };
-
-    let mut reports = Vec::new();
-    let mut jobs = Vec::new();
-    for route in routes {
-        let domain = domain_of(&route, &domains);
-        let url = plan::url(&route, domain);
-        let r = match plan::plan_off(&route, &app.guid) {
-            Err(reason) => RouteReport::bare(url, route.guid.clone(), Outcome::Failed, Some(reason)),
-            // The label went away between the list and now: someone restored it.
-            Ok(None) => RouteReport::bare(url, route.guid.clone(), Outcome::Already, None),
-            Ok(Some(plan)) if sw.dry_run => {
-                let mut r = RouteReport::bare(url, route.guid.clone(), Outcome::Restored, None);
-                r.destinations_added = plan.insert.iter().map(|d| DestinationView::new(d, &names)).collect();
-                r.destinations_removed = plan.remove.iter().map(|d| DestinationView::of(d, &names)).collect();
-                let key = state::key(&app.guid);
-                r.metadata = Some(serde_json::json!({"labels": {&key: null}, "annotations": {&key: null}}));
-                if plan.keep_maintenance {
-                    r.reason = Some("another app on this route is still in maintenance".to_owned());
-                }
-                r
-            }
-            Ok(Some(plan)) => {
-                let target = plan::target(&route, domain);
-                let guid = route.guid.clone();
-                jobs.push(Work { label: url.clone(), guid, input: Job { route, url, target, plan } });
-                continue;
-            }
-        };
-        print(&r);
-        reports.push(r);
-    }
-
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        verify: env.verify.clone(),
-        force: args.force,
-        app_guid: app.guid.clone(),
-        app_name: app.name.clone(),
-        names,
-    });
-    let done =
-        each(jobs, sw.concurrency, &env.interrupt, |job| restore_route(Arc::clone(&ctx), job), lost_route, print).await;
-    reports.extend(done);
-    reports.sort_by(|a, b| a.url.cmp(&b.url));
-    report(reports)
+    Ok(routes)
 }
 
-/// Steps 2–6 for one route.
-async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
-    let Job { route, url, target, plan } = job;
-    let (app, client, name) = (ctx.app_guid.as_str(), &ctx.client, ctx.app_name.as_str());
-    let again = format!("run `switchctl off {name}` again");
-    let failed = |why: String| RouteReport::bare(url.clone(), route.guid.clone(), Outcome::Failed, Some(why));
-    let mut notes = Vec::new();
-
-    // 2. APP's recorded destinations back, next to the maintenance app.
-    if !plan.insert.is_empty()
-        && let Err(e) = client.insert_destinations(&route.guid, &plan.insert).await
-    {
-        return failed(format!("{e}; the route still sends to the maintenance app (not changed)"));
+/// Reads `member`'s switched routes and decides what to do with each; a failure here changed nothing.
+async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<Survey, Box<Report>> {
+    let client = &env.client;
+    let report = || fleet::report_for(&member, Verb::Off, dry_run);
+    env.out.phase(&member.label, "reading", None, false);
+    let mut routes = app_routes(&env, &member).await.map_err(|e| Box::new(report().failed(describe(&e))))?;
+    let maint_name = env.settings.switch().map_or("maintenance-app", |s| s.maintenance_app.as_str()).to_owned();
+    let (maint_guid, maint_name) =
+        member.maint.as_ref().map_or((String::new(), maint_name), |m| (m.guid.clone(), m.name.clone()));
+    let advice = env.advice(&member.app, &member.target, &maint_name);
+    let names: HashMap<String, String> =
+        [(member.app.guid.clone(), member.app.name.clone()), (maint_guid.clone(), maint_name)].into_iter().collect();
+    if !routes.is_empty() && !force {
+        match context::running_web(client, &member.app).await {
+            Ok(Ok(())) => {}
+            Ok(Err(not)) => {
+                return Err(Box::new(
+                    report().failed(
+                        Error::NotRunning {
+                            role: "app",
+                            name: member.app.name.clone(),
+                            why: not.why,
+                            fix: format!(
+                                "run `{}` and wait until an instance is running, or pass --force to give it its routes \
+                             anyway; nothing was changed",
+                                not.fix
+                            ),
+                        }
+                        .to_string(),
+                    ),
+                ));
+            }
+            Err(e) => return Err(Box::new(report().failed(describe(&e)))),
+        }
     }
-    let both = format!("both {name} and the maintenance app serve the route");
+    let domains = env.domains.of(client, &routes).await.map_err(|e| Box::new(report().failed(describe(&e))))?;
+    routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
+    let (mut decided, mut jobs) = (Vec::new(), Vec::new());
+    for route in routes {
+        let domain = domain_of(&route, &domains);
+        match decide(&route, domain, &member.app.guid, &maint_guid, dry_run, &names) {
+            Decision::Done(r) => decided.push(r),
+            Decision::Do(job) => jobs.push(*job),
+        }
+    }
+    Ok(Survey { member, advice, maint_guid, names, decided, jobs })
+}
 
-    // 3. Only remove the maintenance app once APP answers. With --force APP may not be running:
-    // there is nothing to wait for then, beyond the router taking the change.
-    if ctx.force {
-        tokio::time::sleep(ctx.verify.settle).await;
-        notes.push("not verified: --force".to_owned());
-    } else if let Err(why) = ctx.verify.after_change(&target, Want::App, 1).await {
-        return failed(format!(
-            "{why}; {both}: {again} once {name} answers, or `switchctl on {name}` to go back to maintenance"
+/// What `off` does with `route`: a report when nothing is to be done (or a dry run), else the job.
+fn decide(
+    route: &Route,
+    domain: Option<&Domain>,
+    app: &str,
+    maint: &str,
+    dry_run: bool,
+    names: &HashMap<String, String>,
+) -> Decision {
+    let url = plan::url(route, domain);
+    let state = plan::state_of(route, app, maint);
+    match plan::plan_off(route, app) {
+        Err(cause) => Decision::Done(RouteReport::failed(url, route.guid.clone(), cause, state)),
+        // The record went away between the list and now: someone restored it.
+        Ok(None) => Decision::Done(RouteReport::new(url, route.guid.clone(), Outcome::Already, state)),
+        Ok(Some(plan)) if dry_run => {
+            let mut r = RouteReport::new(url, route.guid.clone(), Outcome::Restored, state);
+            r.destinations_added = plan.insert.iter().map(|d| DestinationView::new(d, names)).collect();
+            r.destinations_removed = plan.remove.iter().map(|d| DestinationView::of(d, names)).collect();
+            let key = state::key(app);
+            r.metadata = Some(serde_json::json!({"labels": {&key: null}, "annotations": {&key: null}}));
+            Decision::Done(if plan.keep_maintenance { r.with_note(keep_note(&plan)) } else { r })
+        }
+        Ok(Some(plan)) => {
+            Decision::Do(Box::new(Job { target: plan::target(route, domain), url, route: route.clone(), plan }))
+        }
+    }
+}
+
+fn keep_note(plan: &OffPlan) -> &'static str {
+    if plan.record.maintenance_kept {
+        "kept the maintenance app: it was mapped before `on`"
+    } else {
+        "kept the maintenance app: another app on this route is still in maintenance"
+    }
+}
+
+/// What every route's task of one app needs.
+struct Ctx {
+    client: Client,
+    verify: context::Verify,
+    force: bool,
+    app_guid: String,
+    maint_guid: String,
+    names: HashMap<String, String>,
+}
+
+/// Restores one surveyed app; never fails as a whole: what went wrong is in the report.
+async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
+    let Survey { member, advice, maint_guid, names, decided, jobs } = survey;
+    let out = &env.out;
+    let (label, dry_run) = (member.label.clone(), off.switch.dry_run);
+    out.phase(&label, "restoring", None, false);
+    out.routes_total(&label, decided.len() + jobs.len());
+    let nothing = decided.is_empty() && jobs.is_empty();
+    if !out.fleet() && !nothing {
+        let doing = if dry_run { "Planning the restore of" } else { "Restoring" };
+        out.line(&format!(
+            "{doing} app {}'s routes from maintenance in org {} / space {}...",
+            member.app.name, member.target.org.name, member.target.space.name
         ));
     }
+    let print = |r: &RouteReport| {
+        out.route(
+            &label,
+            &r.line(Verb::Off, &advice, dry_run),
+            r.result == Outcome::Failed,
+            serde_json::json!({"app": label, "action": Verb::Off, "route": r}),
+        );
+    };
+    decided.iter().for_each(print);
+    let ctx = Arc::new(Ctx {
+        client: env.client.clone(),
+        verify: env.verify.clone(),
+        force: off.force,
+        app_guid: member.app.guid.clone(),
+        maint_guid,
+        names,
+    });
+    let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
+    let done = each(
+        work,
+        off.switch.concurrency,
+        &env.interrupt,
+        |job| restore_route(Arc::clone(&ctx), job),
+        |url, guid, lost| {
+            let (cause, state) = match lost {
+                Lost::Interrupted => (Cause::Interrupted, RouteState::MaintenanceOnly),
+                Lost::Died(error) => (Cause::Internal { error }, RouteState::Unknown),
+            };
+            RouteReport::failed(url, guid, cause, state)
+        },
+        print,
+    )
+    .await;
+    fleet::report_for(&member, Verb::Off, dry_run).with_routes(decided.into_iter().chain(done).collect())
+}
 
-    // 4. One replace: everything but the maintenance app, unless another app is still switched here.
-    let current = match client.route_destinations(&route.guid).await {
+/// Steps 1–5 for one route.
+async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
+    let Job { route, url, target, plan } = job;
+    let (app, client) = (ctx.app_guid.as_str(), &ctx.client);
+    let api = |step, e: Error| Cause::Api { step, error: describe(&e) };
+    let mut notes = Vec::new();
+
+    // 1. APP's recorded destinations back, next to the maintenance app.
+    let mut inserted = Vec::new();
+    if !plan.insert.is_empty() {
+        match client.insert_destinations(&route.guid, &plan.insert).await {
+            Ok(now) => {
+                inserted = now
+                    .into_iter()
+                    .filter(|d| d.app.guid == app && !route.destinations.iter().any(|b| b.guid == d.guid))
+                    .map(|d| d.guid)
+                    .collect();
+            }
+            Err(e) => return ctx.after_failure(url, &route.guid, api(Step::AddApp, e)).await,
+        }
+    }
+
+    // 2. Only remove the maintenance app once APP answers. With --force APP may not be running:
+    // there is nothing to wait for then, beyond the router taking the change.
+    if ctx.force {
+        ctx.verify.settle().await;
+        notes.push("not verified: --force".to_owned());
+    } else if let Err(not) = ctx.verify.after_change(&target, Want::App, 1).await {
+        return ctx.roll_back(url, &route.guid, &plan.record, &inserted, not).await;
+    }
+
+    // 3. One replace: everything but the maintenance app, unless it must stay. Decided on the
+    // route as it is now: another app's record may have come or gone since the survey.
+    let current = match client.get_route(&route.guid).await {
         Ok(current) => current,
-        Err(e) => return failed(format!("{e}; {both}: {again}")),
+        Err(e) => return ctx.after_failure(url, &route.guid, api(Step::ReadRoute, e)).await,
     };
     let maint = plan.record.maintenance_app.as_str();
-    let removed: Vec<_> = if plan.keep_maintenance {
-        notes.push("kept the maintenance app: another app on this route is still in maintenance".to_owned());
+    let keep = plan.record.maintenance_kept || state::labelled_apps(&current).iter().any(|a| *a != app);
+    let removed: Vec<_> = if keep {
+        notes.push(keep_note(&OffPlan { keep_maintenance: true, ..plan.clone() }).to_owned());
         Vec::new()
     } else {
-        current.iter().filter(|d| d.app.guid == maint).collect()
+        current.destinations.iter().filter(|d| d.app.guid == maint).collect()
     };
     if !removed.is_empty() {
-        let keep = plan::keep_all_but(&current, |d| d.app.guid == maint);
-        if let Err(e) = client.replace_destinations(&route.guid, &keep).await {
-            return failed(format!("{e}; {both}: {again}"));
+        let rest = plan::keep_all_but(&current.destinations, |d| d.app.guid == maint);
+        if let Err(e) = client.replace_destinations(&route.guid, &rest).await {
+            return ctx.after_failure(url, &route.guid, api(Step::RemoveMaintenance, e)).await;
         }
     }
 
-    // 5. The router must agree before the record goes: without it, `off` could not resume.
-    if !plan.keep_maintenance && !ctx.force {
-        if let Err(why) = ctx.verify.after_change(&target, Want::App, CONSECUTIVE).await {
-            return failed(format!(
-                "{why}; the API shows the route restored but the router still sends some requests to the \
-                 maintenance app: {again} to check again (`switchctl status {name}` shows who answers)"
-            ));
+    // 4. The router must agree before the record goes: without it, `off` could not resume.
+    if !keep && !ctx.force {
+        if let Err(NotVerified { timeout_s, last }) = ctx.verify.after_change(&target, Want::App, CONSECUTIVE).await {
+            let cause = Cause::RouterLagging { who: Who::App, timeout_s, last };
+            return RouteReport::failed(url, route.guid.clone(), cause, RouteState::RecordOnly);
         }
-    } else if !ctx.verify.enabled && !ctx.force {
-        tokio::time::sleep(ctx.verify.settle).await;
+        if !ctx.verify.probes() {
+            notes.push("not verified: --no-verify".to_owned());
+        }
+    } else if !ctx.force {
+        ctx.verify.settle().await;
     }
 
-    // 6. Done: the record goes last.
+    // 5. Done: the record goes last.
     if let Err(e) = client.patch_route_metadata(&route.guid, &state::clear_patch(app)).await {
-        return failed(format!("{e}; the route is restored but still carries switchctl's label: {again} to remove it"));
+        return ctx.after_failure(url, &route.guid, api(Step::ClearRecord, e)).await;
     }
-    let mut report = RouteReport::bare(
-        url.clone(),
-        route.guid.clone(),
-        Outcome::Restored,
-        if notes.is_empty() { None } else { Some(notes.join("; ")) },
-    );
+    let mut report = RouteReport::new(url, route.guid.clone(), Outcome::Restored, RouteState::Serving);
+    if !notes.is_empty() {
+        report = report.with_note(notes.join("; "));
+    }
     report.destinations_added = plan.insert.iter().map(|d| DestinationView::new(d, &ctx.names)).collect();
     report.destinations_removed = removed.into_iter().map(|d| DestinationView::of(d, &ctx.names)).collect();
     report
+}
+
+impl Ctx {
+    /// A request failed (possibly after the Cloud Controller carried it out): reads the route and
+    /// reports what it holds.
+    async fn after_failure(&self, url: String, route_guid: &str, cause: Cause) -> RouteReport {
+        let state = context::observe(&self.client, route_guid, &self.app_guid, &self.maint_guid).await;
+        RouteReport::failed(url, route_guid.to_owned(), cause, state)
+    }
+
+    /// APP never answered on the route while the maintenance app still served it: takes APP's
+    /// recorded destinations (those just added, and those an interrupted run left) off again, so
+    /// users keep getting the maintenance page and nothing is left mixed.
+    async fn roll_back(
+        &self,
+        url: String,
+        route_guid: &str,
+        record: &Record,
+        inserted: &[String],
+        not: NotVerified,
+    ) -> RouteReport {
+        let cause = Cause::NotAnswering { who: Who::App, timeout_s: not.timeout_s, last: not.last };
+        let Ok(route) = self.client.get_route(route_guid).await else {
+            return RouteReport::failed(url, route_guid.to_owned(), cause, RouteState::Unknown);
+        };
+        let app = self.app_guid.as_str();
+        let take_off: Vec<&str> = route
+            .destinations
+            .iter()
+            .filter(|d| inserted.contains(&d.guid) || record.destinations.iter().any(|s| s.is(app, d)))
+            .map(|d| d.guid.as_str())
+            .collect();
+        // Without the maintenance app on the route, APP is all that serves it: it stays.
+        if route.destinations.iter().any(|d| d.app.guid == self.maint_guid) {
+            for guid in take_off {
+                if let Err(e) = self.client.delete_destination(route_guid, guid).await {
+                    let cause = Cause::Api { step: Step::RemoveApp, error: describe(&e) };
+                    return self.after_failure(url, route_guid, cause).await;
+                }
+            }
+        }
+        self.after_failure(url, route_guid, cause).await
+    }
 }

@@ -1,29 +1,116 @@
-//! `switchctl on APP`: every HTTP route of APP to the maintenance app.
+//! `switchctl on APP…`: every HTTP route of the apps to the maintenance app.
+//!
+//! Per route: (1) the record first, (2) the maintenance app added next to APP, (3) a wait until
+//! the maintenance app answers on the route, (4) APP's destinations removed in one replace that
+//! keeps every other app's, (5) a check that only the maintenance app answers. If (3) times out,
+//! the maintenance destination and the record are taken back: the route is as it was, and never
+//! stays mixed because a probe failed. After any failed request the route is read again, and the
+//! report says what the Cloud Controller holds.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, process::ExitCode, sync::Arc};
 
 use super::{
-    Env, Verify, Work, app_and_labelled_routes, domain_of, each,
-    fleet::Member,
-    lost_route,
-    output::{self, Outcome, Report, RouteReport},
-    plan::{self, DestinationView, OnPlan},
+    context::{self, Env, Lost, NotVerified, Work, domain_of, each},
+    fleet::{self, Member, Planned},
+    outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
+    plan::{self, OnPlan},
     probe::{CONSECUTIVE, Target, Want},
-    state,
+    state::{self, Record},
 };
 use crate::{
-    capi::{Client, Destination, NewDestination, Route},
-    cli::SwitchArgs,
+    capi::{Client, Destination, Domain, NewDestination, Route},
+    error::{Error, describe},
+    output::Output,
+    session::Session,
+    settings::{Settings, Switch},
 };
 
-/// What every route's task needs.
-struct Ctx {
-    client: Client,
-    verify: Verify,
-    app_guid: String,
-    app_name: String,
-    maint_guid: String,
-    names: HashMap<String, String>,
+/// `switchctl on`.
+pub async fn run(
+    session: &Session,
+    settings: &Arc<Settings>,
+    out: &Output,
+    switch: &Switch,
+) -> Result<ExitCode, Error> {
+    fleet::command(session, settings, out, switch, Verb::On, async |env: &Env, resolved: &fleet::Resolved| {
+        switch_on(env, &resolved.members, switch).await
+    })
+    .await
+}
+
+/// `on` for every member, `--parallel` at a time: every app's routes are read and planned, every
+/// route about to change is probed once, and only then does anything change.
+pub async fn switch_on(env: &Env, members: &[Member], switch: &Switch) -> Result<Vec<Report>, Error> {
+    let dry_run = switch.dry_run;
+    let surveys = each(
+        fleet::work(members),
+        switch.fleet.parallel,
+        &env.interrupt,
+        |m| survey(env.clone(), m, dry_run),
+        |_, guid, lost| Err(Box::new(fleet::lost_app(members, &guid, Verb::On, dry_run, lost))),
+        |_| {},
+    )
+    .await;
+    let planned: Vec<Planned> = surveys.iter().flatten().flat_map(Survey::planned).collect();
+    fleet::preflight(env, planned).await?;
+    let out = env.out.clone();
+    let switch = Arc::new(switch.clone());
+    let work = surveys
+        .into_iter()
+        .map(|s| {
+            let (label, guid) = match &s {
+                Ok(s) => (s.member.label.clone(), s.member.app.guid.clone()),
+                Err(r) => (r.app.clone(), r.app_guid.clone()),
+            };
+            Work { label, guid, input: s }
+        })
+        .collect();
+    Ok(each(
+        work,
+        switch.fleet.parallel,
+        &env.interrupt,
+        |s| {
+            let (env, switch) = (env.clone(), Arc::clone(&switch));
+            async move {
+                match s {
+                    Ok(survey) => switch_app(env, survey, switch).await,
+                    Err(report) => *report,
+                }
+            }
+        },
+        |_, guid, lost| fleet::lost_app(members, &guid, Verb::On, dry_run, lost),
+        |r| out.app_done(&members.iter().find(|m| m.app.guid == r.app_guid).map_or(r.app.clone(), |m| m.label.clone())),
+    )
+    .await)
+}
+
+/// One app, read and planned: what is already decided, and the routes still to switch.
+struct Survey {
+    member: Member,
+    advice: Advice,
+    decided: Vec<RouteReport>,
+    jobs: Vec<Job>,
+}
+
+impl Survey {
+    fn planned(&self) -> Vec<Planned> {
+        let t = &self.member.target;
+        self.jobs
+            .iter()
+            .map(|j| Planned {
+                url: j.url.clone(),
+                target: j.target.clone(),
+                app: self.member.app.name.clone(),
+                space: (t.org.name.clone(), t.space.name.clone()),
+            })
+            .collect()
+    }
+}
+
+/// What to do with a route: nothing more (its report is ready), or a job.
+enum Decision {
+    Done(RouteReport),
+    Do(Job),
 }
 
 /// One route to switch.
@@ -35,185 +122,270 @@ struct Job {
     insert_maintenance: bool,
 }
 
-/// Switches one app of a fleet (its space's maintenance app was checked before); never fails as a
-/// whole: what went wrong is in the report.
-pub(super) async fn switch_app(env: Env, member: Member, args: Arc<SwitchArgs>) -> Report {
-    let Member { app, target, maint, label } = member;
-    let (org, space) = (target.org.name.clone(), target.space.name.clone());
-    let report = Report::new(&app, &target, "on", args.dry_run);
-    let Some(maint) = maint else {
-        return report.failed(format!("no maintenance app {:?} in space {space}", args.maintenance_app));
-    };
+/// Reads `member`'s routes and decides what to do with each; a failure here changed nothing.
+async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<Report>> {
     let client = &env.client;
-    let progress = &env.progress;
-    progress.phase(&label, "switching", None, false);
-    let routes = app_and_labelled_routes(client, &target.space.guid, &app.guid).await;
+    let report = || fleet::report_for(&member, Verb::On, dry_run);
+    let Some(maint) = member.maint.clone() else {
+        let name = env.settings.switch().map_or("maintenance-app", |s| s.maintenance_app.as_str()).to_owned();
+        return Err(Box::new(
+            report().failed(format!("no maintenance app {name:?} in space {}", member.target.space.name)),
+        ));
+    };
+    env.out.phase(&member.label, "reading", None, false);
+    let routes = context::app_and_labelled_routes(client, &member.target.space.guid, &member.app.guid).await;
     let (mut routes, domains) = match routes {
         Ok(routes) => match env.domains.of(client, &routes).await {
             Ok(domains) => (routes, domains),
-            Err(e) => return report.failed(crate::error::describe(&e)),
+            Err(e) => return Err(Box::new(report().failed(describe(&e)))),
         },
-        Err(e) => return report.failed(crate::error::describe(&e)),
+        Err(e) => return Err(Box::new(report().failed(describe(&e)))),
     };
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
-    progress.routes_total(&label, routes.len());
-
-    let names: HashMap<String, String> =
-        [(app.guid.clone(), app.name.clone()), (maint.guid.clone(), maint.name.clone())].into_iter().collect();
-    if !progress.fleet() {
-        let verb = if args.dry_run { "Planning the switch of" } else { "Switching" };
-        progress.line(&format!("{verb} app {}'s routes to {} in org {org} / space {space}...", app.name, maint.name));
-    }
-
+    let advice = env.advice(&member.app, &member.target, &maint.name);
+    let names = names(&member, &maint.guid, &maint.name);
     let since = state::now_rfc3339();
-    let mut reports = Vec::new();
-    let mut jobs = Vec::new();
-    let print = |r: &RouteReport| {
-        progress.route(&label, "on", r, &output::route_line("on", r, &app.name, &maint.name, args.dry_run));
-    };
+    let (mut decided, mut jobs) = (Vec::new(), Vec::new());
     for route in routes {
         let domain = domain_of(&route, &domains);
-        let url = plan::url(&route, domain);
-        let report =
-            |result, reason: Option<String>| RouteReport::bare(url.clone(), route.guid.clone(), result, reason);
-        if let Some(reason) = plan::skip_reason(&route, domain) {
-            let r = report(Outcome::Skipped, Some(reason.to_owned()));
-            print(&r);
-            reports.push(r);
-            continue;
+        match decide(&route, domain, &member, &maint.guid, &since, dry_run, &names) {
+            Decision::Done(report) => decided.push(report),
+            Decision::Do(job) => jobs.push(job),
         }
-        let r = match plan::plan_on(&route, (&app.guid, &app.name), &maint.guid, &since) {
-            Err(reason) => report(Outcome::Failed, Some(reason)),
-            Ok(OnPlan::Already) => report(Outcome::Already, None),
-            Ok(OnPlan::NotMapped) => {
-                report(Outcome::Skipped, Some(format!("{} has no destination on it (any more)", app.name)))
-            }
-            Ok(OnPlan::Switch { record, insert_maintenance, remove }) if args.dry_run => {
-                let mut r = report(Outcome::Switched, None);
-                r.destinations_removed = remove.iter().map(|d| DestinationView::of(d, &names)).collect();
-                if insert_maintenance {
-                    r.destinations_added = vec![DestinationView::new(&NewDestination::to_app(&maint.guid), &names)];
-                }
-                let key = state::key(&app.guid);
-                r.metadata = record
-                    .map(|text| serde_json::json!({"labels": {&key: state::LABEL_VALUE}, "annotations": {&key: text}}));
-                r
-            }
-            Ok(OnPlan::Switch { record, insert_maintenance, .. }) => {
-                let target = plan::target(&route, domain);
-                let job = Job { url: url.clone(), target, record, insert_maintenance, route: route.clone() };
-                jobs.push(Work { label: url, guid: route.guid.clone(), input: job });
-                continue;
-            }
-        };
-        print(&r);
-        reports.push(r);
     }
-
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        verify: env.verify.clone(),
-        app_guid: app.guid.clone(),
-        app_name: app.name.clone(),
-        maint_guid: maint.guid.clone(),
-        names,
-    });
-    let done =
-        each(jobs, args.concurrency, &env.interrupt, |job| switch_route(Arc::clone(&ctx), job), lost_route, print)
-            .await;
-    reports.extend(done);
-    reports.sort_by(|a, b| a.url.cmp(&b.url));
-    report.with_routes(reports)
+    Ok(Survey { member, advice, decided, jobs })
 }
 
-/// Steps 2–6 for one route; never returns before the route is in a state `on` or `off` can
+/// GUID → name of the app and the maintenance app, for reports.
+fn names(member: &Member, maint_guid: &str, maint_name: &str) -> HashMap<String, String> {
+    [(member.app.guid.clone(), member.app.name.clone()), (maint_guid.to_owned(), maint_name.to_owned())]
+        .into_iter()
+        .collect()
+}
+
+/// What `on` does with `route`: a report when nothing is to be done (or a dry run), else the job.
+fn decide(
+    route: &Route,
+    domain: Option<&Domain>,
+    member: &Member,
+    maint: &str,
+    since: &str,
+    dry_run: bool,
+    names: &HashMap<String, String>,
+) -> Decision {
+    let url = plan::url(route, domain);
+    let app = &member.app;
+    let report = |result, state| RouteReport::new(url.clone(), route.guid.clone(), result, state);
+    if let Some(reason) = plan::skip_reason(route, domain) {
+        return Decision::Done(report(Outcome::Skipped, RouteState::Serving).with_note(reason));
+    }
+    let state = plan::state_of(route, &app.guid, maint);
+    Decision::Done(match plan::plan_on(route, (&app.guid, &app.name), maint, since) {
+        Err(cause) => RouteReport::failed(url, route.guid.clone(), cause, state),
+        Ok(OnPlan::Already) => report(Outcome::Already, state),
+        Ok(OnPlan::NotMapped) => {
+            report(Outcome::Skipped, state).with_note(format!("{} has no destination on it (any more)", app.name))
+        }
+        Ok(OnPlan::Switch { record, insert_maintenance, remove }) if dry_run => {
+            let mut r = report(Outcome::Switched, state);
+            r.destinations_removed = remove.iter().map(|d| DestinationView::of(d, names)).collect();
+            if insert_maintenance {
+                r.destinations_added = vec![DestinationView::new(&NewDestination::to_app(maint), names)];
+            }
+            let key = state::key(&app.guid);
+            r.metadata = record
+                .map(|text| serde_json::json!({"labels": {&key: state::LABEL_VALUE}, "annotations": {&key: text}}));
+            r
+        }
+        Ok(OnPlan::Switch { record, insert_maintenance, .. }) => {
+            return Decision::Do(Job {
+                url,
+                target: plan::target(route, domain),
+                record,
+                insert_maintenance,
+                route: route.clone(),
+            });
+        }
+    })
+}
+
+/// What every route's task of one app needs.
+struct Ctx {
+    client: Client,
+    verify: context::Verify,
+    app_guid: String,
+    maint_guid: String,
+    names: HashMap<String, String>,
+}
+
+/// Switches one surveyed app; never fails as a whole: what went wrong is in the report.
+async fn switch_app(env: Env, survey: Survey, switch: Arc<Switch>) -> Report {
+    let Survey { member, advice, decided, jobs } = survey;
+    let out = &env.out;
+    let label = member.label.clone();
+    let maint_guid = member.maint.as_ref().map(|m| m.guid.clone()).unwrap_or_default();
+    out.phase(&label, "switching", None, false);
+    out.routes_total(&label, decided.len() + jobs.len());
+    if !out.fleet() {
+        let doing = if switch.dry_run { "Planning the switch of" } else { "Switching" };
+        out.line(&format!(
+            "{doing} app {}'s routes to {} in org {} / space {}...",
+            member.app.name, advice.maintenance_app, member.target.org.name, member.target.space.name
+        ));
+    }
+    let print = |r: &RouteReport| {
+        out.route(
+            &label,
+            &r.line(Verb::On, &advice, switch.dry_run),
+            r.result == Outcome::Failed,
+            serde_json::json!({"app": label, "action": Verb::On, "route": r}),
+        );
+    };
+    decided.iter().for_each(print);
+    let ctx = Arc::new(Ctx {
+        client: env.client.clone(),
+        verify: env.verify.clone(),
+        app_guid: member.app.guid.clone(),
+        names: names(&member, &maint_guid, &advice.maintenance_app),
+        maint_guid,
+    });
+    let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
+    let done =
+        each(work, switch.concurrency, &env.interrupt, |job| switch_route(Arc::clone(&ctx), job), lost_route, print)
+            .await;
+    fleet::report_for(&member, Verb::On, switch.dry_run).with_routes(decided.into_iter().chain(done).collect())
+}
+
+/// A route whose task died or never started: it is as the survey found it.
+fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
+    let (cause, state) = match lost {
+        Lost::Interrupted => (Cause::Interrupted, RouteState::Serving),
+        Lost::Died(error) => (Cause::Internal { error }, RouteState::Unknown),
+    };
+    RouteReport::failed(url, guid, cause, state)
+}
+
+/// Steps 1–5 for one route; never returns before the route is in a state `on` or `off` can
 /// continue from, and says which.
 async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
     let Job { route, url, target, record, insert_maintenance } = job;
     let (app, maint, client) = (ctx.app_guid.as_str(), ctx.maint_guid.as_str(), &ctx.client);
-    let again = format!("run `switchctl on {}` again", ctx.app_name);
-    let failed = |why: String| RouteReport::bare(url.clone(), route.guid.clone(), Outcome::Failed, Some(why));
+    let api = |step, e: Error| Cause::Api { step, error: describe(&e) };
 
-    // 2. The record first: from here on, whatever happens, the route can be found and restored.
-    let wrote_record = record.is_some();
+    // 1. The record first: from here on, whatever happens, the route can be found and restored.
     if let Some(record) = record
         && let Err(e) = client.patch_route_metadata(&route.guid, &state::set_patch(app, record)).await
     {
-        return failed(format!("{e}; the route was not changed"));
+        return ctx.after_failure(url, &route.guid, api(Step::WriteRecord, e)).await;
     }
 
-    // 3. Add the maintenance app next to APP.
+    // 2. Add the maintenance app next to APP.
     let mut added = Vec::new();
     if insert_maintenance {
         let new = NewDestination::to_app(maint);
         if let Err(e) = client.insert_destinations(&route.guid, std::slice::from_ref(&new)).await {
-            // Nothing but the record changed: take it back so the route is as before.
-            let state = if wrote_record
-                && client.patch_route_metadata(&route.guid, &state::clear_patch(app)).await.is_ok()
-            {
-                "the route was not changed".to_owned()
-            } else {
-                format!(
-                    "{} still serves the route; it carries switchctl's label (harmless: {again} or `switchctl off {}` \
-                     to remove it)",
-                    ctx.app_name, ctx.app_name
-                )
-            };
-            return failed(format!("{e}; {state}"));
+            return ctx.after_failure(url, &route.guid, api(Step::AddMaintenance, e)).await;
         }
         added.push(DestinationView::new(&new, &ctx.names));
     }
 
-    // 4. Only remove APP once the maintenance app answers on the route.
-    if let Err(why) = ctx.verify.after_change(&target, Want::Maintenance, 1).await {
-        return failed(format!(
-            "{why}; the maintenance app is mapped to the route but does not answer there yet, and {} still serves \
-             it (nothing removed): {again} once it answers, or `switchctl off {}` to undo",
-            ctx.app_name, ctx.app_name
-        ));
+    // 3. Only remove APP once the maintenance app answers on the route.
+    if let Err(not) = ctx.verify.after_change(&target, Want::Maintenance, 1).await {
+        return ctx.roll_back(url, &route.guid, not).await;
     }
 
-    // 5. One replace: everything but APP's destinations, re-sent unchanged so CAPI keeps them.
-    let both = format!("both {} and the maintenance app serve the route: {again}", ctx.app_name);
+    // 4. One replace: everything but APP's destinations, re-sent unchanged so CAPI keeps them.
     let current = match client.route_destinations(&route.guid).await {
         Ok(current) => current,
-        Err(e) => return failed(format!("{e}; {both}")),
+        Err(e) => return ctx.after_failure(url, &route.guid, api(Step::ReadRoute, e)).await,
     };
     if !current.iter().any(|d| d.app.guid == maint) {
-        return failed(format!(
-            "the maintenance app's destination vanished from the route meanwhile (changed by someone else?); {} \
-             still serves it: {again}",
-            ctx.app_name
-        ));
+        let state = ctx.observe(&route.guid).await;
+        return RouteReport::failed(url, route.guid, Cause::MaintenanceVanished, state);
     }
     let removed: Vec<&Destination> = current.iter().filter(|d| d.app.guid == app).collect();
     if !removed.is_empty() {
         let keep = plan::keep_all_but(&current, |d| d.app.guid == app);
         if let Err(e) = client.replace_destinations(&route.guid, &keep).await {
-            return failed(format!("{e}; {both}"));
+            return ctx.after_failure(url, &route.guid, api(Step::RemoveApp, e)).await;
         }
     }
 
-    // 6. The router must agree. Other apps on a shared route keep answering without the marker,
-    // so there only the maintenance app's presence (step 4) can be checked.
-    let others: Vec<&Destination> = current.iter().filter(|d| d.app.guid != app && d.app.guid != maint).collect();
-    let mut note = None;
-    if others.is_empty() {
-        if let Err(why) = ctx.verify.after_change(&target, Want::Maintenance, CONSECUTIVE).await {
-            return failed(format!(
-                "{why}; the API shows the route switched but the router still sends some requests elsewhere: \
-                 `switchctl status {}` shows who answers, {again} to check again",
-                ctx.app_name
-            ));
-        }
+    // 5. The router must agree. Other apps on a shared route keep answering without the marker,
+    // so there only the maintenance app's presence (step 3) can be checked.
+    let others = current.iter().any(|d| d.app.guid != app && d.app.guid != maint);
+    let mut report = if others {
+        ctx.verify.settle().await;
+        RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly)
+            .with_note("other apps on this route keep serving it")
     } else {
-        note = Some("other apps on this route keep serving it".to_owned());
-        if !ctx.verify.enabled {
-            tokio::time::sleep(ctx.verify.settle).await;
+        match ctx.verify.after_change(&target, Want::Maintenance, CONSECUTIVE).await {
+            Ok(()) => {
+                let r = RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly);
+                if ctx.verify.probes() { r } else { r.with_note("not verified: --no-verify") }
+            }
+            Err(NotVerified { timeout_s, last }) => RouteReport::failed(
+                url,
+                route.guid.clone(),
+                Cause::RouterLagging { who: Who::MaintenanceApp, timeout_s, last },
+                RouteState::MaintenanceOnly,
+            ),
         }
-    }
-    let mut report = RouteReport::bare(url.clone(), route.guid.clone(), Outcome::Switched, note);
+    };
     report.destinations_removed = removed.into_iter().map(|d| DestinationView::of(d, &ctx.names)).collect();
     report.destinations_added = added;
     report
+}
+
+impl Ctx {
+    /// A request failed (possibly after the Cloud Controller carried it out): reads the route
+    /// and reports what it holds. A route left with APP's record and nothing else changed gets
+    /// the record taken back, so that it is exactly as before.
+    async fn after_failure(&self, url: String, route_guid: &str, cause: Cause) -> RouteReport {
+        let state = self.observe(route_guid).await;
+        let state = if state == RouteState::RecordOnly { self.clear_record(route_guid).await } else { state };
+        RouteReport::failed(url, route_guid.to_owned(), cause, state)
+    }
+
+    /// The maintenance app never answered on the route while APP still served it: takes the
+    /// maintenance destination off again (unless it serves another switched app or was mapped
+    /// before), and the record with it, so users keep getting APP and nothing is left mixed.
+    async fn roll_back(&self, url: String, route_guid: &str, not: NotVerified) -> RouteReport {
+        let cause = Cause::NotAnswering { who: Who::MaintenanceApp, timeout_s: not.timeout_s, last: not.last };
+        let (app, maint) = (self.app_guid.as_str(), self.maint_guid.as_str());
+        let Ok(route) = self.client.get_route(route_guid).await else {
+            return RouteReport::failed(url, route_guid.to_owned(), cause, RouteState::Unknown);
+        };
+        let serves = route.destinations.iter().any(|d| d.app.guid == app);
+        let ours = match Record::read(&route, app) {
+            Ok(Some(record)) => !record.maintenance_kept && state::labelled_apps(&route).iter().all(|a| *a == app),
+            _ => false,
+        };
+        // Without APP on the route, the maintenance app is all that serves it: it stays.
+        if serves && ours {
+            for d in route.destinations.iter().filter(|d| d.app.guid == maint) {
+                if let Err(e) = self.client.delete_destination(route_guid, &d.guid).await {
+                    let cause = Cause::Api { step: Step::RemoveMaintenance, error: describe(&e) };
+                    let state = self.observe(route_guid).await;
+                    return RouteReport::failed(url, route_guid.to_owned(), cause, state);
+                }
+            }
+        }
+        let state = self.observe(route_guid).await;
+        let state = if state == RouteState::RecordOnly { self.clear_record(route_guid).await } else { state };
+        RouteReport::failed(url, route_guid.to_owned(), cause, state)
+    }
+
+    /// What the route is in now.
+    async fn observe(&self, route_guid: &str) -> RouteState {
+        context::observe(&self.client, route_guid, &self.app_guid, &self.maint_guid).await
+    }
+
+    /// Removes APP's record from a route APP serves alone; the state after.
+    async fn clear_record(&self, route_guid: &str) -> RouteState {
+        match self.client.patch_route_metadata(route_guid, &state::clear_patch(&self.app_guid)).await {
+            Ok(route) => plan::state_of(&route, &self.app_guid, &self.maint_guid),
+            Err(_) => self.observe(route_guid).await,
+        }
+    }
 }

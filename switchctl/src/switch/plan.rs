@@ -2,13 +2,10 @@
 //! requests, so the decisions are tested without a Cloud Controller, and `--dry-run` shows exactly
 //! what a run would do.
 
-use std::collections::HashMap;
-
-use serde::Serialize;
-
 use super::{
+    outcome::{Cause, RouteState},
     probe::Target,
-    state::{self, Record, RecordError},
+    state::{self, Record},
 };
 use crate::capi::{Destination, Domain, NewDestination, Route};
 
@@ -48,62 +45,6 @@ pub fn url(route: &Route, domain: Option<&Domain>) -> String {
     format!("{}{}", t.fqdn, t.path)
 }
 
-/// A destination as reports show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DestinationView {
-    /// App GUID.
-    pub app: String,
-    /// App name, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub app_name: Option<String>,
-    /// Process type.
-    pub process: String,
-    /// App port.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u32>,
-    /// Protocol.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
-}
-
-impl DestinationView {
-    /// `d`, named with `names` (app GUID → name).
-    pub fn of(d: &Destination, names: &HashMap<String, String>) -> DestinationView {
-        DestinationView {
-            app: d.app.guid.clone(),
-            app_name: names.get(&d.app.guid).cloned(),
-            process: d.process_type().to_owned(),
-            port: d.port,
-            protocol: d.protocol.clone(),
-        }
-    }
-
-    /// A destination about to be added.
-    pub fn new(d: &NewDestination, names: &HashMap<String, String>) -> DestinationView {
-        DestinationView {
-            app: d.app.guid.clone(),
-            app_name: names.get(&d.app.guid).cloned(),
-            process: d.app.process.as_ref().map_or("web", |p| p.kind.as_str()).to_owned(),
-            port: d.port,
-            protocol: d.protocol.clone(),
-        }
-    }
-}
-
-impl std::fmt::Display for DestinationView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.app_name.as_deref().unwrap_or(&self.app))?;
-        write!(f, " {}", self.process)?;
-        if let Some(port) = self.port {
-            write!(f, ":{port}")?;
-        }
-        if let Some(protocol) = &self.protocol {
-            write!(f, " {protocol}")?;
-        }
-        Ok(())
-    }
-}
-
 /// What `on` does to a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OnPlan {
@@ -124,19 +65,15 @@ pub enum OnPlan {
 }
 
 /// Decides what `on` does to `route` for `app` (GUID, name) and the maintenance app `maint`.
-pub fn plan_on(route: &Route, app: (&str, &str), maint: &str, since: &str) -> Result<OnPlan, String> {
+pub fn plan_on(route: &Route, app: (&str, &str), maint: &str, since: &str) -> Result<OnPlan, Cause> {
     if route.destinations.iter().any(|d| d.weight.is_some()) {
-        return Err("the route has weighted destinations (a deprecated feature); CAPI refuses to add a destination \
-                    to it, so it was not changed: remove the weights (`cf curl -X PATCH /v3/routes/GUID/destinations`) \
-                    and run the command again"
-            .to_owned());
+        return Err(Cause::Weighted);
     }
-    let labelled = route.metadata.labels.contains_key(&state::key(app.0));
+    let record = Record::read(route, app.0).map_err(|e| Cause::Record { problem: e.to_string() })?;
     let remove: Vec<Destination> = route.destinations.iter().filter(|d| d.app.guid == app.0).cloned().collect();
     let has_maintenance = route.destinations.iter().any(|d| d.app.guid == maint);
-    if labelled {
+    if record.is_some() {
         // Resume: whatever the route shows now, the record already written is the truth.
-        Record::read(route, app.0).map_err(|e| e.to_string())?;
         if remove.is_empty() && has_maintenance {
             return Ok(OnPlan::Already);
         }
@@ -145,7 +82,11 @@ pub fn plan_on(route: &Route, app: (&str, &str), maint: &str, since: &str) -> Re
     if remove.is_empty() {
         return Ok(OnPlan::NotMapped);
     }
-    let record = Record::new(app.0, app.1, maint, since, route).encode().map_err(|e: RecordError| e.to_string())?;
+    let mut record = Record::new(app.0, app.1, maint, since, route);
+    // Mapped already, and not for another app switchctl switched: someone put it there on purpose,
+    // and `off` must leave it as it found it.
+    record.maintenance_kept = has_maintenance && state::labelled_apps(route).iter().all(|a| *a == app.0);
+    let record = record.encode().map_err(|e| Cause::Record { problem: e.to_string() })?;
     Ok(OnPlan::Switch { record: Some(record), insert_maintenance: !has_maintenance, remove })
 }
 
@@ -158,22 +99,42 @@ pub struct OffPlan {
     pub insert: Vec<NewDestination>,
     /// The maintenance destinations to remove (as the route shows them now).
     pub remove: Vec<Destination>,
-    /// Another app's label is on the route: it is still in maintenance, keep the maintenance app.
+    /// Keep the maintenance app: another app on the route is still in maintenance, or it was
+    /// there before APP was switched.
     pub keep_maintenance: bool,
 }
 
-/// Decides what `off` does to `route` for `app_guid`. `Ok(None)`: the route carries no label for APP.
-pub fn plan_off(route: &Route, app_guid: &str) -> Result<Option<OffPlan>, String> {
-    let Some(record) = Record::read(route, app_guid).map_err(|e| e.to_string())? else { return Ok(None) };
+/// Decides what `off` does to `route` for `app_guid`. `Ok(None)`: the route carries no record for APP.
+pub fn plan_off(route: &Route, app_guid: &str) -> Result<Option<OffPlan>, Cause> {
+    let Some(record) = Record::read(route, app_guid).map_err(|e| Cause::Record { problem: e.to_string() })? else {
+        return Ok(None);
+    };
     let all_there = record.destinations.iter().all(|s| route.destinations.iter().any(|d| s.is(app_guid, d)));
     let insert = if all_there { Vec::new() } else { record.destinations.iter().map(|s| s.to_new(app_guid)).collect() };
-    let keep_maintenance = state::labelled_apps(route).iter().any(|a| *a != app_guid);
+    let keep_maintenance = record.maintenance_kept || state::labelled_apps(route).iter().any(|a| *a != app_guid);
     let remove = if keep_maintenance {
         Vec::new()
     } else {
         route.destinations.iter().filter(|d| d.app.guid == record.maintenance_app).cloned().collect()
     };
     Ok(Some(OffPlan { record, insert, remove, keep_maintenance }))
+}
+
+/// What `route` is in for `app_guid`, with `maint` as the maintenance app: read after a failure, so
+/// that the report says what the Cloud Controller holds, not what switchctl hoped.
+pub fn state_of(route: &Route, app_guid: &str, maint: &str) -> RouteState {
+    let app = route.destinations.iter().any(|d| d.app.guid == app_guid);
+    let maintenance = route.destinations.iter().any(|d| d.app.guid == maint);
+    let recorded = route.metadata.labels.contains_key(&state::key(app_guid))
+        || route.metadata.annotations.contains_key(&state::key(app_guid));
+    match (app, maintenance, recorded) {
+        (true, true, _) => RouteState::BothServe,
+        (true, false, false) => RouteState::Serving,
+        (true, false, true) => RouteState::RecordOnly,
+        (false, true, true) => RouteState::MaintenanceOnly,
+        (false, true, false) => RouteState::MaintenanceUnrecorded,
+        (false, false, _) => RouteState::Unserved,
+    }
 }
 
 /// The destinations to send in one replace: every current one except those `drop` selects,
@@ -292,10 +253,59 @@ mod tests {
     }
 
     #[test]
+    fn a_maintenance_destination_mapped_by_hand_is_recorded_and_kept_by_off() {
+        let by_hand = route(
+            vec![dest("1", "A", "web", 8080, "http1"), dest("9", "M", "web", 8080, "http1")],
+            json!({}),
+            json!({}),
+        );
+        let OnPlan::Switch { record, insert_maintenance, .. } =
+            plan_on(&by_hand, ("A", "shop"), "M", "t").expect("plan")
+        else {
+            panic!("switch")
+        };
+        assert!(!insert_maintenance);
+        let record = record.expect("record");
+        assert!(record.contains(r#""maintenance_kept":true"#), "{record}");
+        let k = state::key("A");
+        let switched = route(vec![dest("9", "M", "web", 8080, "http1")], json!({ &k: "on" }), json!({ &k: &record }));
+        let plan = plan_off(&switched, "A").expect("plan").expect("recorded");
+        assert!(plan.keep_maintenance && plan.remove.is_empty());
+        // Mapped for another switched app is not "by hand": the last app's `off` removes it.
+        let kb = state::key("B");
+        let for_b = route(
+            vec![dest("1", "A", "web", 8080, "http1"), dest("9", "M", "web", 8080, "http1")],
+            json!({ &kb: "on" }),
+            json!({}),
+        );
+        let Ok(OnPlan::Switch { record: Some(record), .. }) = plan_on(&for_b, ("A", "shop"), "M", "t") else {
+            panic!("switch")
+        };
+        assert!(!record.contains("maintenance_kept"), "{record}");
+    }
+
+    #[test]
+    fn the_state_of_a_route_is_read_from_its_destinations_and_record() {
+        let k = state::key("A");
+        let a = || dest("1", "A", "web", 8080, "http1");
+        let m = || dest("9", "M", "web", 8080, "http1");
+        let case = |d: Vec<serde_json::Value>, recorded: bool| {
+            let meta = if recorded { json!({ &k: "x" }) } else { json!({}) };
+            state_of(&route(d, json!({}), meta), "A", "M")
+        };
+        assert_eq!(case(vec![a()], false), RouteState::Serving);
+        assert_eq!(case(vec![a()], true), RouteState::RecordOnly);
+        assert_eq!(case(vec![a(), m()], true), RouteState::BothServe);
+        assert_eq!(case(vec![m()], true), RouteState::MaintenanceOnly);
+        assert_eq!(case(vec![m()], false), RouteState::MaintenanceUnrecorded);
+        assert_eq!(case(vec![], true), RouteState::Unserved);
+    }
+
+    #[test]
     fn weighted_tcp_and_internal_routes_are_not_touched() {
         let mut r = route(vec![dest("1", "A", "web", 8080, "http1")], json!({}), json!({}));
         r.destinations[0].weight = Some(100);
-        assert!(plan_on(&r, ("A", "shop"), "M", "t").is_err());
+        assert_eq!(plan_on(&r, ("A", "shop"), "M", "t"), Err(Cause::Weighted));
         let mut tcp = route(vec![], json!({}), json!({}));
         tcp.port = Some(1024);
         assert!(skip_reason(&tcp, None).is_some_and(|s| s.starts_with("TCP")));

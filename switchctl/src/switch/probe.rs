@@ -55,6 +55,14 @@ pub enum Answer {
     Error(String),
 }
 
+impl Answer {
+    /// Whether the probe reached nobody (no connection, DNS or TLS failure, no answer in time), as
+    /// opposed to an answer of the router or of an app: from here, the route cannot be verified.
+    pub fn unreachable(&self) -> bool {
+        matches!(self, Answer::Error(_))
+    }
+}
+
 impl std::fmt::Display for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -132,14 +140,19 @@ impl Prober {
                 answer
             }
             Err(e) if e.is_timeout() => Answer::Error("timed out".to_owned()),
-            Err(e) if e.is_connect() => Answer::Error("cannot connect".to_owned()),
-            Err(e) => Answer::Error(e.to_string()),
+            Err(e) => Answer::Error(transport_error(&e)),
         }
     }
 
     /// Probes until `consecutive` answers in a row are `want`, or `timeout` passes. On timeout, the
-    /// last answer seen says what went wrong.
-    pub async fn wait(&self, target: &Target, want: Want, consecutive: u32, timeout: Duration) -> Result<(), String> {
+    /// last answer seen (if any) says what went wrong.
+    pub async fn wait(
+        &self,
+        target: &Target,
+        want: Want,
+        consecutive: u32,
+        timeout: Duration,
+    ) -> Result<(), Option<Answer>> {
         let deadline = Instant::now() + timeout;
         let mut streak = 0u32;
         let mut last: Option<Answer> = None;
@@ -167,14 +180,19 @@ impl Prober {
             }
             last = Some(answer);
         }
-        let wanted = match want {
-            Want::Maintenance => "the maintenance app",
-            Want::App => "the app",
-        };
-        let n = if consecutive > 1 { format!(" {consecutive} times in a row") } else { String::new() };
-        let last = last.map_or_else(|| "none".to_owned(), |a| a.to_string());
-        Err(format!("{wanted} did not answer{n} within {}s (last answer: {last})", timeout.as_secs()))
+        Err(last)
     }
+}
+
+/// A probe's transport failure in a few words: reqwest's own text is a chain of "error sending
+/// request for url (…)" wrappers that says less than its innermost cause.
+fn transport_error(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(inner) = source.source() {
+        source = inner;
+    }
+    let cause = source.to_string();
+    if e.is_connect() { format!("cannot connect ({cause})") } else { cause }
 }
 
 /// Classifies an answer by its status and headers.

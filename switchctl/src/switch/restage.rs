@@ -15,38 +15,20 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    Env, Interrupt, each,
+    context::{Env, Lost, each},
     fleet::{self, Member},
+    signals::Interrupt,
 };
 use crate::{
     capi::{BuildState, Client, InstanceState, Package},
-    cli::RunArgs,
     error::{Error, describe},
+    settings::RestageTimeouts as Timeouts,
 };
 
 /// First pause between two polls; it doubles up to [`POLL_MAX`] (cf polls every 3 s).
 const POLL_FIRST: Duration = Duration::from_millis(250);
 /// Longest pause between two polls.
 const POLL_MAX: Duration = Duration::from_secs(3);
-
-/// How long staging and starting may take.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// Until the build is staged.
-    pub staging: Duration,
-    /// Until every web instance runs.
-    pub startup: Duration,
-}
-
-impl Timeouts {
-    /// From `--staging-timeout` and `--startup-timeout`.
-    pub fn from_args(args: &RunArgs) -> Timeouts {
-        Timeouts {
-            staging: Duration::from_secs(args.staging_timeout),
-            startup: Duration::from_secs(args.startup_timeout),
-        }
-    }
-}
 
 /// How one app's restage ended.
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +61,7 @@ pub async fn packages(client: &Client, members: &[Member], parallel: u16) -> Res
             let client = client.clone();
             async move { (m.app.guid.clone(), m.label.clone(), client.latest_ready_package(&m.app.guid).await) }
         },
-        |label, guid, why| (guid, label, Err(Error::Usage(why))),
+        |label, guid, lost| (guid, label, Err(Error::Usage(format!("{lost:?}")))),
         |_| {},
     )
     .await;
@@ -105,7 +87,7 @@ pub async fn packages(client: &Client, members: &[Member], parallel: u16) -> Res
 }
 
 /// Restages every member, `parallel` at a time.
-pub(super) async fn each_app(
+pub async fn each_app(
     env: &Env,
     members: &[Member],
     packages: &HashMap<String, Package>,
@@ -113,7 +95,7 @@ pub(super) async fn each_app(
     parallel: u16,
 ) -> Vec<RestageReport> {
     let packages = Arc::new(packages.clone());
-    let progress = env.progress.clone();
+    let out = env.out.clone();
     each(
         fleet::work(members),
         parallel,
@@ -125,23 +107,26 @@ pub(super) async fn each_app(
                 restage(&env, &m, &package, timeouts).await
             }
         },
-        |label, guid, why| RestageReport {
+        |label, guid, lost| RestageReport {
             app: label,
             app_guid: guid,
             space: String::new(),
             build: None,
             droplet: None,
             ok: false,
-            error: Some(why),
+            error: Some(match lost {
+                Lost::Interrupted => "not started: switchctl was interrupted; the app runs as before".to_owned(),
+                Lost::Died(e) => format!("internal error ({e})"),
+            }),
         },
-        |r| progress.event("restage", r),
+        |r| out.event("restage", r),
     )
     .await
 }
 
 /// One app: build, wait, stop, set the droplet, start, wait.
 async fn restage(env: &Env, member: &Member, package: &str, timeouts: Timeouts) -> RestageReport {
-    let (client, progress, label) = (&env.client, &env.progress, member.label.as_str());
+    let (client, progress, label) = (&env.client, &env.out, member.label.as_str());
     let app = &member.app;
     let mut report = RestageReport {
         app: app.name.clone(),
@@ -224,7 +209,7 @@ async fn restage(env: &Env, member: &Member, package: &str, timeouts: Timeouts) 
 
     // 3. Every web instance running.
     progress.phase(label, "starting", None, true);
-    match wait_running(client, &app.guid, timeouts.startup).await {
+    match wait_running(client, &app.guid, &app.name, timeouts.startup).await {
         Ok(()) => {
             report.ok = true;
             progress.phase(label, "restaged", None, true);
@@ -236,13 +221,13 @@ async fn restage(env: &Env, member: &Member, package: &str, timeouts: Timeouts) 
 
 /// Waits until every instance of the app's web process is RUNNING. Fails at once when all have
 /// crashed, as cf does; otherwise at the timeout, with the instances' states.
-async fn wait_running(client: &Client, app_guid: &str, timeout: Duration) -> Result<(), String> {
+async fn wait_running(client: &Client, app_guid: &str, app_name: &str, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let mut pause = POLL_FIRST;
     loop {
         let processes = client.app_processes(app_guid).await.map_err(|e| describe(&e))?;
         let Some(web) = processes.iter().find(|p| p.kind == "web") else {
-            return Err("the app has no web process".to_owned());
+            return Err(format!("app {app_name} has no web process"));
         };
         let stats = client.process_stats(&web.guid).await.map_err(|e| describe(&e))?;
         let running = stats.iter().filter(|s| s.state == InstanceState::Running).count();
@@ -262,13 +247,15 @@ async fn wait_running(client: &Client, app_guid: &str, timeout: Duration) -> Res
         };
         if !stats.is_empty() && stats.iter().all(|s| s.state == InstanceState::Crashed) {
             return Err(format!(
-                "all {} web instances CRASHED after the restart (`cf logs APP --recent` shows why); the app is down",
-                stats.len()
+                "all {} web instances of {app_name} CRASHED after the restart (`cf logs {} --recent` shows why); \
+                 the app is down",
+                stats.len(),
+                crate::settings::quote(app_name)
             ));
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "not every web instance runs after {}s ({}; {} wanted); the app stays in maintenance",
+                "not every web instance of {app_name} runs after {}s ({}; {} wanted); the app stays in maintenance",
                 timeout.as_secs(),
                 if stats.is_empty() { "no instance reported".to_owned() } else { states() },
                 web.instances

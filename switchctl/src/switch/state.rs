@@ -95,6 +95,11 @@ pub struct Record {
     pub since: String,
     /// APP's original destinations on the route.
     pub destinations: Vec<SavedDestination>,
+    /// The maintenance app was already mapped to the route, by hand and for no other switched app,
+    /// when APP was switched: `off` leaves it there, as it found it. Absent in older records
+    /// (switchctl ignores fields it does not know, so the format version stays 1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance_kept: bool,
 }
 
 /// Why a [`Record`] cannot be written or read.
@@ -114,11 +119,14 @@ pub enum RecordError {
     },
     /// The route carries the label but no readable annotation.
     #[error(
-        "the route carries the label {key} but its annotation is {problem}, so the app's original destinations are \
-         unknown; map them by hand (`cf map-route`), then remove the label and annotation (`cf curl -X PATCH \
-         /v3/routes/ROUTE_GUID` with {{\"metadata\":{{\"labels\":{{\"{key}\":null}},\"annotations\":{{\"{key}\":null}}}}}})"
+        "the route carries switchctl's label {key} but its annotation is {problem}, so the app's original \
+         destinations are unknown; map them back by hand (`cf map-route`), then remove the label and annotation \
+         with `cf curl -X PATCH /v3/routes/{route} -d '{{\"metadata\":{{\"labels\":{{\"{key}\":null}},\
+         \"annotations\":{{\"{key}\":null}}}}}}'`"
     )]
     Unreadable {
+        /// The route's GUID.
+        route: String,
         /// The key.
         key: String,
         /// What is wrong with it.
@@ -135,6 +143,7 @@ impl Record {
             app_name: app_name.to_owned(),
             maintenance_app: maintenance_guid.to_owned(),
             since: since.to_owned(),
+            maintenance_kept: false,
             destinations: route
                 .destinations
                 .iter()
@@ -155,21 +164,26 @@ impl Record {
         Ok(text)
     }
 
-    /// The record `route` carries for `app_guid`: `Ok(None)` when the route has no label for it.
+    /// The record `route` carries for `app_guid`: `Ok(None)` when the route has neither label nor
+    /// annotation for it. The annotation alone is enough (someone may have removed the label by
+    /// hand): it is the record, the label only makes the route easy to find.
     pub fn read(route: &Route, app_guid: &str) -> Result<Option<Record>, RecordError> {
         let key = key(app_guid);
-        if !route.metadata.labels.contains_key(&key) {
-            return Ok(None);
-        }
-        let unreadable = |problem: String| RecordError::Unreadable { key: key.clone(), problem };
-        let text = route.metadata.annotations.get(&key).ok_or_else(|| unreadable("missing".to_owned()))?;
-        let record: Record =
-            serde_json::from_str(text).map_err(|e| unreadable(format!("not a switchctl record ({e})")))?;
+        let labelled = route.metadata.labels.contains_key(&key);
+        let unreadable = |problem: &str| RecordError::Unreadable {
+            route: route.guid.clone(),
+            key: key.clone(),
+            problem: problem.into(),
+        };
+        let Some(text) = route.metadata.annotations.get(&key) else {
+            return if labelled { Err(unreadable("missing")) } else { Ok(None) };
+        };
+        let record: Record = serde_json::from_str(text).map_err(|_| unreadable("not a switchctl record"))?;
         if record.v != RECORD_VERSION {
-            return Err(unreadable(format!("of format version {}, which this switchctl does not know", record.v)));
+            return Err(unreadable(&format!("of format version {}, which this switchctl does not know", record.v)));
         }
         if record.app != app_guid {
-            return Err(unreadable(format!("about another app ({})", record.app)));
+            return Err(unreadable(&format!("about another app ({})", record.app)));
         }
         Ok(Some(record))
     }
@@ -191,9 +205,15 @@ pub fn clear_patch(app_guid: &str) -> MetadataPatch {
     patch
 }
 
-/// The apps (GUIDs) whose switchctl label `route` carries.
+/// The apps (GUIDs) whose switchctl label or annotation `route` carries.
 pub fn labelled_apps(route: &Route) -> Vec<&str> {
-    route.metadata.labels.keys().filter_map(|k| app_of_key(k)).collect()
+    let mut apps: Vec<&str> = route.metadata.labels.keys().filter_map(|k| app_of_key(k)).collect();
+    for app in route.metadata.annotations.keys().filter_map(|k| app_of_key(k)) {
+        if !apps.contains(&app) {
+            apps.push(app);
+        }
+    }
+    apps
 }
 
 /// Now, RFC 3339 in UTC to the second.
@@ -266,13 +286,17 @@ mod tests {
         let text = record.encode().expect("fits");
         let k = key("A");
         let ok = route(serde_json::json!([]), serde_json::json!({ &k: "on" }), serde_json::json!({ &k: text }));
-        assert_eq!(Record::read(&ok, "A"), Ok(Some(record)));
+        assert_eq!(Record::read(&ok, "A"), Ok(Some(record.clone())));
         let none = route(serde_json::json!([]), serde_json::json!({}), serde_json::json!({}));
         assert_eq!(Record::read(&none, "A"), Ok(None));
         let missing = route(serde_json::json!([]), serde_json::json!({ &k: "on" }), serde_json::json!({}));
         assert!(matches!(Record::read(&missing, "A"), Err(RecordError::Unreadable { .. })));
         let bad = route(serde_json::json!([]), serde_json::json!({ &k: "on" }), serde_json::json!({ &k: "{" }));
-        assert!(Record::read(&bad, "A").is_err());
+        let err = Record::read(&bad, "A").expect_err("unreadable").to_string();
+        assert!(err.contains("annotation is not a switchctl record") && !err.contains("EOF"), "plain words: {err}");
+        assert!(err.contains("cf curl -X PATCH /v3/routes/r -d '{"), "a runnable repair with the real GUID: {err}");
+        let unlabelled = route(serde_json::json!([]), serde_json::json!({}), serde_json::json!({ &k: &text }));
+        assert_eq!(Record::read(&unlabelled, "A"), Ok(Some(record)), "the annotation alone is the record");
     }
 
     #[test]

@@ -1,24 +1,30 @@
 //! `switchctl status [APP]`: per route, where the API sends traffic, who actually answers, since
-//! when it is in maintenance, and what does not add up.
+//! when it is in maintenance, and what does not add up, each problem with the command that
+//! repairs it. Exit code 1 when a route has a problem or answers from the router (404, 502),
+//! 0 when all is consistent.
 
 use std::{collections::HashMap, process::ExitCode, sync::Arc};
 
 use serde::Serialize;
 
 use super::{
-    Domains, Interrupt, Work, app_and_labelled_routes, domain_of, each,
-    output::{self, Out},
-    plan::{self, DestinationView},
+    context::{self, Domains, Work, domain_of, each},
+    outcome::{DestinationView, RouteState, list},
+    plan,
     probe::{Answer, Prober},
-    require_app,
+    signals::Interrupt,
     state::{self, Record},
 };
 use crate::{
-    capi::{App, Client, Route},
-    cli::StatusArgs,
-    error::Error,
-    session::Target as SpaceTarget,
+    capi::{App, Domain, Route},
+    error::{EXIT_FAILURE, Error},
+    output::Output,
+    session::Session,
+    settings::{Settings, Status},
 };
+
+/// Routes probed at once.
+const PROBES_AT_ONCE: u16 = 8;
 
 /// An app in maintenance on a route.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +32,8 @@ struct InMaintenance {
     app: String,
     app_name: Option<String>,
     since: Option<String>,
+    /// What the route is in for this app.
+    state: RouteState,
 }
 
 /// One route's status.
@@ -34,7 +42,7 @@ struct RouteStatus {
     url: String,
     route_guid: String,
     destinations: Vec<DestinationView>,
-    /// `maintenance`, `app`, `router`, `error`, or `not probed`.
+    /// `maintenance`, `app`, `router`, `unreachable`, or `not probed`.
     answered_by: &'static str,
     answer: String,
     maintenance: Vec<InMaintenance>,
@@ -43,32 +51,39 @@ struct RouteStatus {
     skipped: Option<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
-struct StatusReport {
-    app: Option<String>,
-    action: &'static str,
-    routes: Vec<RouteStatus>,
-    ok: bool,
+/// What `status` needs to judge a route.
+struct Known<'a> {
+    settings: &'a Settings,
+    org: &'a str,
+    space: &'a str,
+    maint: Option<&'a App>,
+    names: &'a HashMap<String, String>,
 }
 
-pub(super) async fn run(
-    client: &Client,
-    target: &SpaceTarget,
-    args: &StatusArgs,
-    json: bool,
-    skip_tls: bool,
-) -> Result<ExitCode, Error> {
+/// `switchctl status`.
+pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args: &Status) -> Result<ExitCode, Error> {
+    let client = session.client();
+    let target = session.target().await?;
     let space = &target.space.guid;
     let maint = client.find_app(space, &args.maintenance_app).await?;
     let (app, routes) = match &args.app {
         Some(name) => {
-            let app = require_app(client, target, name).await?;
-            let routes = app_and_labelled_routes(client, space, &app.guid).await?;
+            let app = context::require_app(client, &target, name).await?;
+            let mut routes = context::app_and_labelled_routes(client, space, &app.guid).await?;
+            // A route whose label was removed by hand still carries the annotation.
+            if let Some(m) = &maint {
+                let key = state::key(&app.guid);
+                for r in client.app_routes(&m.guid).await? {
+                    if r.metadata.annotations.contains_key(&key) && !routes.iter().any(|x| x.guid == r.guid) {
+                        routes.push(r);
+                    }
+                }
+            }
             (Some(app), routes)
         }
         None => {
-            // One list of the space's routes finds every labelled one and every one the
-            // maintenance app is on (labelled or not), whichever app they belong to.
+            // One list of the space's routes finds every switched one and every one the
+            // maintenance app is on (recorded or not), whichever app they belong to.
             let all: Vec<Route> = client.get_all("/v3/routes", &[("space_guids", space.as_str())]).await?;
             let m = maint.as_ref().map(|m| m.guid.as_str());
             let routes = all
@@ -83,99 +98,112 @@ pub(super) async fn run(
     let apps: Vec<App> = client.get_all("/v3/apps", &[("space_guids", space.as_str())]).await?;
     let names: HashMap<String, String> = apps.into_iter().map(|a| (a.guid, a.name)).collect();
     let domains = Domains::default().of(client, &routes).await?;
-
-    // One probe per route, in parallel: what users get right now.
-    let answers: HashMap<String, Answer> = if args.no_probe {
-        HashMap::new()
-    } else {
-        let prober = Arc::new(Prober::new(args.probe_via.clone(), skip_tls)?);
-        let work: Vec<Work<_>> = routes
-            .iter()
-            .filter(|r| plan::skip_reason(r, domain_of(r, &domains)).is_none())
-            .map(|r| Work {
-                label: String::new(),
-                guid: r.guid.clone(),
-                input: (r.guid.clone(), plan::target(r, domain_of(r, &domains))),
-            })
-            .collect();
-        let answers = each(
-            work,
-            8,
-            &Interrupt::default(),
-            |(guid, t)| {
-                let prober = Arc::clone(&prober);
-                async move { (guid, prober.probe(&t).await) }
-            },
-            |_, guid, why| (guid, Answer::Error(why)),
-            |_| {},
-        )
-        .await;
-        answers.into_iter().collect()
+    let answers = match &args.probe {
+        None => HashMap::new(),
+        Some(via) => probe_all(&routes, &domains, Prober::new(via.clone(), settings.skip_ssl_validation)?).await,
     };
 
-    let m_guid = maint.as_ref().map(|m| m.guid.clone());
-    let mut statuses: Vec<RouteStatus> = routes
-        .iter()
-        .map(|r| route_status(r, domain_of(r, &domains), m_guid.as_deref(), &names, answers.get(&r.guid)))
-        .collect();
+    let known =
+        Known { settings, org: &target.org.name, space: &target.space.name, maint: maint.as_ref(), names: &names };
+    let mut statuses: Vec<RouteStatus> =
+        routes.iter().map(|r| route_status(r, domain_of(r, &domains), &known, answers.get(&r.guid))).collect();
     statuses.sort_by(|a, b| a.url.cmp(&b.url));
 
-    let mut out = Out::new(json);
     let scope = match &app {
         Some(a) => format!("app {}'s routes", a.name),
         None => "routes in maintenance".to_owned(),
     };
     out.line(&format!("Status of {scope} in org {} / space {}:", target.org.name, target.space.name));
     if statuses.is_empty() {
-        out.line("No routes.");
+        out.line(
+            match &app {
+                Some(a) => format!("App {} has no route.", a.name),
+                None => "No route is in maintenance.".to_owned(),
+            }
+            .as_str(),
+        );
     }
     for s in &statuses {
-        out.line("");
-        out.line(&s.url);
-        if let Some(skipped) = s.skipped {
-            out.line(&format!("  not switchable: {skipped}"));
-        }
-        out.line(&format!("  destinations:  {}", output::list(&s.destinations)));
-        out.line(&format!("  answered by:   {}", s.answer));
-        let maintenance = if s.maintenance.is_empty() {
-            "no".to_owned()
-        } else {
-            s.maintenance
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{} since {}",
-                        m.app_name.as_deref().unwrap_or(&m.app),
-                        m.since.as_deref().unwrap_or("(unknown)")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        out.line(&format!("  maintenance:   {maintenance}"));
-        for p in &s.problems {
-            out.line(&format!("  PROBLEM:       {p}"));
-        }
+        print_route(out, s);
     }
-    let ok = statuses.iter().all(|s| s.problems.is_empty());
-    let report = StatusReport { app: app.map(|a| a.name), action: "status", routes: statuses, ok };
-    out.document(&report);
-    out.finish()?;
-    Ok(ExitCode::SUCCESS)
+    let problems: usize = statuses.iter().map(|s| s.problems.len()).sum();
+    let ok = problems == 0;
+    out.event("summary", serde_json::json!({"action": "status", "app": app.as_ref().map(|a| &a.name), "ok": ok}));
+    if ok {
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.error(&format!(
+        "{} on {} (see PROBLEM above, each with the command that repairs it)",
+        crate::output::plural(problems, "problem"),
+        crate::output::plural(statuses.iter().filter(|s| !s.problems.is_empty()).count(), "route")
+    ));
+    Ok(ExitCode::from(EXIT_FAILURE))
 }
 
-fn route_status(
-    route: &Route,
-    domain: Option<&crate::capi::Domain>,
-    maint: Option<&str>,
-    names: &HashMap<String, String>,
-    answer: Option<&Answer>,
-) -> RouteStatus {
-    let name = |g: &str| names.get(g).cloned().unwrap_or_else(|| g.to_owned());
+/// One probe per route, in parallel: what users get right now.
+async fn probe_all(routes: &[Route], domains: &HashMap<String, Domain>, prober: Prober) -> HashMap<String, Answer> {
+    let prober = Arc::new(prober);
+    let work: Vec<Work<_>> = routes
+        .iter()
+        .filter(|r| plan::skip_reason(r, domain_of(r, domains)).is_none())
+        .map(|r| Work {
+            label: String::new(),
+            guid: r.guid.clone(),
+            input: (r.guid.clone(), plan::target(r, domain_of(r, domains))),
+        })
+        .collect();
+    let answers = each(
+        work,
+        PROBES_AT_ONCE,
+        &Interrupt::default(),
+        |(guid, t)| {
+            let prober = Arc::clone(&prober);
+            async move { (guid, prober.probe(&t).await) }
+        },
+        |_, guid, lost| (guid, Answer::Error(format!("{lost:?}"))),
+        |_| {},
+    )
+    .await;
+    answers.into_iter().collect()
+}
+
+fn print_route(out: &Output, s: &RouteStatus) {
+    out.event("route", serde_json::json!({"action": "status", "route": s}));
+    out.line("");
+    out.line(&format!("{} ({})", s.url, s.route_guid));
+    if let Some(skipped) = s.skipped {
+        out.line(&format!("  not switchable: {skipped}"));
+    }
+    out.line(&format!("  destinations:  {}", list(&s.destinations)));
+    out.line(&format!("  answered by:   {}", s.answer));
+    let maintenance = if s.maintenance.is_empty() {
+        "no".to_owned()
+    } else {
+        s.maintenance
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} since {}",
+                    m.app_name.as_deref().unwrap_or(&m.app),
+                    m.since.as_deref().unwrap_or("(unknown)")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.line(&format!("  maintenance:   {maintenance}"));
+    for p in &s.problems {
+        out.line(&format!("  PROBLEM:       {p}"));
+    }
+}
+
+fn route_status(route: &Route, domain: Option<&Domain>, k: &Known<'_>, answer: Option<&Answer>) -> RouteStatus {
+    let name = |g: &str| k.names.get(g).cloned().unwrap_or_else(|| g.to_owned());
+    let command = |verb: &str, app: &str| format!("`{}`", k.settings.command(verb, k.org, k.space, &[app]));
     let mut problems = Vec::new();
     let mut maintenance = Vec::new();
-    let labelled: Vec<&str> = state::labelled_apps(route);
-    for app in &labelled {
+    let maint_guid = k.maint.map(|m| m.guid.as_str());
+    for app in state::labelled_apps(route) {
         let record = Record::read(route, app);
         let since = match &record {
             Ok(Some(r)) => Some(r.since.clone()),
@@ -185,28 +213,54 @@ fn route_status(
                 None
             }
         };
-        maintenance.push(InMaintenance { app: (*app).to_owned(), app_name: names.get(*app).cloned(), since });
+        let m = record.ok().flatten().map(|r| r.maintenance_app).or_else(|| maint_guid.map(str::to_owned));
+        let state = plan::state_of(route, app, m.as_deref().unwrap_or_default());
         let n = name(app);
-        if route.destinations.iter().any(|d| d.app.guid == *app) {
+        match state {
+            RouteState::BothServe => problems.push(format!(
+                "{n} and the maintenance app both serve the route (an unfinished switch): {} finishes it, {} undoes it",
+                command("on", &n),
+                command("off", &n)
+            )),
+            RouteState::RecordOnly => problems.push(format!(
+                "the route carries {n}'s switchctl record but the maintenance app is not mapped: {} finishes the \
+                 switch, {} removes the record",
+                command("on", &n),
+                command("off", &n)
+            )),
+            RouteState::Unserved => problems.push(format!(
+                "neither {n} nor the maintenance app is mapped (the route answers 404): {} puts back {n}'s recorded \
+                 destinations",
+                command("off", &n)
+            )),
+            _ => {}
+        }
+        if !route.metadata.labels.contains_key(&state::key(app))
+            && route.metadata.annotations.contains_key(&state::key(app))
+        {
             problems.push(format!(
-                "labelled for {n} but {n} is still mapped (an unfinished switch: `switchctl on {n}` finishes it, \
-                 `switchctl off {n}` undoes it)"
+                "the route carries {n}'s switchctl record but its label was removed: {} restores it from the record",
+                command("off", &n)
             ));
         }
-        let m = record.ok().flatten().map(|r| r.maintenance_app).or_else(|| maint.map(str::to_owned));
-        if m.is_none_or(|m| !route.destinations.iter().any(|d| d.app.guid == m)) {
-            problems.push(format!(
-                "labelled for {n} but the maintenance app's destination is missing (`switchctl on {n}` finishes the \
-                 switch, `switchctl off {n}` undoes it)"
-            ));
-        }
+        maintenance.push(InMaintenance { app: app.to_owned(), app_name: k.names.get(app).cloned(), since, state });
     }
-    if labelled.is_empty() && maint.is_some_and(|m| route.destinations.iter().any(|d| d.app.guid == m)) {
-        problems.push(
-            "the maintenance app is mapped but no switchctl label says for which app (mapped by hand? `cf \
-             unmap-route` removes it)"
-                .to_owned(),
-        );
+    if maintenance.is_empty()
+        && let Some(m) = k.maint
+        && let Some(d) = route.destinations.iter().find(|d| d.app.guid == m.guid)
+    {
+        let others = route.destinations.iter().any(|x| x.app.guid != m.guid);
+        let delete = format!("`cf curl -X DELETE /v3/routes/{}/destinations/{}`", route.guid, d.guid);
+        problems.push(if others {
+            format!("{} is mapped with no switchctl record (mapped by hand?); {delete} removes it", m.name)
+        } else {
+            format!(
+                "only {} serves the route and no switchctl record says for which app: map the app that should serve \
+                 it (`cf map-route APP {}`), then {delete}",
+                m.name,
+                map_route_args(route, domain)
+            )
+        });
     }
     let (answered_by, answer_text) = match answer {
         None => ("not probed", "not probed".to_owned()),
@@ -215,19 +269,66 @@ fn route_status(
                 Answer::Maintenance(_) => "maintenance",
                 Answer::App(_) => "app",
                 Answer::Router(_) => "router",
-                Answer::Error(_) => "error",
+                Answer::Error(_) => "unreachable",
             };
             (by, a.to_string())
         }
     };
+    match answer {
+        Some(Answer::Router(status)) => problems.push(format!(
+            "the router answers {status} itself: no destination of the route answers (`cf app NAME` for each \
+             destination above shows whether it runs)"
+        )),
+        Some(Answer::Error(_)) => problems.push(
+            "the probe reached nobody, so who answers is unknown: give a router address with --probe-via HOST:PORT, \
+             or --no-probe for the API's view only"
+                .to_owned(),
+        ),
+        _ => {}
+    }
     RouteStatus {
         url: plan::url(route, domain),
         route_guid: route.guid.clone(),
-        destinations: route.destinations.iter().map(|d| DestinationView::of(d, names)).collect(),
+        destinations: route.destinations.iter().map(|d| DestinationView::of(d, k.names)).collect(),
         answered_by,
         answer: answer_text,
         maintenance,
         problems,
         skipped: plan::skip_reason(route, domain),
+    }
+}
+
+/// `DOMAIN --hostname HOST --path PATH` for `cf map-route`.
+fn map_route_args(route: &Route, domain: Option<&Domain>) -> String {
+    let mut args = domain.map_or_else(|| plan::target(route, None).fqdn, |d| d.name.clone());
+    if !route.host.is_empty() {
+        args.push_str(&format!(" --hostname {}", route.host));
+    }
+    if !route.path.is_empty() {
+        args.push_str(&format!(" --path {}", route.path));
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn a_route_the_router_answers_itself_is_a_problem() {
+        let settings = Settings::from_cli(&crate::Cli::parse_from(["switchctl", "status", "shop"]));
+        let route: Route = serde_json::from_value(serde_json::json!({
+            "guid": "r1", "protocol": "http", "host": "shop", "path": "", "url": "shop.example.com",
+            "destinations": [], "metadata": {"labels": {}, "annotations": {}}
+        }))
+        .expect("route");
+        let names = HashMap::new();
+        let known = Known { settings: &settings, org: "o", space: "s", maint: None, names: &names };
+        let status = route_status(&route, None, &known, Some(&Answer::Router(404)));
+        assert_eq!(status.answered_by, "router");
+        assert!(status.problems.iter().any(|p| p.contains("answers 404")), "{:?}", status.problems);
+        assert!(route_status(&route, None, &known, Some(&Answer::App(200))).problems.is_empty());
     }
 }

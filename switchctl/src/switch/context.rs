@@ -1,0 +1,344 @@
+//! What every app's and route's task of a run shares ([`Env`]), how changes are verified
+//! ([`Verify`]), and the small tools the commands have in common: running work items a few at a
+//! time ([`each`]), finding an app's routes, reading domains once, checking an app serves.
+
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    sync::{Arc, Mutex},
+};
+
+use tokio::{sync::Semaphore, task::JoinSet};
+
+use super::{
+    outcome::{Advice, RouteState, Verb},
+    plan,
+    probe::{Answer, Prober, Target, Want},
+    signals::Interrupt,
+    state,
+};
+use crate::{
+    capi::{App, AppState, Client, Domain, InstanceState, Route},
+    error::Error,
+    output::Output,
+    session::Target as SpaceTarget,
+    settings::{Settings, Switch, Verification},
+};
+
+/// What every app's and route's task of a run shares (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The Cloud Controller.
+    pub client: Client,
+    /// How changes are verified.
+    pub verify: Verify,
+    /// Where everything is printed.
+    pub out: Output,
+    /// Domains read so far.
+    pub domains: Domains,
+    /// The maintenance apps' routes, read once.
+    pub maintenance_routes: MaintenanceRoutes,
+    /// Set when a signal arrived in the current phase.
+    pub interrupt: Interrupt,
+    /// The invocation's settings (for the commands printed).
+    pub settings: Arc<Settings>,
+}
+
+impl Env {
+    /// The environment of a switch with `switch`'s settings.
+    pub fn new(
+        client: &Client,
+        settings: &Arc<Settings>,
+        switch: &Switch,
+        out: &Output,
+        interrupt: Interrupt,
+    ) -> Result<Env, Error> {
+        let via = match &switch.verify {
+            Verification::Probe { via, .. } => via.clone(),
+            Verification::Settle(_) => None,
+        };
+        Ok(Env {
+            client: client.clone(),
+            verify: Verify { prober: Prober::new(via, settings.skip_ssl_validation)?, mode: switch.verify.clone() },
+            out: out.clone(),
+            domains: Domains::default(),
+            maintenance_routes: MaintenanceRoutes::default(),
+            interrupt,
+            settings: Arc::clone(settings),
+        })
+    }
+
+    /// The commands to print about `app` in `target`.
+    pub fn advice(&self, app: &App, target: &SpaceTarget, maintenance_app: &str) -> Advice {
+        advice(&self.settings, (&app.name, &app.guid), (&target.org.name, &target.space.name), maintenance_app)
+    }
+}
+
+/// The commands to print about an app (name, GUID) in (org, space).
+pub fn advice(settings: &Settings, app: (&str, &str), space: (&str, &str), maintenance_app: &str) -> Advice {
+    let command = |verb: &str| settings.command(verb, space.0, space.1, &[app.0]);
+    Advice {
+        app: app.0.to_owned(),
+        app_guid: app.1.to_owned(),
+        maintenance_app: maintenance_app.to_owned(),
+        on: command(Verb::On.as_str()),
+        off: command(Verb::Off.as_str()),
+        status: command("status"),
+    }
+}
+
+/// How changes are verified.
+#[derive(Debug, Clone)]
+pub struct Verify {
+    /// Sends the probes.
+    pub prober: Prober,
+    /// Probe, or wait a fixed time.
+    pub mode: Verification,
+}
+
+/// Why a verification gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotVerified {
+    /// For how long it waited.
+    pub timeout_s: u64,
+    /// The last answer seen.
+    pub last: String,
+}
+
+impl Verify {
+    /// Whether routes are probed (not `--no-verify`).
+    pub fn probes(&self) -> bool {
+        self.mode.probes()
+    }
+
+    /// Waits until `consecutive` answers on `target` are `want` (or, unverified, the settle time).
+    pub async fn after_change(&self, target: &Target, want: Want, consecutive: u32) -> Result<(), NotVerified> {
+        match &self.mode {
+            Verification::Settle(settle) => {
+                tokio::time::sleep(*settle).await;
+                Ok(())
+            }
+            Verification::Probe { timeout, .. } => {
+                self.prober.wait(target, want, consecutive, *timeout).await.map_err(|last| NotVerified {
+                    timeout_s: timeout.as_secs(),
+                    last: last.map_or_else(|| "none".to_owned(), |a| a.to_string()),
+                })
+            }
+        }
+    }
+
+    /// The settle time of `--no-verify` (nothing when probing).
+    pub async fn settle(&self) {
+        if let Verification::Settle(settle) = &self.mode {
+            tokio::time::sleep(*settle).await;
+        }
+    }
+
+    /// One probe of `target`; `None` when routes are not probed.
+    pub async fn probe_once(&self, target: &Target) -> Option<Answer> {
+        if self.probes() { Some(self.prober.probe(target).await) } else { None }
+    }
+}
+
+/// What `route_guid` is in for `app` with `maint` as the maintenance app, read from the Cloud
+/// Controller (after a failed request, which it may have carried out all the same).
+pub async fn observe(client: &Client, route_guid: &str, app: &str, maint: &str) -> RouteState {
+    match client.get_route(route_guid).await {
+        Ok(route) => plan::state_of(&route, app, maint),
+        Err(_) => RouteState::Unknown,
+    }
+}
+
+/// The routes of the maintenance apps, listed once per run: `off` finds among them the routes
+/// whose switchctl label was removed by hand (their annotation still says whose they are).
+#[derive(Debug, Clone, Default)]
+pub struct MaintenanceRoutes(Arc<tokio::sync::Mutex<HashMap<String, Arc<Vec<Route>>>>>);
+
+impl MaintenanceRoutes {
+    /// The routes `maint_guid` has a destination on (as listed the first time it was asked).
+    pub async fn of(&self, client: &Client, maint_guid: &str) -> Result<Arc<Vec<Route>>, Error> {
+        // One listing per maintenance app, even when a fleet's apps ask at once.
+        let mut known = self.0.lock().await;
+        if let Some(routes) = known.get(maint_guid) {
+            return Ok(Arc::clone(routes));
+        }
+        let routes = Arc::new(client.app_routes(maint_guid).await?);
+        known.insert(maint_guid.to_owned(), Arc::clone(&routes));
+        Ok(routes)
+    }
+}
+
+/// The app named `name` in the target space, or the error for a missing one.
+pub async fn require_app(client: &Client, target: &SpaceTarget, name: &str) -> Result<App, Error> {
+    client.find_app(&target.space.guid, name).await?.ok_or_else(|| Error::AppNotFound {
+        name: name.to_owned(),
+        org: target.org.name.clone(),
+        space: target.space.name.clone(),
+    })
+}
+
+/// Why an app cannot serve traffic, with the command that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotServing {
+    /// What is wrong.
+    pub why: String,
+    /// The cf command that fixes it.
+    pub fix: String,
+}
+
+/// Whether `app` can serve traffic: STARTED, with a `web` process that has a RUNNING instance.
+pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotServing>, Error> {
+    let start = || format!("cf start {}", crate::settings::quote(&app.name));
+    if app.state != AppState::Started {
+        let state = if app.state == AppState::Stopped { "STOPPED" } else { "not STARTED" };
+        return Ok(Err(NotServing { why: format!("it is {state}"), fix: start() }));
+    }
+    let processes = client.app_processes(&app.guid).await?;
+    let Some(web) = processes.iter().find(|p| p.kind == "web") else {
+        return Ok(Err(NotServing {
+            why: "it has no web process".to_owned(),
+            fix: format!("cf push {}", crate::settings::quote(&app.name)),
+        }));
+    };
+    if web.instances == 0 {
+        return Ok(Err(NotServing {
+            why: "its web process is scaled to 0 instances".to_owned(),
+            fix: format!("cf scale {} -i 1", crate::settings::quote(&app.name)),
+        }));
+    }
+    let stats = client.process_stats(&web.guid).await?;
+    if stats.iter().any(|s| s.state == InstanceState::Running) {
+        return Ok(Ok(()));
+    }
+    let states: Vec<String> = stats.iter().map(|s| format!("{:?}", s.state).to_uppercase()).collect();
+    Ok(Err(NotServing {
+        why: format!(
+            "none of its {} web instances is RUNNING ({})",
+            web.instances,
+            if states.is_empty() { "no instance reported".to_owned() } else { states.join(", ") }
+        ),
+        fix: format!("cf restart {}", crate::settings::quote(&app.name)),
+    }))
+}
+
+/// APP's routes: those it has a destination on, plus those carrying its label (a route switched
+/// before a crash has lost APP's destinations but kept the label).
+pub async fn app_and_labelled_routes(client: &Client, space_guid: &str, app_guid: &str) -> Result<Vec<Route>, Error> {
+    let key = state::key(app_guid);
+    let (mapped, labelled) = tokio::join!(client.app_routes(app_guid), client.routes_by_label(space_guid, &key));
+    let mut routes = mapped?;
+    let mut seen: HashSet<String> = routes.iter().map(|r| r.guid.clone()).collect();
+    routes.extend(labelled?.into_iter().filter(|r| seen.insert(r.guid.clone())));
+    Ok(routes)
+}
+
+/// Domains read so far in this run, shared by every app: a fleet on one domain reads it once.
+#[derive(Debug, Clone, Default)]
+pub struct Domains(Arc<Mutex<HashMap<String, Domain>>>);
+
+impl Domains {
+    /// The domains of `routes` (TCP routes need none: they are skipped anyway).
+    pub async fn of(&self, client: &Client, routes: &[Route]) -> Result<HashMap<String, Domain>, Error> {
+        let mut found = HashMap::new();
+        for route in routes.iter().filter(|r| !r.is_tcp()) {
+            let Some(guid) = route.relationships.domain.guid() else { continue };
+            if found.contains_key(guid) {
+                continue;
+            }
+            let known = self.lock().get(guid).cloned();
+            let domain = match known {
+                Some(domain) => domain,
+                None => {
+                    let domain = client.get_domain(guid).await?;
+                    self.lock().insert(guid.to_owned(), domain.clone());
+                    domain
+                }
+            };
+            found.insert(guid.to_owned(), domain);
+        }
+        Ok(found)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Domain>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The domain of `route`, if read.
+pub fn domain_of<'d>(route: &Route, domains: &'d HashMap<String, Domain>) -> Option<&'d Domain> {
+    route.relationships.domain.guid().and_then(|g| domains.get(g))
+}
+
+/// A unit of work (a route or an app): its name and GUID (for the report if the work itself
+/// fails) and its input.
+#[derive(Debug)]
+pub struct Work<T> {
+    /// Its name in reports.
+    pub label: String,
+    /// Its GUID.
+    pub guid: String,
+    /// What the work needs.
+    pub input: T,
+}
+
+/// Why a work item has no result of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lost {
+    /// Not started: a signal arrived first.
+    Interrupted,
+    /// Its task died (a panic).
+    Died(String),
+}
+
+/// Runs `work` for every item, at most `concurrency` at a time, calling `done` with each result
+/// as it completes; `lost(label, guid, why)` stands in for a task that died or, once `interrupt`
+/// is set, for one that had not started.
+pub async fn each<T, R, F, Fut>(
+    items: Vec<Work<T>>,
+    concurrency: u16,
+    interrupt: &Interrupt,
+    work: F,
+    lost: impl Fn(String, String, Lost) -> R,
+    mut done: impl FnMut(&R),
+) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = R> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(usize::from(concurrency.max(1))));
+    let mut tasks = JoinSet::new();
+    let mut names = HashMap::new();
+    for item in items {
+        let permits = Arc::clone(&permits);
+        let future = work(item.input);
+        let interrupt = interrupt.clone();
+        let handle = tasks.spawn(async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _permit = permits.acquire_owned().await;
+            if interrupt.is_set() {
+                return None;
+            }
+            Some(future.await)
+        });
+        names.insert(handle.id(), (item.label, item.guid));
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let result = match joined {
+            Ok((_, Some(result))) => result,
+            Ok((id, None)) => {
+                let (label, guid) = names.remove(&id).unwrap_or_default();
+                lost(label, guid, Lost::Interrupted)
+            }
+            Err(e) => {
+                let (label, guid) = names.remove(&e.id()).unwrap_or_default();
+                lost(label, guid, Lost::Died(e.to_string()))
+            }
+        };
+        done(&result);
+        results.push(result);
+    }
+    results
+}

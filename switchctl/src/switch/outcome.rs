@@ -1,0 +1,779 @@
+//! What `on` and `off` did to each route, as values: the [`Outcome`], the [`RouteState`] the route
+//! was left in (read from the Cloud Controller after a failure, not assumed), and for a failure
+//! its typed [`Cause`]. Every message about a route is rendered here from those values, in one
+//! place, so no message can drift from what happened; `--json` events carry the same values as
+//! fields.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::{
+    capi::{Destination, NewDestination},
+    output::{plural, table},
+};
+
+/// A destination as reports show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationView {
+    /// App GUID.
+    pub app: String,
+    /// App name, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<String>,
+    /// Process type.
+    pub process: String,
+    /// App port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    /// Protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+impl DestinationView {
+    /// `d`, named with `names` (app GUID → name).
+    pub fn of(d: &Destination, names: &HashMap<String, String>) -> DestinationView {
+        DestinationView {
+            app: d.app.guid.clone(),
+            app_name: names.get(&d.app.guid).cloned(),
+            process: d.process_type().to_owned(),
+            port: d.port,
+            protocol: d.protocol.clone(),
+        }
+    }
+
+    /// A destination about to be added.
+    pub fn new(d: &NewDestination, names: &HashMap<String, String>) -> DestinationView {
+        DestinationView {
+            app: d.app.guid.clone(),
+            app_name: names.get(&d.app.guid).cloned(),
+            process: d.app.process.as_ref().map_or("web", |p| p.kind.as_str()).to_owned(),
+            port: d.port,
+            protocol: d.protocol.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for DestinationView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.app_name.as_deref().unwrap_or(&self.app))?;
+        write!(f, " {}", self.process)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        if let Some(protocol) = &self.protocol {
+            write!(f, " {protocol}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    /// Into maintenance.
+    On,
+    /// Out of maintenance.
+    Off,
+}
+
+impl Verb {
+    /// `on` / `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::On => "on",
+            Verb::Off => "off",
+        }
+    }
+
+    /// The other direction.
+    pub fn undo(self) -> Verb {
+        match self {
+            Verb::On => Verb::Off,
+            Verb::Off => Verb::On,
+        }
+    }
+
+    /// The outcome of a route this verb finished.
+    pub fn done(self) -> Outcome {
+        match self {
+            Verb::On => Outcome::Switched,
+            Verb::Off => Outcome::Restored,
+        }
+    }
+
+    fn done_word(self) -> &'static str {
+        match self {
+            Verb::On => "switched",
+            Verb::Off => "restored",
+        }
+    }
+}
+
+/// What happened to one route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// `on`: now served by the maintenance app (for APP's part).
+    Switched,
+    /// `off`: APP serves it again.
+    Restored,
+    /// Nothing to do: already in the wanted state.
+    Already,
+    /// Left alone (TCP, internal, not mapped).
+    Skipped,
+    /// Could not be finished: see the cause and the state.
+    Failed,
+}
+
+/// What a route is in for APP, as the Cloud Controller holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteState {
+    /// APP serves it and no switchctl record for APP is on it (before `on`, after `off`).
+    Serving,
+    /// APP serves it, the maintenance app is not mapped, and APP's record is on it (harmless).
+    RecordOnly,
+    /// APP and the maintenance app are both mapped: users get either answer.
+    BothServe,
+    /// The maintenance app serves APP's part and APP's record is on it (after `on`).
+    MaintenanceOnly,
+    /// The maintenance app serves it and no switchctl record says for which app.
+    MaintenanceUnrecorded,
+    /// Neither APP nor the maintenance app is mapped.
+    Unserved,
+    /// The route could not be read after the failure.
+    Unknown,
+}
+
+/// A step of a route's procedure, for a cause that names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Writing APP's record (label and annotation).
+    WriteRecord,
+    /// Adding the maintenance app's destination.
+    AddMaintenance,
+    /// Reading the route.
+    ReadRoute,
+    /// Removing APP's destinations.
+    RemoveApp,
+    /// Putting APP's recorded destinations back.
+    AddApp,
+    /// Removing the maintenance app's destination.
+    RemoveMaintenance,
+    /// Removing APP's record.
+    ClearRecord,
+}
+
+impl Step {
+    fn doing(self) -> &'static str {
+        match self {
+            Step::WriteRecord => "writing switchctl's record on the route",
+            Step::AddMaintenance => "adding the maintenance app to the route",
+            Step::ReadRoute => "reading the route",
+            Step::RemoveApp => "removing the app's destinations",
+            Step::AddApp => "putting the app's recorded destinations back",
+            Step::RemoveMaintenance => "removing the maintenance app's destination",
+            Step::ClearRecord => "removing switchctl's record from the route",
+        }
+    }
+}
+
+/// Who a verification waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Who {
+    /// The maintenance app.
+    MaintenanceApp,
+    /// APP.
+    App,
+}
+
+/// Why a route failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cause {
+    /// A Cloud Controller request failed.
+    Api {
+        /// During which step.
+        step: Step,
+        /// The API's error.
+        error: String,
+    },
+    /// After adding a destination, the new side never answered on the route; the change was taken
+    /// back.
+    NotAnswering {
+        /// Who was waited for.
+        who: Who,
+        /// For how long.
+        timeout_s: u64,
+        /// The last answer seen.
+        last: String,
+    },
+    /// The API holds the change but the router kept sending requests to the old side.
+    RouterLagging {
+        /// Who was waited for.
+        who: Who,
+        /// For how long.
+        timeout_s: u64,
+        /// The last answer seen.
+        last: String,
+    },
+    /// The maintenance app's destination vanished between adding it and removing APP's.
+    MaintenanceVanished,
+    /// The route has weighted destinations, to which CAPI refuses to add one.
+    Weighted,
+    /// The record cannot be written or read.
+    Record {
+        /// What is wrong.
+        problem: String,
+    },
+    /// The maintenance app is mapped next to APP with no switchctl record: `off` does not know
+    /// whether someone mapped it on purpose, so it leaves it and says how to remove it.
+    Unrecorded {
+        /// The maintenance app's destination GUID.
+        destination: String,
+    },
+    /// switchctl was interrupted before the route's turn.
+    Interrupted,
+    /// The route's task died.
+    Internal {
+        /// What was reported.
+        error: String,
+    },
+}
+
+/// One route's line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteReport {
+    /// `host.domain/path`.
+    pub url: String,
+    /// The route's GUID.
+    pub route_guid: String,
+    /// What happened.
+    pub result: Outcome,
+    /// What the route is in now, for APP.
+    pub state: RouteState,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// Why it was skipped, or a note on how it was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Destinations removed (or, with `--dry-run`, to be removed).
+    pub destinations_removed: Vec<DestinationView>,
+    /// Destinations added (or to be added).
+    pub destinations_added: Vec<DestinationView>,
+    /// With `--dry-run`: the label and annotation that would be written or removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl RouteReport {
+    /// A report with no destination changes.
+    pub fn new(url: String, route_guid: String, result: Outcome, state: RouteState) -> RouteReport {
+        RouteReport {
+            url,
+            route_guid,
+            result,
+            state,
+            cause: None,
+            note: None,
+            destinations_removed: Vec::new(),
+            destinations_added: Vec::new(),
+            metadata: None,
+        }
+    }
+
+    /// A failed route: `cause`, left in `state`.
+    pub fn failed(url: String, route_guid: String, cause: Cause, state: RouteState) -> RouteReport {
+        RouteReport { cause: Some(cause), ..RouteReport::new(url, route_guid, Outcome::Failed, state) }
+    }
+
+    /// With a note.
+    pub fn with_note(mut self, note: impl Into<String>) -> RouteReport {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+/// What the operator can run about one app: rendered from the invocation's settings, so every
+/// command repeats the flags that matter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advice {
+    /// APP's name.
+    pub app: String,
+    /// APP's GUID.
+    pub app_guid: String,
+    /// The maintenance app's name.
+    pub maintenance_app: String,
+    /// `switchctl … on APP …`.
+    pub on: String,
+    /// `switchctl … off APP …`.
+    pub off: String,
+    /// `switchctl … status APP`.
+    pub status: String,
+}
+
+impl Advice {
+    fn command(&self, verb: Verb) -> &str {
+        match verb {
+            Verb::On => &self.on,
+            Verb::Off => &self.off,
+        }
+    }
+}
+
+impl Cause {
+    /// What went wrong, in words.
+    pub fn describe(&self, a: &Advice) -> String {
+        let who = |w: Who| match w {
+            Who::MaintenanceApp => a.maintenance_app.clone(),
+            Who::App => a.app.clone(),
+        };
+        match self {
+            Cause::Api { step, error } => format!("{} failed: {error}", step.doing()),
+            Cause::NotAnswering { who: w, timeout_s, last } => format!(
+                "{} did not answer on the route within {timeout_s}s (last answer: {last}), so the change was taken \
+                 back",
+                who(*w)
+            ),
+            Cause::RouterLagging { who: w, timeout_s, last } => format!(
+                "the API holds the change but within {timeout_s}s the router did not answer from {} alone (last \
+                 answer: {last})",
+                who(*w)
+            ),
+            Cause::MaintenanceVanished => format!(
+                "the maintenance app's destination vanished from the route while switching (changed by someone \
+                 else?), so {}'s destinations were not removed",
+                a.app
+            ),
+            Cause::Weighted => "the route has weighted destinations (a deprecated feature); CAPI refuses to add a \
+                                destination to it, so switchctl did not change it"
+                .to_owned(),
+            Cause::Record { problem } => problem.clone(),
+            Cause::Unrecorded { destination } => format!(
+                "the maintenance app is mapped to this route next to {} but no switchctl record says why (mapped by \
+                 hand?), so it was left there (destination {destination})",
+                a.app
+            ),
+            Cause::Interrupted => "not started: switchctl was interrupted".to_owned(),
+            Cause::Internal { error } => format!("internal error: {error}"),
+        }
+    }
+}
+
+impl RouteReport {
+    /// Where the route stands and what to run next, for a route of `verb` that did not finish.
+    pub fn what_now(&self, verb: Verb, a: &Advice) -> String {
+        let (again, undo, status) = (a.command(verb), a.command(verb.undo()), &a.status);
+        let (app, rg) = (&a.app, &self.route_guid);
+        if let Some(Cause::Unrecorded { destination }) = &self.cause {
+            return format!(
+                "{app} serves the route; to take the maintenance app off it run `cf curl -X DELETE \
+                 /v3/routes/{rg}/destinations/{destination}`"
+            );
+        }
+        match (verb, self.state) {
+            (Verb::On, RouteState::Serving) => format!("nothing changed, {app} serves the route: `{again}` retries"),
+            (Verb::Off, RouteState::Serving) => format!("{app} serves the route again"),
+            (Verb::On, RouteState::RecordOnly) => format!(
+                "{app} still serves the route, which carries switchctl's record (harmless): `{again}` retries, \
+                 `{undo}` removes the record"
+            ),
+            (Verb::Off, RouteState::RecordOnly) => {
+                format!("{app} serves the route again but it still carries switchctl's record: `{again}` finishes")
+            }
+            (_, RouteState::BothServe) => format!(
+                "{app} and {} both serve the route (users get either answer): `{again}` finishes, `{undo}` goes \
+                 back",
+                a.maintenance_app
+            ),
+            (Verb::On, RouteState::MaintenanceOnly) => {
+                format!("the route is switched in the API: `{status}` shows who answers, `{again}` checks again")
+            }
+            (Verb::Off, RouteState::MaintenanceOnly) => format!(
+                "the route is still in maintenance ({} serves it): `{again}` retries once {app} answers",
+                a.maintenance_app
+            ),
+            (_, RouteState::MaintenanceUnrecorded) => format!(
+                "{} serves the route and no switchctl record says for which app: map {app} back with `cf curl -X \
+                 POST /v3/routes/{rg}/destinations -d '{{\"destinations\":[{{\"app\":{{\"guid\":\"{}\"}}}}]}}'`, \
+                 then remove the maintenance app's destination (`{status}` lists its GUID)",
+                a.maintenance_app, a.app_guid
+            ),
+            (_, RouteState::Unserved) => format!(
+                "neither {app} nor {} is mapped, so the route answers 404: `{}` puts back the recorded \
+                 destinations",
+                a.maintenance_app, a.off
+            ),
+            (_, RouteState::Unknown) => format!("the route could not be read: `{status}` shows its state"),
+        }
+    }
+
+    /// The whole message of a failed route: the cause, then where the route stands.
+    pub fn failure(&self, verb: Verb, a: &Advice) -> String {
+        match &self.cause {
+            Some(cause) => format!("{}; {}", cause.describe(a), self.what_now(verb, a)),
+            None => self.what_now(verb, a),
+        }
+    }
+
+    /// The route's line as it completes.
+    pub fn line(&self, verb: Verb, a: &Advice, dry_run: bool) -> String {
+        let to = match verb {
+            Verb::On => &a.maintenance_app,
+            Verb::Off => &a.app,
+        };
+        let (doing, would) = match verb {
+            Verb::On => ("Switching", "switch"),
+            Verb::Off => ("Restoring", "restore"),
+        };
+        let url = &self.url;
+        match self.result {
+            Outcome::Skipped => format!("Skipping route {url}: {}", self.note.as_deref().unwrap_or("")),
+            Outcome::Failed => format!("{doing} route {url} to {to}... FAILED: {}", self.failure(verb, a)),
+            Outcome::Already if verb == Verb::On => {
+                format!("Route {url} is already in maintenance ({}). OK", a.maintenance_app)
+            }
+            Outcome::Already => format!("Route {url} is already restored to {}. OK", a.app),
+            Outcome::Switched | Outcome::Restored if dry_run => {
+                let mut steps = Vec::new();
+                if let Some(meta) = &self.metadata {
+                    steps.push(format!("metadata {meta}"));
+                }
+                if !self.destinations_added.is_empty() {
+                    steps.push(format!("add {}", list(&self.destinations_added)));
+                }
+                if !self.destinations_removed.is_empty() {
+                    steps.push(format!("remove {}", list(&self.destinations_removed)));
+                }
+                if let Some(note) = &self.note {
+                    steps.push(note.clone());
+                }
+                format!("Would {would} route {url} to {to}: {}", steps.join("; "))
+            }
+            Outcome::Switched | Outcome::Restored => {
+                let note = self.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                format!("{doing} route {url} to {to}... OK{note}")
+            }
+        }
+    }
+}
+
+/// One app's report of `on` or `off`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// APP's name.
+    pub app: String,
+    /// APP's GUID.
+    pub app_guid: String,
+    /// Its org.
+    pub org: String,
+    /// Its space.
+    pub space: String,
+    /// `on` or `off`.
+    pub action: Verb,
+    /// Whether this was a `--dry-run` (nothing changed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// Every route considered.
+    pub routes: Vec<RouteReport>,
+    /// Why the app as a whole could not be worked on (nothing was changed then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// No route failed and there is no error.
+    pub ok: bool,
+}
+
+impl Report {
+    /// A report on `app` with no route yet.
+    pub fn new(app: (&str, &str), space: (&str, &str), action: Verb, dry_run: bool) -> Report {
+        Report {
+            app: app.0.to_owned(),
+            app_guid: app.1.to_owned(),
+            org: space.0.to_owned(),
+            space: space.1.to_owned(),
+            action,
+            dry_run,
+            routes: Vec::new(),
+            error: None,
+            ok: true,
+        }
+    }
+
+    /// The report with these routes (sorted by URL); ok unless one failed.
+    pub fn with_routes(mut self, mut routes: Vec<RouteReport>) -> Report {
+        routes.sort_by(|a, b| a.url.cmp(&b.url));
+        self.ok = self.error.is_none() && routes.iter().all(|r| r.result != Outcome::Failed);
+        self.routes = routes;
+        self
+    }
+
+    /// The report of an app that could not be worked on at all.
+    pub fn failed(mut self, why: String) -> Report {
+        self.error = Some(why);
+        self.ok = false;
+        self
+    }
+
+    /// After `on`: whether any of the app's traffic goes to the maintenance app.
+    pub fn in_maintenance(&self) -> bool {
+        self.routes.iter().any(|r| {
+            matches!(r.state, RouteState::MaintenanceOnly | RouteState::BothServe | RouteState::MaintenanceUnrecorded)
+        })
+    }
+
+    /// Whether `on` put nothing into maintenance because the app has no HTTP route at all.
+    pub fn nothing_to_switch(&self) -> bool {
+        self.error.is_none()
+            && self.action == Verb::On
+            && !self.routes.iter().any(|r| matches!(r.result, Outcome::Switched | Outcome::Already | Outcome::Failed))
+    }
+
+    /// How many routes ended in `outcome`.
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.routes.iter().filter(|r| r.result == outcome).count()
+    }
+
+    /// `2 switched, 1 skipped`: the routes by outcome (nothing to do when there are none).
+    fn counts(&self) -> String {
+        let mut parts = Vec::new();
+        for (o, word) in [
+            (self.action.done(), self.action.done_word()),
+            (Outcome::Already, "already done"),
+            (Outcome::Skipped, "skipped"),
+            (Outcome::Failed, "failed"),
+        ] {
+            let n = self.count(o);
+            if n > 0 || o == self.action.done() {
+                parts.push(format!("{n} {word}"));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+/// The last line of one app's run, and what to do when it failed.
+pub fn summary(report: &Report, a: &Advice) -> (String, Vec<String>) {
+    let verb = report.action;
+    if let Some(error) = &report.error {
+        return (format!("FAILED: app {}: nothing was changed.", report.app), vec![error.clone()]);
+    }
+    if report.nothing_to_switch() {
+        let why = if report.routes.is_empty() {
+            format!("app {} has no route", report.app)
+        } else {
+            format!("none of app {}'s {} can be switched", report.app, plural(report.routes.len(), "route"))
+        };
+        return (
+            format!("FAILED: nothing went into maintenance: {why}."),
+            vec![format!("{why}, so nothing went into maintenance; map a route to it (`cf map-route`) first")],
+        );
+    }
+    if verb == Verb::Off && report.routes.is_empty() {
+        return (format!("OK: no route of app {} is in maintenance; nothing to do.", report.app), Vec::new());
+    }
+    let head = if report.dry_run {
+        "Dry run, nothing changed"
+    } else if report.ok {
+        "OK"
+    } else {
+        "FAILED"
+    };
+    let line = format!("{head}: {} of app {}: {}.", plural(report.routes.len(), "route"), report.app, report.counts());
+    if report.ok {
+        return (line, Vec::new());
+    }
+    let mut errors: Vec<String> = report
+        .routes
+        .iter()
+        .filter(|r| r.result == Outcome::Failed)
+        .map(|r| format!("route {} ({}): {}", r.url, r.route_guid, r.failure(verb, a)))
+        .collect();
+    errors.push(format!(
+        "{} of app {} could not be {}; each is in the state shown above. Fix the cause, then run `{}` to finish \
+         (or `{}` to go back); `{}` shows where each route sends traffic.",
+        plural(report.count(Outcome::Failed), "route"),
+        report.app,
+        verb.done_word(),
+        a.command(verb),
+        a.command(verb.undo()),
+        a.status
+    ));
+    (line, errors)
+}
+
+/// A fleet's table: app, space, result, routes, and the first reason.
+pub fn app_table(reports: &[Report], advice: impl Fn(&Report) -> Advice) -> Vec<String> {
+    let mut rows = vec![["app", "space", "result", "routes", "reason"].map(str::to_owned)];
+    for r in reports {
+        let reason = r.error.clone().or_else(|| {
+            r.routes
+                .iter()
+                .find(|x| x.result == Outcome::Failed)
+                .map(|x| format!("{}: {}", x.url, x.failure(r.action, &advice(r))))
+        });
+        let result = if r.nothing_to_switch() {
+            "NOTHING"
+        } else if r.ok {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        rows.push([r.app.clone(), r.space.clone(), result.to_owned(), r.counts(), reason.unwrap_or_default()]);
+    }
+    table(&rows)
+}
+
+/// A fleet's closing line, its counts adding up: `OK: 2 of 3 apps switched, 1 already done or
+/// with nothing to do.`
+pub fn fleet_line(verb: Verb, dry_run: bool, reports: &[Report]) -> String {
+    let failed = reports.iter().filter(|r| !r.ok || r.nothing_to_switch()).count();
+    let idle = reports.iter().filter(|r| r.ok && r.count(verb.done()) == 0 && !r.nothing_to_switch()).count();
+    let head = if dry_run {
+        "Dry run, nothing changed"
+    } else if failed == 0 {
+        "OK"
+    } else {
+        "FAILED"
+    };
+    let done = reports.len() - failed - idle;
+    let mut line = format!("{head}: {done} of {} {}", plural(reports.len(), "app"), verb.done_word());
+    if idle > 0 {
+        line.push_str(&format!(", {idle} already done or with nothing to do"));
+    }
+    if failed > 0 {
+        line.push_str(&format!(", {failed} failed"));
+    }
+    line.push('.');
+    line
+}
+
+/// A list of destinations for a line: `shop web:8080 http1, shop api:9000 http2`.
+pub fn list(views: &[DestinationView]) -> String {
+    if views.is_empty() {
+        return "none".to_owned();
+    }
+    views.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn advice() -> Advice {
+        Advice {
+            app: "shop".into(),
+            app_guid: "app-guid-1".into(),
+            maintenance_app: "maintenance-app".into(),
+            on: "switchctl --org o --space s on shop --probe-via 127.0.0.1:9".into(),
+            off: "switchctl --org o --space s off shop --probe-via 127.0.0.1:9".into(),
+            status: "switchctl --org o --space s status shop --probe-via 127.0.0.1:9".into(),
+        }
+    }
+
+    fn r(url: &str, result: Outcome) -> RouteReport {
+        RouteReport::new(url.into(), "route-guid-7".into(), result, RouteState::Serving)
+    }
+
+    #[test]
+    fn every_failed_route_message_names_a_real_command_or_guid() {
+        let a = advice();
+        let states = [
+            RouteState::Serving,
+            RouteState::RecordOnly,
+            RouteState::BothServe,
+            RouteState::MaintenanceOnly,
+            RouteState::MaintenanceUnrecorded,
+            RouteState::Unserved,
+            RouteState::Unknown,
+        ];
+        let causes = [
+            Cause::Api { step: Step::WriteRecord, error: "CF-X".into() },
+            Cause::NotAnswering { who: Who::MaintenanceApp, timeout_s: 5, last: "the app (HTTP 200)".into() },
+            Cause::RouterLagging { who: Who::App, timeout_s: 5, last: "x".into() },
+            Cause::MaintenanceVanished,
+            Cause::Weighted,
+            Cause::Record { problem: "unreadable".into() },
+            Cause::Unrecorded { destination: "dest-guid-3".into() },
+            Cause::Interrupted,
+            Cause::Internal { error: "panic".into() },
+        ];
+        for verb in [Verb::On, Verb::Off] {
+            for state in states {
+                for cause in &causes {
+                    let report = RouteReport::failed("u".into(), "route-guid-7".into(), cause.clone(), state);
+                    let text = report.failure(verb, &a);
+                    let names_something = [&a.on, &a.off, &a.status].iter().any(|c| text.contains(&format!("`{c}`")))
+                        || text.contains("route-guid-7")
+                        || (verb == Verb::Off && state == RouteState::Serving);
+                    assert!(names_something, "{verb:?} {state:?} {cause:?}: {text}");
+                    assert!(!text.contains("ROUTE_GUID") && !text.contains("APP_GUID"), "no placeholder: {text}");
+                    if state == RouteState::MaintenanceUnrecorded || matches!(cause, Cause::Unrecorded { .. }) {
+                        assert!(text.contains("cf curl -X") && text.contains("/v3/routes/route-guid-7/"), "{text}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lines_read_like_cf() {
+        let a = advice();
+        let ok = r("shop.example.com/api", Outcome::Switched);
+        assert_eq!(ok.line(Verb::On, &a, false), "Switching route shop.example.com/api to maintenance-app... OK");
+        let failed = RouteReport::failed(
+            "shop.example.com/api".into(),
+            "g".into(),
+            Cause::Api { step: Step::AddApp, error: "boom".into() },
+            RouteState::MaintenanceOnly,
+        );
+        assert!(
+            failed.line(Verb::Off, &a, false).starts_with(
+                "Restoring route shop.example.com/api to shop... FAILED: putting the app's recorded destinations \
+                 back failed: boom; the route is still in maintenance"
+            ),
+            "{}",
+            failed.line(Verb::Off, &a, false)
+        );
+        let planned = r("shop.example.com", Outcome::Switched);
+        assert!(planned.line(Verb::On, &a, true).starts_with("Would switch route shop.example.com"));
+    }
+
+    #[test]
+    fn a_failure_summary_names_the_routes_and_the_command_to_finish() {
+        let a = advice();
+        let report = Report::new(("shop", "g"), ("o", "s"), Verb::On, false).with_routes(vec![
+            r("a", Outcome::Switched),
+            RouteReport::failed("b".into(), "rb".into(), Cause::Interrupted, RouteState::Serving),
+            r("c", Outcome::Skipped),
+        ]);
+        let table = app_table(std::slice::from_ref(&report), |_| a.clone());
+        assert_eq!(table[0], "app   space  result  routes                           reason");
+        assert!(table[1].starts_with("shop  s      FAILED  1 switched, 1 skipped, 1 failed  b: not started"));
+        let (line, errors) = summary(&report, &a);
+        assert_eq!(line, "FAILED: 3 routes of app shop: 1 switched, 1 skipped, 1 failed.");
+        assert!(errors[0].starts_with("route b (rb): not started"), "{errors:?}");
+        assert!(errors[1].contains(&format!("`{}`", a.on)) && errors[1].contains(&format!("`{}`", a.off)));
+    }
+
+    #[test]
+    fn an_app_without_routes_is_not_reported_as_switched() {
+        let a = advice();
+        let report = Report::new(("shop", "g"), ("o", "s"), Verb::On, false).with_routes(Vec::new());
+        assert!(report.nothing_to_switch());
+        let (line, errors) = summary(&report, &a);
+        assert_eq!(line, "FAILED: nothing went into maintenance: app shop has no route.");
+        assert_eq!(errors.len(), 1);
+        let off = Report::new(("shop", "g"), ("o", "s"), Verb::Off, false).with_routes(Vec::new());
+        assert_eq!(summary(&off, &a).0, "OK: no route of app shop is in maintenance; nothing to do.");
+        assert_eq!(
+            fleet_line(Verb::Off, false, &[off.clone(), off]),
+            "OK: 0 of 2 apps restored, 2 already done or with nothing to do."
+        );
+    }
+}
