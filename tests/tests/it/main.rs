@@ -12,6 +12,7 @@ mod switch_crash;
 mod switch_errors;
 mod switch_faults;
 mod switch_fleet;
+mod switch_honest;
 mod switch_load;
 mod switch_order;
 mod switch_run;

@@ -212,7 +212,7 @@ async fn status_shows_destinations_answers_since_and_problems() {
     w.cf.map_route(&stray, &w.maint_guid(), "web", 8080);
     w.cf.map_route(&w.routes[0].guid, &w.app.guid, "web", 8080);
     let run = w.run(&["--json", "status", "--probe-via", &via]).await;
-    run.expect_code(0);
+    run.expect_code(1);
     let doc = run.json();
     assert_eq!(doc["ok"], false, "{doc}");
     let routes = doc["routes"].as_array().expect("routes");
@@ -220,8 +220,9 @@ async fn status_shows_destinations_answers_since_and_problems() {
     let problems = |guid: &str| -> String {
         routes.iter().find(|r| r["route_guid"] == json!(guid)).map(|r| r["problems"].to_string()).unwrap_or_default()
     };
-    assert!(problems(&stray).contains("no switchctl label"), "{doc}");
-    assert!(problems(&w.routes[0].guid).contains("shop is still mapped"), "{doc}");
+    assert!(problems(&stray).contains("no switchctl record"), "{doc}");
+    assert!(problems(&stray).contains(&format!("cf curl -X DELETE /v3/routes/{stray}/destinations/")), "{doc}");
+    assert!(problems(&w.routes[0].guid).contains("shop and the maintenance app both serve the route"), "{doc}");
     assert_eq!(problems(&w.routes[1].guid), "[]", "{doc}");
     let since = routes
         .iter()

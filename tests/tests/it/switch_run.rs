@@ -116,8 +116,10 @@ async fn a_command_that_does_not_exist_is_127_and_nothing_is_exposed() {
     let before = w.all_dests();
     let run = w.run(&["run", "shop", "--", "no-such-command-here"]).await;
     run.expect_code(127);
-    assert!(run.stderr.contains("cannot run \"no-such-command-here\""), "{run}");
-    w.assert_all_on(&before, "after a missing command").await;
+    assert!(run.stderr.contains("\"no-such-command-here\" is not found on PATH"), "{run}");
+    // Found out before the window opens: nothing changed, nothing to finish.
+    assert!(w.cc_writes().is_empty(), "no write: {:?}", w.cc_writes());
+    assert_eq!(w.all_dests(), before, "after a missing command");
     let usage = w.run(&["run", "shop"]).await;
     usage.expect_code(2);
     assert!(usage.stderr.contains("nothing to do in the window"), "{usage}");
@@ -180,7 +182,7 @@ async fn instances_that_never_run_time_out_and_the_app_stays_in_maintenance() {
     w.cf.set_instance_states(&w.app.web_process, Some(vec![InstanceState::Starting; 2]));
     let run = w.run(&["run", "shop", "--restage", "--startup-timeout", "2"]).await;
     run.expect_code(1);
-    assert!(run.stderr.contains("not every web instance runs after 2s (2 STARTING; 2 wanted)"), "{run}");
+    assert!(run.stderr.contains("not every web instance of shop runs after 2s (2 STARTING; 2 wanted)"), "{run}");
     assert!(run.stderr.contains("still in maintenance: shop"), "{run}");
     w.cf.set_instance_states(&w.app.web_process, None);
     w.assert_all_on(&before, "after the timeout").await;

@@ -356,6 +356,10 @@ impl World {
         let end = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         let (own, command) = args.split_at(end);
         let mut out: Vec<String> = own.iter().map(|s| (*s).to_owned()).collect();
+        // Probes never leave the loopback: `status` too goes through the router double.
+        if own.contains(&"status") && !own.contains(&"--probe-via") && !own.contains(&"--no-probe") {
+            out.extend(["--probe-via".to_owned(), self.probe_via()]);
+        }
         if own.iter().any(|a| *a == "on" || *a == "off" || *a == "run") {
             if !own.contains(&"--probe-via") {
                 out.extend(["--probe-via".to_owned(), self.probe_via()]);
@@ -561,10 +565,14 @@ impl Run {
         self
     }
 
-    /// `status --json`: the one document on stdout.
+    /// `status --json`, whose stdout is one event per line like every command's: the routes of its
+    /// `route` events and the `ok` of its `summary`, as one document.
     pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("--json stdout is one JSON document ({e}): {}", self.stdout))
+        let events = self.events();
+        let routes: Vec<serde_json::Value> =
+            events.iter().filter(|e| e["event"] == "route").map(|e| e["route"].clone()).collect();
+        let summary = events.iter().find(|e| e["event"] == "summary").unwrap_or_else(|| panic!("no summary: {self}"));
+        serde_json::json!({"ok": summary["ok"], "app": summary["app"], "routes": routes})
     }
 
     /// `on`/`off`/`run --json`: every event, one JSON object per line.
@@ -651,6 +659,12 @@ impl Switchctl {
     pub(crate) fn interrupt(&self) {
         let pgid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
         nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGINT).expect("SIGINT to the job");
+    }
+
+    /// Sends `signal` to switchctl alone.
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal to switchctl");
     }
 
     /// SIGKILL.
