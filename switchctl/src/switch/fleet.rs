@@ -58,7 +58,8 @@ pub struct Resolved {
     pub fleet: bool,
 }
 
-/// Finds the apps `fleet` names or selects, and each space's maintenance app.
+/// Finds the apps `fleet` names or selects, and each space's maintenance app. One piece: the
+/// scope (a space or the org) decides every query that follows.
 pub async fn resolve(session: &Session, fleet: &FleetSelection, maintenance_app: &str) -> Result<Resolved, Error> {
     if fleet.apps.iter().any(|a| a == maintenance_app) {
         return Err(Error::Usage(format!(

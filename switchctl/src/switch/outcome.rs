@@ -542,8 +542,14 @@ impl Report {
     /// `2 switched, 1 skipped`: the routes by outcome (nothing to do when there are none).
     fn counts(&self) -> String {
         let mut parts = Vec::new();
+        // A dry run changed nothing: its routes are "to switch", not "switched".
+        let done_word = match (self.dry_run, self.action) {
+            (false, verb) => verb.done_word(),
+            (true, Verb::On) => "to switch",
+            (true, Verb::Off) => "to restore",
+        };
         for (o, word) in [
-            (self.action.done(), self.action.done_word()),
+            (self.action.done(), done_word),
             (Outcome::Already, "already done"),
             (Outcome::Skipped, "skipped"),
             (Outcome::Failed, "failed"),

@@ -124,7 +124,8 @@ pub async fn each_app(
     .await
 }
 
-/// One app: build, wait, stop, set the droplet, start, wait.
+/// One app: build, wait, stop, set the droplet, start, wait. Kept in one piece: each step's
+/// failure message says which state the app is left in, and that depends on the steps before.
 async fn restage(env: &Env, member: &Member, package: &str, timeouts: Timeouts) -> RestageReport {
     let (client, progress, label) = (&env.client, &env.out, member.label.as_str());
     let app = &member.app;

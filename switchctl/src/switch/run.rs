@@ -85,7 +85,8 @@ pub fn locate(program: &str, path: Option<&std::ffi::OsStr>) -> Result<PathBuf, 
     })
 }
 
-/// `switchctl run`.
+/// `switchctl run`. Longer than most functions here on purpose: it is the window's steps 0–4 of the
+/// module docs, in order, and reads top to bottom like the runbook it replaces.
 pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args: &Run) -> Result<ExitCode, Error> {
     let sw = &args.switch;
     if args.command.is_empty() && args.restage.is_none() {

@@ -197,7 +197,8 @@ fn print_route(out: &Output, s: &RouteStatus) {
     }
 }
 
-fn route_status(route: &Route, domain: Option<&Domain>, k: &Known<'_>, answer: Option<&Answer>) -> RouteStatus {
+/// The switched apps on `route`, and what does not add up about each one's record.
+fn record_problems(route: &Route, k: &Known<'_>) -> (Vec<InMaintenance>, Vec<String>) {
     let name = |g: &str| k.names.get(g).cloned().unwrap_or_else(|| g.to_owned());
     let command = |verb: &str, app: &str| format!("`{}`", k.settings.command(verb, k.org, k.space, &[app]));
     let mut problems = Vec::new();
@@ -245,22 +246,33 @@ fn route_status(route: &Route, domain: Option<&Domain>, k: &Known<'_>, answer: O
         }
         maintenance.push(InMaintenance { app: app.to_owned(), app_name: k.names.get(app).cloned(), since, state });
     }
+    (maintenance, problems)
+}
+
+/// A maintenance destination on `route` that no switchctl record explains, with its repair.
+fn unrecorded_problem(route: &Route, domain: Option<&Domain>, k: &Known<'_>) -> Option<String> {
+    let m = k.maint?;
+    let d = route.destinations.iter().find(|d| d.app.guid == m.guid)?;
+    let others = route.destinations.iter().any(|x| x.app.guid != m.guid);
+    let delete = format!("`cf curl -X DELETE /v3/routes/{}/destinations/{}`", route.guid, d.guid);
+    Some(if others {
+        format!("{} is mapped with no switchctl record (mapped by hand?); {delete} removes it", m.name)
+    } else {
+        format!(
+            "only {} serves the route and no switchctl record says for which app: map the app that should serve it \
+             (`cf map-route APP {}`), then {delete}",
+            m.name,
+            map_route_args(route, domain)
+        )
+    })
+}
+
+fn route_status(route: &Route, domain: Option<&Domain>, k: &Known<'_>, answer: Option<&Answer>) -> RouteStatus {
+    let (maintenance, mut problems) = record_problems(route, k);
     if maintenance.is_empty()
-        && let Some(m) = k.maint
-        && let Some(d) = route.destinations.iter().find(|d| d.app.guid == m.guid)
+        && let Some(problem) = unrecorded_problem(route, domain, k)
     {
-        let others = route.destinations.iter().any(|x| x.app.guid != m.guid);
-        let delete = format!("`cf curl -X DELETE /v3/routes/{}/destinations/{}`", route.guid, d.guid);
-        problems.push(if others {
-            format!("{} is mapped with no switchctl record (mapped by hand?); {delete} removes it", m.name)
-        } else {
-            format!(
-                "only {} serves the route and no switchctl record says for which app: map the app that should serve \
-                 it (`cf map-route APP {}`), then {delete}",
-                m.name,
-                map_route_args(route, domain)
-            )
-        });
+        problems.push(problem);
     }
     let (answered_by, answer_text) = match answer {
         None => ("not probed", "not probed".to_owned()),
