@@ -7,7 +7,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = switchctl::Cli::parse();
+    let cli = match switchctl::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // With --json, a usage error is an event on stdout too (clap's text still goes to stderr).
+            if err.use_stderr() && std::env::args().any(|a| a == "--json") {
+                switchctl::output::usage_error_event(&err.to_string());
+            }
+            err.exit()
+        }
+    };
     switchctl::logging::init(cli.verbose);
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(switchctl::run(cli)),

@@ -283,6 +283,13 @@ pub fn early_error(text: &str) {
     let _ = write_line(&mut std::io::stderr().lock(), &format!("switchctl: error: {text}"));
 }
 
+/// The `error` event of a command line that did not parse (`--json` was among its words).
+pub fn usage_error_event(text: &str) {
+    let first = text.lines().next().unwrap_or(text).trim_start_matches("error: ");
+    let event = serde_json::json!({"event": "error", "elapsed_s": 0.0, "message": first, "exit_code": 2});
+    let _ = write_line(&mut std::io::stdout().lock(), &event.to_string());
+}
+
 fn spinner_style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} {elapsed:>4}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())

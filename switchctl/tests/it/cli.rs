@@ -99,3 +99,16 @@ fn completions_are_printed_for_each_shell() {
         assert!(out.contains("switchctl") && out.contains("maintenance-app"), "{shell}: {out}");
     }
 }
+
+#[test]
+fn with_json_every_error_is_an_event_on_stdout() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for args in [&["--json", "on", "shop"][..], &["--json", "on", "shop", "--concurrency", "0"][..]] {
+        let (code, out, err) = run(switchctl(home.path()).args(args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        let lines: Vec<serde_json::Value> =
+            out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+        assert!(lines.iter().any(|e| e["event"] == "error" && e["message"].is_string()), "{args:?}: {out}");
+        assert!(err.contains("error"), "and a line for the person watching: {err}");
+    }
+}
