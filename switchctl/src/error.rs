@@ -396,9 +396,6 @@ pub enum Error {
         /// Total time waited before retries.
         waited: Duration,
     },
-    /// A subcommand that is not written yet.
-    #[error("`switchctl {0}` is not implemented yet")]
-    NotImplemented(&'static str),
     /// The app named on the command line is not in the target space.
     #[error(
         "app {name:?} not found in org {org:?} / space {space:?}; check the name with `cf apps` (and the target \
@@ -564,7 +561,6 @@ mod tests {
         assert_eq!(Error::from(TokenError::InvalidRefreshToken).exit_code(), EXIT_USAGE);
         let api = ApiError::from_response(500, b"", "GET", "/");
         assert_eq!(Error::from(api).exit_code(), EXIT_FAILURE);
-        assert_eq!(Error::NotImplemented("on").exit_code(), EXIT_FAILURE);
         let missing = Error::AppNotFound { name: "shop".into(), org: "o".into(), space: "s".into() };
         assert_eq!(missing.exit_code(), EXIT_USAGE);
         let stopped =

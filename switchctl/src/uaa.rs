@@ -265,11 +265,6 @@ impl TokenSource {
         TokenSource { http, token_url, login, state: Mutex::new(state) }
     }
 
-    /// The token endpoint.
-    pub fn token_url(&self) -> &Url {
-        &self.token_url
-    }
-
     /// The `Authorization` header value to use now, renewed first if it expires within a minute.
     pub async fn authorization(&self) -> Result<String, TokenError> {
         let mut state = self.state.lock().await;

@@ -12,8 +12,6 @@
 //!     the body states the end result, so sending it twice ends the same.
 //!   - `POST /v3/routes/:guid/destinations` (insert): CAPI skips a destination equal to one the route
 //!     already has, so a repeat adds nothing (CC `UpdateRouteDestinations#add`).
-//!   - `DELETE /v3/routes/:guid/destinations/:guid`: a repeat of a delete that went through answers
-//!     422 "Unable to unmap…", which [`Client::delete_destination`] reports as "already gone".
 //!   - `POST /v3/apps/:guid/actions/start|stop`: they set the desired state.
 //!   - Not safe: `POST /v3/builds` (a second build would be started, or refused as "staging in
 //!     progress"). Such requests are sent once; if the answer is lost, the error says so.
@@ -190,11 +188,6 @@ impl Client {
         Client { inner: Arc::new(Inner { http, api, tokens, retry, gate: std::sync::Mutex::new(None) }) }
     }
 
-    /// The API URL.
-    pub fn api_url(&self) -> &Url {
-        &self.inner.api
-    }
-
     /// `api` + `path`, keeping a path prefix of the API URL, with query pairs added.
     pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
         let mut url = self.inner.api.clone();
@@ -270,11 +263,6 @@ impl Client {
         })?;
         let answer = self.execute(method.clone(), url.clone(), Some(bytes), repeat).await?;
         decode(&method, &url, &answer)
-    }
-
-    /// `method path` without a body, answer ignored (e.g. a 204).
-    pub async fn send_empty(&self, method: Method, path: &str, repeat: Repeat) -> Result<(), Error> {
-        self.execute(method, self.url(path, &[]), None, repeat).await.map(drop)
     }
 
     /// Sends one request with tokens, retries and tracing; the body of a 2xx answer.
@@ -445,11 +433,6 @@ impl Client {
         Ok(page.resources.into_iter().next())
     }
 
-    /// A space by GUID.
-    pub async fn get_space(&self, guid: &str) -> Result<Space, Error> {
-        self.get(&format!("/v3/spaces/{}", seg(guid)), &[]).await
-    }
-
     /// The app named `name` in the space `space_guid` (`GET /v3/apps?names=…&space_guids=…`, as cf does).
     pub async fn find_app(&self, space_guid: &str, name: &str) -> Result<Option<App>, Error> {
         let page: Paginated<App> = self.get("/v3/apps", &[("names", name), ("space_guids", space_guid)]).await?;
@@ -459,12 +442,6 @@ impl Client {
     /// An app by GUID.
     pub async fn get_app(&self, guid: &str) -> Result<App, Error> {
         self.get(&format!("/v3/apps/{}", seg(guid)), &[]).await
-    }
-
-    /// Sets or removes an app's labels and annotations (needs SpaceDeveloper).
-    pub async fn patch_app_metadata(&self, guid: &str, patch: &MetadataPatch) -> Result<App, Error> {
-        let body = serde_json::json!({ "metadata": patch });
-        self.send_json(Method::PATCH, &format!("/v3/apps/{}", seg(guid)), &body, Repeat::Safe).await
     }
 
     /// All processes of an app.
@@ -487,19 +464,6 @@ impl Client {
     /// `switchctl.example.com/app=guid` (all pages).
     pub async fn routes_by_label(&self, space_guid: &str, label_selector: &str) -> Result<Vec<Route>, Error> {
         self.get_all("/v3/routes", &[("space_guids", space_guid), ("label_selector", label_selector)]).await
-    }
-
-    /// Every route with a destination to any of `app_guids` (all pages).
-    pub async fn routes_for_apps(&self, app_guids: &[&str]) -> Result<Vec<Route>, Error> {
-        if app_guids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.get_all("/v3/routes", &[("app_guids", &app_guids.join(","))]).await
-    }
-
-    /// A route by GUID.
-    pub async fn get_route(&self, guid: &str) -> Result<Route, Error> {
-        self.get(&format!("/v3/routes/{}", seg(guid)), &[]).await
     }
 
     /// Sets or removes a route's labels and annotations (SpaceDeveloper or SpaceSupporter).
@@ -553,19 +517,6 @@ impl Client {
         Ok(list.destinations)
     }
 
-    /// Removes one destination. `Ok(true)` if removed, `Ok(false)` if the route had no such
-    /// destination (already removed, e.g. by a retried request whose first answer was lost).
-    pub async fn delete_destination(&self, route_guid: &str, destination_guid: &str) -> Result<bool, Error> {
-        let path = format!("/v3/routes/{}/destinations/{}", seg(route_guid), seg(destination_guid));
-        match self.send_empty(Method::DELETE, &path, Repeat::Safe).await {
-            Ok(()) => Ok(true),
-            Err(Error::Api(e)) if e.status == 422 && e.detail.starts_with("Unable to unmap route from destination") => {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// The newest `READY` package of an app (what `cf restage` stages).
     pub async fn latest_ready_package(&self, app_guid: &str) -> Result<Option<Package>, Error> {
         let query = [
@@ -588,11 +539,6 @@ impl Client {
     /// A build by GUID.
     pub async fn get_build(&self, guid: &str) -> Result<Build, Error> {
         self.get(&format!("/v3/builds/{}", seg(guid)), &[]).await
-    }
-
-    /// A droplet by GUID.
-    pub async fn get_droplet(&self, guid: &str) -> Result<Droplet, Error> {
-        self.get(&format!("/v3/droplets/{}", seg(guid)), &[]).await
     }
 
     /// Makes `droplet_guid` the app's current droplet (used at the next start).

@@ -13,7 +13,7 @@ use axum::{
     extract::RawQuery,
     http::HeaderMap,
     response::{IntoResponse, Response},
-    routing::{delete, get, patch, post},
+    routing::{get, patch, post},
 };
 use switchctl::{
     Client, Error, Session,
@@ -322,16 +322,6 @@ async fn destination_and_metadata_changes_send_the_documented_bodies() {
                     json(200, shared("cc-docs-examples/routes__single_route.json"))
                 }
             }),
-        )
-        .route(
-            "/v3/routes/{route}/destinations/{dest}",
-            delete(|axum::extract::Path((_, dest)): axum::extract::Path<(String, String)>| async move {
-                if dest == "gone" {
-                    cc_error(422, "422-CF-UnprocessableEntity-unmap-unknown-destination")
-                } else {
-                    axum::http::StatusCode::NO_CONTENT.into_response()
-                }
-            }),
         );
     let api = serve(router).await;
     let (client, _home) = client_for(&api).await;
@@ -344,8 +334,6 @@ async fn destination_and_metadata_changes_send_the_documented_bodies() {
     patch.labels.insert("switchctl.example.com/state".into(), Some("on".into()));
     patch.annotations.insert("switchctl.example.com/saved".into(), None);
     client.patch_route_metadata("r", &patch).await.expect("metadata");
-    assert!(client.delete_destination("r", "d1").await.expect("delete"));
-    assert!(!client.delete_destination("r", "gone").await.expect("already gone"));
 
     let sent: Vec<(String, serde_json::Value)> = seen(&bodies)
         .into_iter()
