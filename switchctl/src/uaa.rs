@@ -16,7 +16,10 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::{cfconfig::CfConfig, error::TokenError};
+use crate::{
+    cfconfig::CfConfig,
+    error::{Server, TokenError, Unreachable, describe, transport_cause},
+};
 
 /// Renew a token that expires within this margin (the cf CLI's `accessTokenExpirationMargin`).
 pub const EXPIRY_MARGIN_SECS: i64 = 60;
@@ -171,14 +174,14 @@ async fn request_token(http: &reqwest::Client, url: &Url, grant: Grant<'_>) -> R
                 break response;
             }
             Err(e) if e.is_connect() && attempt < 3 => {
-                tracing::debug!(url = %url, attempt, error = %e, "UAA not reachable, trying again");
+                tracing::debug!(url = %url, attempt, error = describe(&e), "UAA not reachable, trying again");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
             }
-            Err(source) => return Err(TokenError::Transport { url: url.to_string(), source }),
+            Err(e) => return Err(transport_error(url, &e, attempt)),
         }
     };
     let status = response.status();
-    let body = response.bytes().await.map_err(|source| TokenError::Transport { url: url.to_string(), source })?;
+    let body = response.bytes().await.map_err(|e| transport_error(url, &e, attempt))?;
     if status.is_success() {
         let token: TokenResponse =
             serde_json::from_slice(&body).map_err(|source| TokenError::BadResponse { url: url.to_string(), source })?;
@@ -210,6 +213,17 @@ async fn request_token(http: &reqwest::Client, url: &Url, grant: Grant<'_>) -> R
             description: err.error_description,
         },
     })
+}
+
+/// A token request that got no answer, in one line.
+fn transport_error(url: &Url, e: &reqwest::Error, attempts: u32) -> TokenError {
+    tracing::debug!(url = %url, attempts, error = describe(e), "UAA token request failed");
+    let (url, cause) = (url.to_string(), transport_cause(e));
+    if e.is_connect() {
+        TokenError::Unreachable(Unreachable { server: Server::Uaa, url, cause, attempts })
+    } else {
+        TokenError::Transport { url, cause }
+    }
 }
 
 struct State {

@@ -22,7 +22,9 @@
 //! * **429**: waits as `Retry-After` says (bounded by [`RetryPolicy::max_retry_after`] and a total
 //!   [`RetryPolicy::max_total_wait`]), then sends again; a request refused for the rate limit was
 //!   not carried out, so this holds for every method.
-//! * **Errors** become [`ApiError`](crate::ApiError) (`title (code): detail` + what to do).
+//! * **Errors** become [`ApiError`](crate::ApiError) (`title (code): detail` + what to do). An API that cannot be
+//!   reached is [`Error::Unreachable`](crate::Error::Unreachable): a configuration problem (exit 2)
+//!   while no request of the client has got through yet, since until then nothing was changed.
 //! * **Tracing** (`-v`): method, URL, status, duration, attempt at debug; request headers with the
 //!   `Authorization` value redacted at trace. Bodies and tokens are never logged.
 //!

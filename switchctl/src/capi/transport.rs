@@ -5,7 +5,10 @@
 use std::{
     collections::HashSet,
     fmt,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -21,7 +24,7 @@ use super::{
     types::Paginated,
 };
 use crate::{
-    error::{ApiError, ConfigError, Error},
+    error::{ApiError, ConfigError, Error, Server, TokenError, Unreachable, describe, transport_cause},
     uaa::TokenSource,
 };
 
@@ -82,6 +85,9 @@ struct Inner {
     retry: RetryPolicy,
     /// The Cloud Controller's rate limit.
     gate: Gate,
+    /// Whether any request has got through to the API (whatever became of it). Until then nothing
+    /// can have been changed, so an API that cannot be reached is a configuration problem.
+    connected: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -115,7 +121,7 @@ pub fn parse_api_url(value: &str, what: &'static str, fix: &'static str) -> Resu
 impl Client {
     /// A client for the API at `api` authenticating with `tokens` (`None`: no `Authorization`).
     pub fn new(http: reqwest::Client, api: Url, tokens: Option<TokenSource>, retry: RetryPolicy) -> Client {
-        let inner = Inner { http, api, tokens, retry, gate: Gate::default() };
+        let inner = Inner { http, api, tokens, retry, gate: Gate::default(), connected: AtomicBool::new(false) };
         Client { inner: Arc::new(inner) }
     }
 
@@ -210,7 +216,7 @@ impl Client {
             attempt += 1;
             // Asked before every attempt: after a long wait the token may be about to expire.
             let authorization = match &self.inner.tokens {
-                Some(tokens) => Some(tokens.authorization().await?),
+                Some(tokens) => Some(tokens.authorization().await.map_err(|e| self.token_error(e))?),
                 None => None,
             };
             self.inner.gate.wait().await;
@@ -235,7 +241,8 @@ impl Client {
                 }
                 Err(e) => {
                     let elapsed_ms = started.elapsed().as_millis() as u64;
-                    tracing::debug!(method = %method, url = %url, attempt, elapsed_ms, error = %e, "request failed");
+                    let error = describe(&e);
+                    tracing::debug!(method = %method, url = %url, attempt, elapsed_ms, error, "request failed");
                     (if e.is_connect() { Outcome::NotConnected } else { Outcome::Lost }, Err(e))
                 }
             };
@@ -255,7 +262,7 @@ impl Client {
                 (Decision::RenewTokenAndRetry, _) => {
                     tracing::debug!("the Cloud Controller rejected the token; renewing it once");
                     if let (Some(tokens), Some(used)) = (&self.inner.tokens, &authorization) {
-                        tokens.rejected(used).await?;
+                        tokens.rejected(used).await.map_err(|e| self.token_error(e))?;
                     }
                 }
                 (Decision::Fail(Failure::GaveUp { waited }), Ok((_, Some(error)))) => {
@@ -268,7 +275,7 @@ impl Client {
                         Decision::Fail(Failure::NoAnswer { attempts }) => attempts,
                         _ => attempt,
                     };
-                    return Err(transport_error(&method, &url, e, repeat, attempts));
+                    return Err(self.no_answer(&method, &url, &e, repeat, attempts));
                 }
             }
         }
@@ -276,7 +283,11 @@ impl Client {
 
     /// One exchange: the status, headers and body, or why there is none.
     async fn send(&self, request: reqwest::Request) -> Result<(u16, HeaderMap, Vec<u8>), reqwest::Error> {
-        let response = self.inner.http.execute(request).await?;
+        let response = self.inner.http.execute(request).await;
+        if !matches!(&response, Err(e) if e.is_connect()) {
+            self.inner.connected.store(true, Ordering::Relaxed);
+        }
+        let response = response?;
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         Ok((status, headers, response.bytes().await?.to_vec()))
     }
@@ -298,7 +309,45 @@ impl Client {
         if let Some(body) = body {
             builder = builder.header(CONTENT_TYPE, "application/json").body(body.to_vec());
         }
-        builder.build().map_err(|e| transport_error(method, url, e, Repeat::Safe, 0))
+        builder.build().map_err(|e| self.no_answer(method, url, &e, Repeat::Safe, 0))
+    }
+
+    /// The error for a request given up without an answer.
+    fn no_answer(&self, method: &Method, url: &Url, e: &reqwest::Error, repeat: Repeat, attempts: u32) -> Error {
+        let cause = transport_cause(e);
+        if e.is_connect() {
+            return self.unreachable(Unreachable {
+                server: Server::CloudController,
+                url: self.inner.api.to_string().trim_end_matches('/').to_owned(),
+                cause,
+                attempts,
+            });
+        }
+        let tries = if attempts > 1 { format!(", tried {attempts} times") } else { String::new() };
+        let what = match (repeat, e.is_timeout()) {
+            (Repeat::Safe, true) => {
+                let tried = if attempts > 1 { format!(" (tried {attempts} times)") } else { String::new() };
+                format!("no answer in time{tried}; the API may be overloaded, run the command again")
+            }
+            (Repeat::Safe, false) => format!("the connection failed ({cause}{tries}); run the command again"),
+            (Repeat::Unsafe, _) => format!(
+                "no answer ({cause}); the request may or may not have been carried out, check with `switchctl \
+                 status` before running the command again"
+            ),
+        };
+        Error::Transport { method: method.to_string(), url: url.to_string(), what }
+    }
+
+    /// A token error, with an unreachable UAA judged like an unreachable API.
+    fn token_error(&self, e: TokenError) -> Error {
+        match e {
+            TokenError::Unreachable(u) => self.unreachable(u),
+            e => e.into(),
+        }
+    }
+
+    fn unreachable(&self, error: Unreachable) -> Error {
+        Error::Unreachable { error, nothing_changed: !self.inner.connected.load(Ordering::Relaxed) }
     }
 }
 
@@ -326,29 +375,6 @@ fn redacted(headers: &HeaderMap) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn transport_error(method: &Method, url: &Url, e: reqwest::Error, repeat: Repeat, attempts: u32) -> Error {
-    let host = url.host_str().unwrap_or("the API").to_owned();
-    let tries = if attempts > 1 { format!(" (tried {attempts} times)") } else { String::new() };
-    let what = if e.is_connect() {
-        format!("cannot connect to {host}{tries}; check the network and the API URL (`cf api`)")
-    } else if e.is_timeout() {
-        match repeat {
-            Repeat::Safe => format!("no answer in time{tries}; the API may be overloaded, run the command again"),
-            Repeat::Unsafe => "no answer in time; the request may or may not have been carried out, check with \
-                               `switchctl status` before running the command again"
-                .to_owned(),
-        }
-    } else {
-        match repeat {
-            Repeat::Safe => format!("the connection failed{tries}; run the command again"),
-            Repeat::Unsafe => "the connection failed before the answer came; the request may or may not have been \
-                               carried out, check with `switchctl status` before running the command again"
-                .to_owned(),
-        }
-    };
-    Error::Transport { method: method.to_string(), url: url.to_string(), what, source: e }
 }
 
 #[cfg(test)]
