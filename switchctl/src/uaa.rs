@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -165,7 +165,7 @@ async fn request_token(http: &reqwest::Client, url: &Url, grant: Grant<'_>) -> R
         match request.send().await {
             Ok(response) => {
                 tracing::debug!(
-                    method = "POST",
+                    method = %Method::POST,
                     url = %url,
                     status = response.status().as_u16(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
