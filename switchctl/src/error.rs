@@ -170,14 +170,16 @@ pub enum TokenError {
         /// UAA's `error_description` (or the start of the body).
         description: String,
     },
-    /// UAA could not be reached.
-    #[error("cannot reach UAA at {url}; check the network and the API target (`cf api`)")]
+    /// No connection to UAA.
+    #[error(transparent)]
+    Unreachable(Unreachable),
+    /// UAA was reached but its answer did not arrive.
+    #[error("no answer from UAA at {url} ({cause}); run the command again")]
     Transport {
         /// The token URL.
         url: String,
-        /// Why.
-        #[source]
-        source: reqwest::Error,
+        /// Why, in a few words (`connection refused`, `timed out`).
+        cause: String,
     },
     /// UAA's answer is not a token response.
     #[error("UAA at {url} sent an answer that is not a token response; check the API target (`cf api`)")]
@@ -201,6 +203,84 @@ impl TokenError {
                 | TokenError::BadCredentials { .. }
         )
     }
+}
+
+/// A server switchctl talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// The Cloud Controller (the API).
+    CloudController,
+    /// The login server.
+    Uaa,
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Server::CloudController => "the Cloud Controller",
+            Server::Uaa => "UAA",
+        })
+    }
+}
+
+/// No connection to a server (refused, DNS, connect timeout, TLS): the request was never sent.
+///
+/// One line, without the HTTP library's error chain (`error sending request for url (…)`,
+/// `client error (Connect)`, …), which says nothing the cause does not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot reach {server} at {url} ({cause}{}); check the API target (`cf api`) and the network",
+    tries(*attempts)
+)]
+pub struct Unreachable {
+    /// Which server.
+    pub server: Server,
+    /// Its URL (the API's base URL, UAA's token URL).
+    pub url: String,
+    /// Why, in a few words (`connection refused`, `timed out`).
+    pub cause: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+fn tries(attempts: u32) -> String {
+    if attempts > 1 { format!(", tried {attempts} times") } else { String::new() }
+}
+
+/// Why a request got no answer, in a few words (`connection refused`, `DNS lookup failed: …`,
+/// `timed out`), for one-line messages. The full chain is in the `-v` log.
+pub(crate) fn transport_cause(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut kind = None;
+    let mut dns = false;
+    let mut innermost = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            kind = kind.or(Some(io.kind()));
+        }
+        innermost = cause.to_string();
+        // hyper-util's resolver failure; its own text is the OS resolver's.
+        dns |= innermost == "dns error";
+        source = cause.source();
+    }
+    use std::io::ErrorKind::*;
+    match kind {
+        Some(ConnectionRefused) => return "connection refused".to_owned(),
+        Some(ConnectionReset) => return "connection reset".to_owned(),
+        Some(ConnectionAborted) => return "connection aborted".to_owned(),
+        Some(TimedOut) => return "timed out".to_owned(),
+        _ => {}
+    }
+    // The OS adds its error number, which means nothing to the reader.
+    let text = match innermost.rfind(" (os error ") {
+        Some(at) => &innermost[..at],
+        None => &innermost,
+    };
+    let text = text.strip_prefix("failed to lookup address information: ").unwrap_or(text);
+    if dns && text != "dns error" { format!("DNS lookup failed: {text}") } else { text.to_owned() }
 }
 
 /// One entry of a Cloud Controller error body `{"errors":[{"detail","title","code"}]}`.
@@ -356,18 +436,25 @@ pub enum Error {
     /// The Cloud Controller answered with an error (boxed: it is large, and errors travel far).
     #[error(transparent)]
     Api(Box<ApiError>),
-    /// The request did not get an answer.
+    /// The API or UAA could not be connected to.
+    #[error("{error}")]
+    Unreachable {
+        /// Which server, and why.
+        error: Unreachable,
+        /// No request had got through to the API before: nothing was changed, so this is the
+        /// target or the network (exit 2) rather than a failure half way (exit 1).
+        nothing_changed: bool,
+    },
+    /// The request was sent (or perhaps sent) but did not get an answer.
     #[error("{method} {url}: {what}")]
     Transport {
         /// The request method.
         method: String,
         /// The request URL (without credentials).
         url: String,
-        /// What happened and what to do.
+        /// What happened (the cause in a few words, not the HTTP library's error chain) and what
+        /// to do.
         what: String,
-        /// Why.
-        #[source]
-        source: reqwest::Error,
     },
     /// The answer is not what the API documents.
     #[error("{method} {url}: the answer is not the JSON switchctl expects; check the API target (`cf api`)")]
@@ -396,9 +483,6 @@ pub enum Error {
         /// Total time waited before retries.
         waited: Duration,
     },
-    /// A subcommand that is not written yet.
-    #[error("`switchctl {0}` is not implemented yet")]
-    NotImplemented(&'static str),
     /// The app named on the command line is not in the target space.
     #[error(
         "app {name:?} not found in org {org:?} / space {space:?}; check the name with `cf apps` (and the target \
@@ -461,6 +545,7 @@ impl Error {
             // an unknown `--org`; a stopped app is the platform's state.
             Error::AppNotFound { .. } | Error::MaintenanceAppNotFound { .. } => EXIT_USAGE,
             Error::Token(t) if t.needs_login() => EXIT_USAGE,
+            Error::Unreachable { nothing_changed: true, .. } => EXIT_USAGE,
             _ => EXIT_FAILURE,
         }
     }
@@ -564,11 +649,30 @@ mod tests {
         assert_eq!(Error::from(TokenError::InvalidRefreshToken).exit_code(), EXIT_USAGE);
         let api = ApiError::from_response(500, b"", "GET", "/");
         assert_eq!(Error::from(api).exit_code(), EXIT_FAILURE);
-        assert_eq!(Error::NotImplemented("on").exit_code(), EXIT_FAILURE);
         let missing = Error::AppNotFound { name: "shop".into(), org: "o".into(), space: "s".into() };
         assert_eq!(missing.exit_code(), EXIT_USAGE);
         let stopped =
             Error::NotRunning { role: "app", name: "shop".into(), why: "it is STOPPED".into(), fix: "x".into() };
         assert_eq!(stopped.exit_code(), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn an_unreachable_server_is_a_configuration_error_only_before_anything_got_through() {
+        let error = Unreachable {
+            server: Server::Uaa,
+            url: "https://uaa.example.com/oauth/token".into(),
+            cause: "connection refused".into(),
+            attempts: 3,
+        };
+        assert_eq!(
+            error.to_string(),
+            "cannot reach UAA at https://uaa.example.com/oauth/token (connection refused, tried 3 times); check the \
+             API target (`cf api`) and the network"
+        );
+        let first = Error::Unreachable { error: error.clone(), nothing_changed: true };
+        assert_eq!(first.exit_code(), EXIT_USAGE);
+        let later = Error::Unreachable { error, nothing_changed: false };
+        assert_eq!(later.exit_code(), EXIT_FAILURE);
+        assert_eq!(first.to_string(), later.to_string());
     }
 }

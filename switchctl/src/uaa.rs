@@ -12,11 +12,14 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::{cfconfig::CfConfig, error::TokenError};
+use crate::{
+    cfconfig::CfConfig,
+    error::{Server, TokenError, Unreachable, describe, transport_cause},
+};
 
 /// Renew a token that expires within this margin (the cf CLI's `accessTokenExpirationMargin`).
 pub const EXPIRY_MARGIN_SECS: i64 = 60;
@@ -162,7 +165,7 @@ async fn request_token(http: &reqwest::Client, url: &Url, grant: Grant<'_>) -> R
         match request.send().await {
             Ok(response) => {
                 tracing::debug!(
-                    method = "POST",
+                    method = %Method::POST,
                     url = %url,
                     status = response.status().as_u16(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -171,14 +174,14 @@ async fn request_token(http: &reqwest::Client, url: &Url, grant: Grant<'_>) -> R
                 break response;
             }
             Err(e) if e.is_connect() && attempt < 3 => {
-                tracing::debug!(url = %url, attempt, error = %e, "UAA not reachable, trying again");
+                tracing::debug!(url = %url, attempt, error = describe(&e), "UAA not reachable, trying again");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
             }
-            Err(source) => return Err(TokenError::Transport { url: url.to_string(), source }),
+            Err(e) => return Err(transport_error(url, &e, attempt)),
         }
     };
     let status = response.status();
-    let body = response.bytes().await.map_err(|source| TokenError::Transport { url: url.to_string(), source })?;
+    let body = response.bytes().await.map_err(|e| transport_error(url, &e, attempt))?;
     if status.is_success() {
         let token: TokenResponse =
             serde_json::from_slice(&body).map_err(|source| TokenError::BadResponse { url: url.to_string(), source })?;
@@ -210,6 +213,17 @@ async fn request_token(http: &reqwest::Client, url: &Url, grant: Grant<'_>) -> R
             description: err.error_description,
         },
     })
+}
+
+/// A token request that got no answer, in one line.
+fn transport_error(url: &Url, e: &reqwest::Error, attempts: u32) -> TokenError {
+    tracing::debug!(url = %url, attempts, error = describe(e), "UAA token request failed");
+    let (url, cause) = (url.to_string(), transport_cause(e));
+    if e.is_connect() {
+        TokenError::Unreachable(Unreachable { server: Server::Uaa, url, cause, attempts })
+    } else {
+        TokenError::Transport { url, cause }
+    }
 }
 
 struct State {
@@ -263,11 +277,6 @@ impl TokenSource {
     pub fn new(http: reqwest::Client, token_url: Url, login: Login) -> TokenSource {
         let state = State { access: None, refresh: None, store: None };
         TokenSource { http, token_url, login, state: Mutex::new(state) }
-    }
-
-    /// The token endpoint.
-    pub fn token_url(&self) -> &Url {
-        &self.token_url
     }
 
     /// The `Authorization` header value to use now, renewed first if it expires within a minute.

@@ -69,15 +69,79 @@ fn no_targeted_space_exits_2_and_says_cf_target_or_space() {
     assert!(err.contains("run `cf target -s SPACE` or pass `--space`"), "{err}");
 }
 
-#[test]
-fn an_unreachable_api_exits_1_and_says_so() {
-    let home = tempfile::tempdir().expect("tempdir");
-    write_cf_config(home.path(), "http://127.0.0.1:9", &format!("bearer {}", jwt(3600, "u")), |_| {});
-    let (code, out, err) = run(switchctl(home.path()).args(["on", "shop", "--dry-run"]));
-    assert_eq!(code, 1, "{err}");
+/// A loopback URL nothing listens on: bound to get a free port, then released.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    drop(listener);
+    url
+}
+
+/// The unreachable-server rules: exit 2, one line, what to check, no HTTP library internals.
+fn assert_one_line_unreachable(code: i32, out: &str, err: &str, expected_start: &str) {
+    assert_eq!(code, 2, "{err}");
     assert!(out.is_empty(), "{out}");
-    assert!(err.starts_with("switchctl: error: GET http://127.0.0.1:9/v3/apps?names="), "{err}");
-    assert!(err.contains("cannot connect to 127.0.0.1"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line on stderr:\n{err}");
+    assert!(err.starts_with(expected_start), "{err}");
+    assert!(err.contains("(connection refused"), "{err}");
+    assert!(err.trim_end().ends_with("check the API target (`cf api`) and the network"), "{err}");
+    for internal in ["error sending request", "client error", "tcp connect error", "os error"] {
+        assert!(!err.contains(internal), "{internal:?} shows:\n{err}");
+    }
+}
+
+#[test]
+fn an_unreachable_api_from_config_json_is_a_configuration_error_on_one_line() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let api = closed_port_url();
+    write_cf_config(home.path(), &api, &format!("bearer {}", jwt(3600, "u")), |_| {});
+    let (code, out, err) = run(switchctl(home.path()).args(["on", "shop", "--dry-run"]));
+    assert_one_line_unreachable(
+        code,
+        &out,
+        &err,
+        &format!("switchctl: error: cannot reach the Cloud Controller at {api} ("),
+    );
+}
+
+#[test]
+fn an_unreachable_cf_api_is_a_configuration_error_on_one_line() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let api = closed_port_url();
+    let mut cmd = switchctl(home.path());
+    cmd.env("CF_API", &api).env("CF_CLIENT_ID", "ci").env("CF_CLIENT_SECRET", "s").env("CF_SPACE", "dev");
+    let (code, out, err) = run(cmd.args(["status", "shop", "--org", "o"]));
+    assert_one_line_unreachable(
+        code,
+        &out,
+        &err,
+        &format!("switchctl: error: cannot reach the Cloud Controller at {api} ("),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_uaa_is_a_configuration_error_on_one_line() {
+    // The API answers; the login server it names does not.
+    let api = serve(axum::Router::new()).await;
+    let uaa = closed_port_url();
+    let home = tempfile::tempdir().expect("tempdir");
+    write_cf_config(home.path(), &api, &format!("bearer {}", jwt(-5, "expired")), |c| {
+        c["AuthorizationEndpoint"] = uaa.clone().into();
+    });
+    let mut cmd = switchctl(home.path());
+    cmd.args(["on", "shop", "--dry-run"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.expect("join").expect("run switchctl");
+    let (code, stdout, stderr) = (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_one_line_unreachable(
+        code,
+        &stdout,
+        &stderr,
+        &format!("switchctl: error: cannot reach UAA at {uaa}/oauth/token ("),
+    );
 }
 
 #[test]

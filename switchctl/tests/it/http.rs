@@ -13,7 +13,7 @@ use axum::{
     extract::RawQuery,
     http::HeaderMap,
     response::{IntoResponse, Response},
-    routing::{delete, get, patch, post},
+    routing::{get, patch, post},
 };
 use switchctl::{
     Client, Error, Session,
@@ -265,7 +265,7 @@ async fn a_dropped_connection_repeats_safe_requests_but_not_an_unsafe_post() {
 }
 
 #[tokio::test]
-async fn a_refused_connection_is_retried_and_reported() {
+async fn a_refused_connection_is_retried_and_reported_on_one_line_as_a_configuration_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let api = format!("http://{}", listener.local_addr().expect("addr"));
     drop(listener);
@@ -273,8 +273,53 @@ async fn a_refused_connection_is_retried_and_reported() {
 
     let err = client.create_build("pkg").await.expect_err("refused");
 
-    let shown = err.to_string();
-    assert!(shown.contains("cannot connect to 127.0.0.1 (tried 4 times)"), "{shown}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot reach the Cloud Controller at {api} (connection refused, tried 4 times); check the API target \
+             (`cf api`) and the network"
+        )
+    );
+    assert!(std::error::Error::source(&err).is_none(), "no HTTP library chain: {err:?}");
+    assert_eq!(err.exit_code(), 2, "nothing was sent, so nothing was changed");
+}
+
+/// A server that answers one request with the app and then stops listening.
+async fn answers_once_then_closes() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        drop(listener);
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = shared("cc-docs-examples/apps__single_app.json");
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut socket, answer.as_bytes()).await.expect("answer");
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn an_api_lost_after_it_answered_is_an_operational_failure_with_the_same_line() {
+    let api = answers_once_then_closes().await;
+    let (client, _home) = client_for(&api).await;
+    client.get_app(APP_GUID).await.expect("the first answer");
+
+    let err = client.get_app(APP_GUID).await.expect_err("refused");
+
+    assert!(err.to_string().starts_with(&format!("cannot reach the Cloud Controller at {api} (connection refused")));
+    assert!(std::error::Error::source(&err).is_none(), "no HTTP library chain: {err:?}");
+    assert_eq!(err.exit_code(), 1, "requests went through before, so something may have changed");
 }
 
 #[tokio::test]
@@ -322,16 +367,6 @@ async fn destination_and_metadata_changes_send_the_documented_bodies() {
                     json(200, shared("cc-docs-examples/routes__single_route.json"))
                 }
             }),
-        )
-        .route(
-            "/v3/routes/{route}/destinations/{dest}",
-            delete(|axum::extract::Path((_, dest)): axum::extract::Path<(String, String)>| async move {
-                if dest == "gone" {
-                    cc_error(422, "422-CF-UnprocessableEntity-unmap-unknown-destination")
-                } else {
-                    axum::http::StatusCode::NO_CONTENT.into_response()
-                }
-            }),
         );
     let api = serve(router).await;
     let (client, _home) = client_for(&api).await;
@@ -344,8 +379,6 @@ async fn destination_and_metadata_changes_send_the_documented_bodies() {
     patch.labels.insert("switchctl.example.com/state".into(), Some("on".into()));
     patch.annotations.insert("switchctl.example.com/saved".into(), None);
     client.patch_route_metadata("r", &patch).await.expect("metadata");
-    assert!(client.delete_destination("r", "d1").await.expect("delete"));
-    assert!(!client.delete_destination("r", "gone").await.expect("already gone"));
 
     let sent: Vec<(String, serde_json::Value)> = seen(&bodies)
         .into_iter()

@@ -68,6 +68,10 @@ async fn verbose_output_traces_requests_and_never_contains_a_token() {
     assert!(stderr.contains("status=401") && stderr.contains("status=200"), "{stderr}");
     assert!(stderr.contains("authorization: [redacted]"), "{stderr}");
     assert!(stderr.contains("UAA token request"), "{stderr}");
+    // Both request logs show the method the same way.
+    assert!(stderr.contains(&format!("method=POST url={api}/oauth/token")), "{stderr}");
+    assert!(stderr.contains(&format!("method=GET url={api}/v3/spaces")), "{stderr}");
+    assert!(!stderr.contains("method=\""), "{stderr}");
     for secret in
         [old.as_str(), first.as_str(), second.as_str(), CONFIG_REFRESH_TOKEN, "NEW-REFRESH-1", "NEW-REFRESH-2"]
     {

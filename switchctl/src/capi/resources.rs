@@ -1,0 +1,179 @@
+//! The Cloud Controller resources switchctl reads and changes, on top of the generic requests of
+//! [`super::transport`]. Each method states whether it is safe to repeat ([`Repeat`]); the module
+//! docs of [`crate::capi`] say why.
+
+use reqwest::Method;
+
+use super::{Client, retry::Repeat, types::*};
+use crate::error::Error;
+
+impl Client {
+    /// `GET /` of the API at `api`, without a token: where the login server is.
+    pub async fn root(&self) -> Result<Root, Error> {
+        self.get("/", &[]).await
+    }
+
+    /// The org named `name`, if visible.
+    pub async fn find_org(&self, name: &str) -> Result<Option<Organization>, Error> {
+        let page: Paginated<Organization> = self.get("/v3/organizations", &[("names", name)]).await?;
+        Ok(page.resources.into_iter().next())
+    }
+
+    /// The space named `name` in the org `org_guid`, if visible.
+    pub async fn find_space(&self, org_guid: &str, name: &str) -> Result<Option<Space>, Error> {
+        let query = [("names", name), ("organization_guids", org_guid)];
+        let page: Paginated<Space> = self.get("/v3/spaces", &query).await?;
+        Ok(page.resources.into_iter().next())
+    }
+
+    /// The app named `name` in the space `space_guid` (`GET /v3/apps?names=…&space_guids=…`, as cf does).
+    pub async fn find_app(&self, space_guid: &str, name: &str) -> Result<Option<App>, Error> {
+        let page: Paginated<App> = self.get("/v3/apps", &[("names", name), ("space_guids", space_guid)]).await?;
+        Ok(page.resources.into_iter().find(|a| a.name == name))
+    }
+
+    /// An app by GUID.
+    pub async fn get_app(&self, guid: &str) -> Result<App, Error> {
+        self.get(&format!("/v3/apps/{}", seg(guid)), &[]).await
+    }
+
+    /// All processes of an app.
+    pub async fn app_processes(&self, app_guid: &str) -> Result<Vec<Process>, Error> {
+        self.get_all(&format!("/v3/apps/{}/processes", seg(app_guid)), &[]).await
+    }
+
+    /// Per-instance stats of a process (not paginated).
+    pub async fn process_stats(&self, process_guid: &str) -> Result<Vec<ProcessStats>, Error> {
+        let list: StatsList = self.get(&format!("/v3/processes/{}/stats", seg(process_guid)), &[]).await?;
+        Ok(list.resources)
+    }
+
+    /// Every route with at least one destination to the app (all pages of `GET /v3/apps/:guid/routes`).
+    pub async fn app_routes(&self, app_guid: &str) -> Result<Vec<Route>, Error> {
+        self.get_all(&format!("/v3/apps/{}/routes", seg(app_guid)), &[]).await
+    }
+
+    /// Every route of (or shared into) `space_guid` matching a label selector such as
+    /// `switchctl.example.com/app=guid` (all pages).
+    pub async fn routes_by_label(&self, space_guid: &str, label_selector: &str) -> Result<Vec<Route>, Error> {
+        self.get_all("/v3/routes", &[("space_guids", space_guid), ("label_selector", label_selector)]).await
+    }
+
+    /// Sets or removes a route's labels and annotations (SpaceDeveloper or SpaceSupporter).
+    pub async fn patch_route_metadata(&self, guid: &str, patch: &MetadataPatch) -> Result<Route, Error> {
+        let body = serde_json::json!({ "metadata": patch });
+        self.send_json(Method::PATCH, &format!("/v3/routes/{}", seg(guid)), &body, Repeat::Safe).await
+    }
+
+    /// A domain by GUID.
+    pub async fn get_domain(&self, guid: &str) -> Result<Domain, Error> {
+        self.get(&format!("/v3/domains/{}", seg(guid)), &[]).await
+    }
+
+    /// A route's destinations (not paginated).
+    pub async fn route_destinations(&self, route_guid: &str) -> Result<Vec<Destination>, Error> {
+        let list: DestinationList = self.get(&format!("/v3/routes/{}/destinations", seg(route_guid)), &[]).await?;
+        Ok(list.destinations)
+    }
+
+    /// Adds destinations (`POST`, as `cf map-route`); existing equal ones are kept. All of the
+    /// route's destinations afterwards.
+    pub async fn insert_destinations(
+        &self,
+        route_guid: &str,
+        destinations: &[NewDestination],
+    ) -> Result<Vec<Destination>, Error> {
+        self.send_destinations(Method::POST, route_guid, destinations).await
+    }
+
+    /// Replaces all destinations in one transaction (`PATCH`); re-sent ones keep their GUIDs, the
+    /// rest are removed. All of the route's destinations afterwards.
+    pub async fn replace_destinations(
+        &self,
+        route_guid: &str,
+        destinations: &[NewDestination],
+    ) -> Result<Vec<Destination>, Error> {
+        self.send_destinations(Method::PATCH, route_guid, destinations).await
+    }
+
+    /// Insert (`POST`) and replace (`PATCH`) take the same body and answer with the same list;
+    /// both are safe to repeat (an insert skips equal destinations, a replace is absolute).
+    async fn send_destinations(
+        &self,
+        method: Method,
+        route_guid: &str,
+        destinations: &[NewDestination],
+    ) -> Result<Vec<Destination>, Error> {
+        let body = serde_json::json!({ "destinations": destinations });
+        let path = format!("/v3/routes/{}/destinations", seg(route_guid));
+        let list: DestinationList = self.send_json(method, &path, &body, Repeat::Safe).await?;
+        Ok(list.destinations)
+    }
+
+    /// The newest `READY` package of an app (what `cf restage` stages).
+    pub async fn latest_ready_package(&self, app_guid: &str) -> Result<Option<Package>, Error> {
+        let query = [
+            ("app_guids", app_guid),
+            ("states", "READY"),
+            ("order_by", "-created_at"),
+            ("per_page", "1"),
+            ("page", "1"),
+        ];
+        let page: Paginated<Package> = self.get("/v3/packages", &query).await?;
+        Ok(page.resources.into_iter().next())
+    }
+
+    /// Starts staging a package (`POST /v3/builds`). Not repeated: a lost answer is reported.
+    pub async fn create_build(&self, package_guid: &str) -> Result<Build, Error> {
+        let body = serde_json::json!({ "package": { "guid": package_guid } });
+        self.send_json(Method::POST, "/v3/builds", &body, Repeat::Unsafe).await
+    }
+
+    /// A build by GUID.
+    pub async fn get_build(&self, guid: &str) -> Result<Build, Error> {
+        self.get(&format!("/v3/builds/{}", seg(guid)), &[]).await
+    }
+
+    /// Makes `droplet_guid` the app's current droplet (used at the next start).
+    pub async fn set_current_droplet(&self, app_guid: &str, droplet_guid: &str) -> Result<(), Error> {
+        let body = serde_json::json!({ "data": { "guid": droplet_guid } });
+        let path = format!("/v3/apps/{}/relationships/current_droplet", seg(app_guid));
+        let _: serde_json::Value = self.send_json(Method::PATCH, &path, &body, Repeat::Safe).await?;
+        Ok(())
+    }
+
+    /// Starts an app (sets its desired state; repeating is harmless).
+    pub async fn start_app(&self, guid: &str) -> Result<App, Error> {
+        let path = format!("/v3/apps/{}/actions/start", seg(guid));
+        self.send_json(Method::POST, &path, &serde_json::json!({}), Repeat::Safe).await
+    }
+
+    /// Stops an app (sets its desired state; repeating is harmless).
+    pub async fn stop_app(&self, guid: &str) -> Result<App, Error> {
+        let path = format!("/v3/apps/{}/actions/stop", seg(guid));
+        self.send_json(Method::POST, &path, &serde_json::json!({}), Repeat::Safe).await
+    }
+}
+/// A GUID as one path segment (GUIDs need no escaping; anything else is escaped rather than
+/// allowed to change the path).
+fn seg(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_escaped_rather_than_allowed_to_change_the_path() {
+        assert_eq!(seg("1cb006ee-fb05-47e1-b541-c34179ddc446"), "1cb006ee-fb05-47e1-b541-c34179ddc446");
+        assert_eq!(seg("a/b?c"), "a%2Fb%3Fc");
+        assert_eq!(seg(".."), "..");
+    }
+}
