@@ -59,6 +59,26 @@ impl Client {
         self.get_all("/v3/routes", &[("space_guids", space_guid), ("label_selector", label_selector)]).await
     }
 
+    /// A route by GUID, with its destinations and metadata: what `on` and `off` read back after a
+    /// failed request, to report what the Cloud Controller holds.
+    pub async fn get_route(&self, guid: &str) -> Result<Route, Error> {
+        self.get(&format!("/v3/routes/{}", seg(guid)), &[]).await
+    }
+
+    /// Removes one destination (how a switch takes back the side it just added). `Ok(true)` if
+    /// removed, `Ok(false)` if the route had no such destination (already removed, e.g. by a
+    /// retried request whose first answer was lost: CC then answers 422 "Unable to unmap…").
+    pub async fn delete_destination(&self, route_guid: &str, destination_guid: &str) -> Result<bool, Error> {
+        let path = format!("/v3/routes/{}/destinations/{}", seg(route_guid), seg(destination_guid));
+        match self.execute(Method::DELETE, self.url(&path, &[]), None, Repeat::Safe).await {
+            Ok(_) => Ok(true),
+            Err(Error::Api(e)) if e.status == 422 && e.detail.starts_with("Unable to unmap route from destination") => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sets or removes a route's labels and annotations (SpaceDeveloper or SpaceSupporter).
     pub async fn patch_route_metadata(&self, guid: &str, patch: &MetadataPatch) -> Result<Route, Error> {
         let body = serde_json::json!({ "metadata": patch });
