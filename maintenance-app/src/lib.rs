@@ -7,6 +7,7 @@ pub mod alloc;
 pub mod config;
 pub mod logging;
 pub mod negotiate;
+pub mod policy;
 pub mod response;
 pub mod rules;
 pub mod server;
