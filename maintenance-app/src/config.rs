@@ -4,12 +4,15 @@
 //! become a validated [`Config`] with typed fields, so request handlers never parse anything.
 //! Every failure names the variable (or rules-file entry) and what it accepts.
 
-use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+// Re-exported because `config::Policy` and `config::Mode` were public paths before the types
+// moved to their own module, and integration tests name them so.
+pub use crate::policy::{Mode, Policy};
 use crate::rules::{HostPattern, Rule};
 
 /// Message shown when `MAINTENANCE_MESSAGE` is unset (the reference app answered 500 then).
@@ -25,61 +28,6 @@ pub const DEFAULT_STATUS_HEADER: &str = "Status: maintenance window";
 pub const DEFAULT_HEALTH_PATH: &str = "/__maintenance/health";
 /// Port when `PORT` is unset (Cloud Foundry always sets it).
 pub const DEFAULT_PORT: u16 = 8080;
-
-/// What a maintenance answer looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The HTML page, status 503.
-    Html,
-    /// The bare message as text, status 503.
-    Plain503,
-    /// `{"response", "status", "type"}` with `StatusHeader`, status 200 (the reference contract).
-    Json,
-    /// JSON for API clients and HTML for browsers, chosen by `Accept`, status 503.
-    Auto,
-    /// The reference Flask app path by path, minus its bugs.
-    Compat,
-}
-
-impl Mode {
-    /// The accepted spellings, for error messages.
-    pub const ACCEPTED: &'static str = "html, 503, json, auto, compat";
-
-    /// The status of this mode's answers when no override is configured.
-    pub fn default_status(self) -> StatusCode {
-        match self {
-            Mode::Json => StatusCode::OK,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-impl FromStr for Mode {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "html" => Ok(Mode::Html),
-            "503" => Ok(Mode::Plain503),
-            "json" => Ok(Mode::Json),
-            "auto" => Ok(Mode::Auto),
-            "compat" => Ok(Mode::Compat),
-            _ => Err(()),
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Html => "html",
-            Mode::Plain503 => "503",
-            Mode::Json => "json",
-            Mode::Auto => "auto",
-            Mode::Compat => "compat",
-        })
-    }
-}
 
 /// A configuration error: which setting, what was given, and what it accepts.
 #[derive(Debug, thiserror::Error)]
@@ -191,27 +139,6 @@ impl RuleSpec {
 struct RulesFile {
     #[serde(default, rename = "rule", alias = "rules")]
     rules: Vec<RuleSpec>,
-}
-
-/// Validated answer settings for a host/path (or the defaults).
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// Answer mode.
-    pub mode: Mode,
-    /// Message shown to clients.
-    pub message: String,
-    /// Page title.
-    pub title: String,
-    /// Status of every answer, when overridden.
-    pub status: Option<StatusCode>,
-    /// Fixed `Retry-After`, also the fallback once `until` has passed.
-    pub retry_after: Option<u64>,
-    /// Expected end of the window; `Retry-After` counts down to it.
-    pub until: Option<OffsetDateTime>,
-    /// Value of the `StatusHeader` header on JSON answers.
-    pub status_header: HeaderValue,
-    /// An operator's own HTML page, read at startup, with `{{message}}` etc. not yet filled in.
-    pub page: Option<String>,
 }
 
 /// Log line format.
@@ -369,7 +296,7 @@ impl Config {
             s.push_str(&format!(" retry_after={secs}s"));
         }
         if let Some(until) = d.until {
-            s.push_str(&format!(" until={}", crate::response::rfc3339(until)));
+            s.push_str(&format!(" until={}", crate::policy::rfc3339(until)));
         }
         if d.page.is_some() {
             s.push_str(" page=custom");

@@ -11,11 +11,13 @@ use http::{
         ACCESS_CONTROL_REQUEST_METHOD, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER, VARY,
     },
 };
-use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
+use time::{OffsetDateTime, macros::format_description};
 
+// Re-exported so that the public path `response::rfc3339` keeps working after the move.
+pub use crate::policy::rfc3339;
 use crate::{
-    config::{Mode, Policy},
     negotiate::prefers_html,
+    policy::{Mode, Policy},
 };
 
 /// Marks every answer of this server, so `switchctl` can tell that a route reaches it.
@@ -269,11 +271,6 @@ fn fill_custom_page(page: &str, policy: &Policy, until: Option<&Until>) -> Strin
     out
 }
 
-/// `2026-11-24T18:00:00Z`, for logs and `<time datetime>`.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 /// `24 November 2026, 18:00 UTC` (or `UTC+01:00`), in the offset the operator wrote.
 fn human_time(t: OffsetDateTime) -> String {
     let date = format_description!("[day padding:none] [month repr:long] [year], [hour]:[minute]");
@@ -289,6 +286,8 @@ fn human_time(t: OffsetDateTime) -> String {
 
 #[cfg(test)]
 mod tests {
+    use time::format_description::well_known::Rfc3339;
+
     use super::*;
     use crate::config::Config;
 

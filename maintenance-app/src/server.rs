@@ -31,7 +31,10 @@ use tokio::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{AppState, Config, MaintenanceService};
+use crate::{
+    config::Config,
+    service::{AppState, MaintenanceService},
+};
 
 /// Largest request head (request line plus headers) accepted; larger gets 431.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
