@@ -8,6 +8,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    future::Future,
     process::ExitCode,
     sync::Arc,
 };
@@ -387,6 +388,82 @@ pub fn commands(settings: &Settings, verb: Verb, reports: &[&Report]) -> Vec<Str
         .into_iter()
         .map(|((org, space), apps)| format!("`{}`", settings.command(verb.as_str(), org, space, &apps)))
         .collect()
+}
+
+/// An app read and planned by `on` or `off`, before anything changes.
+pub trait Surveyed: Send + 'static {
+    /// The app.
+    fn member(&self) -> &Member;
+    /// The routes about to change (URL, where probes go).
+    fn targets(&self) -> Vec<(String, Target)>;
+}
+
+/// The one driver of `on` and `off` for a fleet: every member is surveyed (`survey`, `--parallel`
+/// at a time), every route about to change is probed once ([`preflight`]), and only then is each
+/// surveyed member switched (`apply`). A member whose survey failed keeps that report; nothing of
+/// it was changed.
+pub async fn drive<S, SF, SFut, AF, AFut>(
+    env: &Env,
+    members: &[Member],
+    (verb, dry_run, parallel): (Verb, bool, u16),
+    survey: SF,
+    apply: AF,
+) -> Result<Vec<Report>, Error>
+where
+    S: Surveyed,
+    SF: Fn(Member) -> SFut,
+    SFut: Future<Output = Result<S, Box<Report>>> + Send + 'static,
+    AF: Fn(S) -> AFut,
+    AFut: Future<Output = Report> + Send + 'static,
+{
+    let lost = |guid: String, lost| lost_app(members, &guid, verb, dry_run, lost);
+    let surveys =
+        each(work(members), parallel, &env.interrupt, survey, |_, g, l| Err(Box::new(lost(g, l))), |_| {}).await;
+    let planned = surveys
+        .iter()
+        .flatten()
+        .flat_map(|s| {
+            let (m, t) = (s.member(), &s.member().target);
+            s.targets().into_iter().map(move |(url, target)| Planned {
+                url,
+                target,
+                app: m.app.name.clone(),
+                space: (t.org.name.clone(), t.space.name.clone()),
+            })
+        })
+        .collect();
+    preflight(env, planned).await?;
+    let items = surveys
+        .into_iter()
+        .map(|s| {
+            let (label, guid) = match &s {
+                Ok(s) => (s.member().label.clone(), s.member().app.guid.clone()),
+                Err(r) => (r.app.clone(), r.app_guid.clone()),
+            };
+            Work { label, guid, input: s }
+        })
+        .collect();
+    let apply = Arc::new(apply);
+    let out = env.out.clone();
+    let label_of =
+        |r: &Report| members.iter().find(|m| m.app.guid == r.app_guid).map_or(r.app.clone(), |m| m.label.clone());
+    Ok(each(
+        items,
+        parallel,
+        &env.interrupt,
+        |s| {
+            let ready = s.map(|s| apply(s));
+            async move {
+                match ready {
+                    Ok(switching) => switching.await,
+                    Err(report) => *report,
+                }
+            }
+        },
+        |_, g, l| lost(g, l),
+        |r| out.app_done(&label_of(r)),
+    )
+    .await)
 }
 
 /// One unit of work per member.

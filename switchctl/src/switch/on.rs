@@ -11,7 +11,7 @@ use std::{collections::HashMap, process::ExitCode, sync::Arc};
 
 use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
-    fleet::{self, Member, Planned},
+    fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OnPlan},
     probe::{CONSECUTIVE, Target, Want},
@@ -41,47 +41,16 @@ pub async fn run(
 /// `on` for every member, `--parallel` at a time: every app's routes are read and planned, every
 /// route about to change is probed once, and only then does anything change.
 pub async fn switch_on(env: &Env, members: &[Member], switch: &Switch) -> Result<Vec<Report>, Error> {
-    let dry_run = switch.dry_run;
-    let surveys = each(
-        fleet::work(members),
-        switch.fleet.parallel,
-        &env.interrupt,
-        |m| survey(env.clone(), m, dry_run),
-        |_, guid, lost| Err(Box::new(fleet::lost_app(members, &guid, Verb::On, dry_run, lost))),
-        |_| {},
-    )
-    .await;
-    let planned: Vec<Planned> = surveys.iter().flatten().flat_map(Survey::planned).collect();
-    fleet::preflight(env, planned).await?;
-    let out = env.out.clone();
     let switch = Arc::new(switch.clone());
-    let work = surveys
-        .into_iter()
-        .map(|s| {
-            let (label, guid) = match &s {
-                Ok(s) => (s.member.label.clone(), s.member.app.guid.clone()),
-                Err(r) => (r.app.clone(), r.app_guid.clone()),
-            };
-            Work { label, guid, input: s }
-        })
-        .collect();
-    Ok(each(
-        work,
-        switch.fleet.parallel,
-        &env.interrupt,
-        |s| {
-            let (env, switch) = (env.clone(), Arc::clone(&switch));
-            async move {
-                match s {
-                    Ok(survey) => switch_app(env, survey, switch).await,
-                    Err(report) => *report,
-                }
-            }
-        },
-        |_, guid, lost| fleet::lost_app(members, &guid, Verb::On, dry_run, lost),
-        |r| out.app_done(&members.iter().find(|m| m.app.guid == r.app_guid).map_or(r.app.clone(), |m| m.label.clone())),
+    let settings = (Verb::On, switch.dry_run, switch.fleet.parallel);
+    fleet::drive(
+        env,
+        members,
+        settings,
+        |m| survey(env.clone(), m, switch.dry_run),
+        |s| switch_app(env.clone(), s, Arc::clone(&switch)),
     )
-    .await)
+    .await
 }
 
 /// One app, read and planned: what is already decided, and the routes still to switch.
@@ -92,18 +61,13 @@ struct Survey {
     jobs: Vec<Job>,
 }
 
-impl Survey {
-    fn planned(&self) -> Vec<Planned> {
-        let t = &self.member.target;
-        self.jobs
-            .iter()
-            .map(|j| Planned {
-                url: j.url.clone(),
-                target: j.target.clone(),
-                app: self.member.app.name.clone(),
-                space: (t.org.name.clone(), t.space.name.clone()),
-            })
-            .collect()
+impl fleet::Surveyed for Survey {
+    fn member(&self) -> &Member {
+        &self.member
+    }
+
+    fn targets(&self) -> Vec<(String, Target)> {
+        self.jobs.iter().map(|j| (j.url.clone(), j.target.clone())).collect()
     }
 }
 
