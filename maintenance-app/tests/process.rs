@@ -230,3 +230,25 @@ fn a_client_that_stops_reading_its_answers_is_cut_off_after_the_header_timeout()
     sender.join().expect("sender");
     assert_eq!(server.request("GET / HTTP/1.1\r\nHost: b\r\n\r\n").status, 503);
 }
+
+#[test]
+fn the_text_log_has_no_colour_codes_when_it_goes_to_a_pipe() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::Stdio,
+    };
+    // As an operator runs it locally with its log redirected to a file: no NO_COLOR set.
+    let mut child = command(&[])
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn maintenance-app");
+    let mut line = String::new();
+    let read = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.expect("read the log");
+    assert!(!line.is_empty(), "maintenance-app logged nothing");
+    assert!(!line.contains('\u{1b}'), "ANSI escape in a log written to a pipe: {line:?}");
+}

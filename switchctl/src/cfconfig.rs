@@ -279,10 +279,11 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/capi/cf-cli-config");
+    const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/capi/cf-cli-config");
 
     fn example(name: &str) -> String {
-        fs::read_to_string(format!("{EXAMPLES}/{name}")).expect("example config")
+        let path = format!("{EXAMPLES}/{name}");
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
     }
 
     #[test]

@@ -579,15 +579,15 @@ mod tests {
     use super::*;
 
     fn body(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../shared/capi/cc-error-bodies/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../tests/fixtures/capi/cc-error-bodies/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
     }
 
     #[test]
     fn every_recorded_error_body_is_shown_as_title_code_detail_and_a_hint() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/capi/cc-error-bodies");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/capi/cc-error-bodies");
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).expect("error bodies dir") {
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {dir}: {e}")) {
             let entry = entry.expect("dir entry");
             let name = entry.file_name().to_string_lossy().into_owned();
             let status: u16 = name[..3].parse().expect("file name starts with the status");

@@ -34,6 +34,7 @@ where
 
 /// Installs the stderr subscriber for the process (once; later calls do nothing).
 pub fn init(verbosity: u8) {
-    let ansi = std::io::stderr().is_terminal();
+    // Colours only on a terminal, and never with `NO_COLOR` (non-empty, <https://no-color.org>).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing::subscriber::set_global_default(subscriber(verbosity, std::io::stderr, ansi));
 }

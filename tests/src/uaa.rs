@@ -1,5 +1,5 @@
 //! UAA double: `POST /oauth/token` with the `password`, `refresh_token` and `client_credentials`
-//! grants, answering like UAA (`../shared/capi/uaa/`). The `cf` client has an empty secret and is
+//! grants, answering like UAA (`tests/fixtures/capi/uaa/`). The `cf` client has an empty secret and is
 //! sent as HTTP Basic (`Basic Y2Y6`), exactly as the cf CLI does. Token lifetimes can be changed at
 //! run time so tests can let tokens expire.
 

@@ -566,7 +566,7 @@ mod tests {
     use super::*;
 
     fn example<T: DeserializeOwned>(name: &str) -> T {
-        let path = format!("{}/../../shared/capi/cc-docs-examples/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../tests/fixtures/capi/cc-docs-examples/{name}.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
     }

@@ -17,9 +17,9 @@ use switchctl::{
     session::{LoginEnv, SessionOptions},
 };
 
-/// A file under the shared CAPI reference data.
+/// A fixture file under `tests/fixtures/capi/` (copied CAPI reference data, see its README).
 pub(crate) fn shared(rel: &str) -> String {
-    let path = format!("{}/../../shared/capi/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../tests/fixtures/capi/{rel}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 

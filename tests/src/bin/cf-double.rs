@@ -57,12 +57,38 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("  router     http://{router}");
     println!("  cf config  {}", file.display());
     println!();
-    println!("export CF_HOME={}", home.display());
+    println!("export CF_HOME={}", shell_quote(&home.display().to_string()));
     println!("curl -i -H 'Host: hello.apps.localhost' http://{router}/");
     // The route's host only exists behind this router, so switchctl's probes must go through it.
-    println!("switchctl on hello --probe-via {router}    # then the curl answers from maintenance-app");
-    println!("switchctl status hello --probe-via {router}");
-    println!("switchctl off hello --probe-via {router}   # and back to hello");
+    let switchctl = switchctl_command();
+    println!("{switchctl} on hello --probe-via {router}    # then the curl answers from maintenance-app");
+    println!("{switchctl} status hello --probe-via {router}");
+    println!("{switchctl} off hello --probe-via {router}   # and back to hello");
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+/// How to run switchctl, as printed: it is not on PATH after a cargo build. The built binary next
+/// to this one (`target/release/`, after `cargo build --release -p switchctl` or the workspace's
+/// tests) by its full path; else `cargo run` from the workspace root, with a line saying so.
+fn switchctl_command() -> String {
+    let name = format!("switchctl{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(name)));
+    match beside {
+        Some(path) if path.is_file() => shell_quote(&path.display().to_string()),
+        _ => {
+            println!("# switchctl is not built yet: from the workspace root, `cargo build --release -p switchctl`,");
+            println!("# or run it through cargo as below.");
+            "cargo run --release -p switchctl --".to_owned()
+        }
+    }
+}
+
+/// `s` as one shell word: unchanged when it has only safe characters, else single-quoted.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@%".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }

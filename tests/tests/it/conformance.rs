@@ -1,7 +1,7 @@
 //! Conformance: every resource and list the double serves has the same keys at every level and
-//! the same JSON types as the matching example of the v3 docs (`shared/capi/cc-docs-examples/`),
+//! the same JSON types as the matching example of the v3 docs (`tests/fixtures/capi/cc-docs-examples/`),
 //! except for the differences listed with each case, which are known and explained. Error bodies
-//! are compared with `shared/capi/cc-error-bodies/` in the other test files (`assert_error`).
+//! are compared with `tests/fixtures/capi/cc-error-bodies/` in the other test files (`assert_error`).
 
 use std::time::Duration;
 
