@@ -65,6 +65,21 @@ impl Client {
         self.get(&format!("/v3/routes/{}", seg(guid)), &[]).await
     }
 
+    /// The newest `audit.app.map-route` and `audit.app.unmap-route` events of an app (one page of
+    /// 100, newest first): who mapped and unmapped its routes when, with each destination's
+    /// process, port and protocol (cloud_controller_ng `app/repositories/app_event_repository.rb`,
+    /// `record_unmap_route`). CC keeps them 31 days (`audit_events.cutoff_age_in_days`).
+    pub async fn route_mapping_events(&self, app_guid: &str) -> Result<Vec<AuditEvent>, Error> {
+        let query = [
+            ("types", "audit.app.map-route,audit.app.unmap-route"),
+            ("target_guids", app_guid),
+            ("order_by", "-created_at"),
+            ("per_page", "100"),
+        ];
+        let page: Paginated<AuditEvent> = self.get("/v3/audit_events", &query).await?;
+        Ok(page.resources)
+    }
+
     /// Removes one destination (how a switch takes back the side it just added). `Ok(true)` if
     /// removed, `Ok(false)` if the route had no such destination (already removed, e.g. by a
     /// retried request whose first answer was lost: CC then answers 422 "Unable to unmap…").

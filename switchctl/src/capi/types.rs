@@ -651,3 +651,44 @@ mod tests {
         assert_eq!(app.state, AppState::Unknown);
     }
 }
+
+/// An audit event (`GET /v3/audit_events`), as far as switchctl reads one.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditEvent {
+    /// GUID.
+    pub guid: String,
+    /// When (ISO 8601).
+    pub created_at: String,
+    /// E.g. `audit.app.unmap-route`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The event's details; for route mapping events a [`MappingEventData`].
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// What `audit.app.map-route` and `audit.app.unmap-route` events carry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MappingEventData {
+    /// The route.
+    pub route_guid: String,
+    /// The destination (route mapping) GUID.
+    #[serde(default)]
+    pub destination_guid: Option<String>,
+    /// Process type.
+    #[serde(default)]
+    pub process_type: Option<String>,
+    /// The stored port: -1 for a Docker or CNB app's destination created without one.
+    #[serde(default)]
+    pub app_port: Option<i64>,
+    /// Protocol.
+    #[serde(default)]
+    pub protocol: Option<String>,
+}
+
+impl AuditEvent {
+    /// The mapping details, when this is a route mapping event that carries them.
+    pub fn mapping(&self) -> Option<MappingEventData> {
+        serde_json::from_value(self.data.clone()).ok()
+    }
+}

@@ -9,11 +9,13 @@
 //!
 //! Imports run one way: [`run`] (a window) → [`on`] / [`off`] / [`restage`] → [`fleet`] (which
 //! apps, the check before any change, the summary) → [`context`] (what tasks share) → [`plan`],
-//! [`state`], [`probe`], [`outcome`], [`signals`] → [`crate::output`]. [`status`] only reads.
+//! [`state`], [`trail`], [`probe`], [`outcome`], [`signals`] → [`crate::output`]. [`status`] only
+//! reads.
 //!
 //! Requests per switched route: `on` 4 (metadata, insert, read, replace), `off` 5 (insert, read,
 //! replace, metadata); per app, its routes (2 lists for `on`, 1 for `off`) and, for `off`, its
-//! processes and their stats; per space, the apps and the maintenance app (and, for `off`, the
+//! processes and their stats, and its audit trail when the maintenance app has a route no record
+//! explains ([`trail`]); per space, the apps and the maintenance app (and, for `off`, the
 //! maintenance app's routes once); each domain once per run. A failed request costs one more read
 //! of the route, so the report says what the Cloud Controller holds.
 
@@ -29,6 +31,7 @@ pub mod run;
 pub mod signals;
 pub mod state;
 pub mod status;
+pub mod trail;
 
 use std::{process::ExitCode, sync::Arc};
 

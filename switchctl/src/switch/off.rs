@@ -7,9 +7,15 @@
 //! off again: the route stays in maintenance, consistent, and the record says how to go on.
 //!
 //! A route is APP's when it carries APP's label or, should someone have removed the label by
-//! hand, APP's annotation (found among the maintenance app's routes).
+//! hand, APP's annotation (found among the maintenance app's routes). Should both be gone, the
+//! audit trail still shows the routes APP was unmapped from ([`trail`]): one that only the
+//! maintenance app serves is reported with its exact repair, and `off` exits 1.
 
-use std::{collections::HashMap, process::ExitCode, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    process::ExitCode,
+    sync::Arc,
+};
 
 use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
@@ -18,6 +24,7 @@ use super::{
     plan::{self, OffPlan},
     probe::{CONSECUTIVE, Target, Want},
     state::{self, Record},
+    trail::{self, LostRoute},
 };
 use crate::{
     capi::{Client, Domain, Route},
@@ -72,7 +79,7 @@ impl fleet::Surveyed for Survey {
 
 /// What to do with a route: nothing more (its report is ready), or a job.
 enum Decision {
-    Done(RouteReport),
+    Done(Box<RouteReport>),
     Do(Box<Job>),
 }
 
@@ -100,6 +107,32 @@ async fn app_routes(env: &Env, member: &Member) -> Result<Vec<Route>, Error> {
         }
     }
     Ok(routes)
+}
+
+/// The routes `member` was unmapped from that only the maintenance app serves, with no record
+/// left ([`trail`]). The audit trail is read only when the maintenance app has such a route at
+/// all (its own route, or one someone stripped), which spares the request in most fleets; one
+/// that cannot be read finds nothing, and says so.
+async fn lost_routes(env: &Env, member: &Member, found: &[Route]) -> Vec<LostRoute> {
+    let Some(maint) = &member.maint else { return Vec::new() };
+    let known: HashSet<&str> = found.iter().map(|r| r.guid.as_str()).collect();
+    let unexplained = match env.maintenance_routes.of(&env.client, &maint.guid).await {
+        Ok(routes) => routes.iter().any(|r| !known.contains(r.guid.as_str()) && state::labelled_apps(r).is_empty()),
+        Err(_) => true,
+    };
+    if !unexplained {
+        return Vec::new();
+    }
+    trail::lost_routes(&env.client, &member.app.guid, &maint.guid, &known).await.unwrap_or_else(|e| {
+        env.out.notice(&format!(
+            "could not read app {}'s audit events ({}), so a route whose switchctl record was removed by hand \
+             would not be found; `cf curl '/v3/audit_events?types=audit.app.unmap-route&target_guids={}'` lists them",
+            member.app.name,
+            describe(&e),
+            member.app.guid
+        ));
+        Vec::new()
+    })
 }
 
 /// Reads `member`'s switched routes and decides what to do with each; a failure here changed nothing.
@@ -137,13 +170,19 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
             Err(e) => return Err(Box::new(report().failed(describe(&e)))),
         }
     }
-    let domains = env.domains.of(client, &routes).await.map_err(|e| Box::new(report().failed(describe(&e))))?;
+    let lost = lost_routes(&env, &member, &routes).await;
+    let all: Vec<Route> = routes.iter().chain(lost.iter().map(|l| &l.route)).cloned().collect();
+    let domains = env.domains.of(client, &all).await.map_err(|e| Box::new(report().failed(describe(&e))))?;
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
+    for l in lost {
+        let url = plan::url(&l.route, domain_of(&l.route, &domains));
+        decided.push(RouteReport::failed(url, l.route.guid.clone(), l.cause(), RouteState::MaintenanceUnrecorded));
+    }
     for route in routes {
         let domain = domain_of(&route, &domains);
         match decide(&route, domain, &member.app.guid, &maint_guid, dry_run, &names) {
-            Decision::Done(r) => decided.push(r),
+            Decision::Done(r) => decided.push(*r),
             Decision::Do(job) => jobs.push(*job),
         }
     }
@@ -162,16 +201,16 @@ fn decide(
     let url = plan::url(route, domain);
     let state = plan::state_of(route, app, maint);
     match plan::plan_off(route, app) {
-        Err(cause) => Decision::Done(RouteReport::failed(url, route.guid.clone(), cause, state)),
+        Err(cause) => Decision::Done(Box::new(RouteReport::failed(url, route.guid.clone(), cause, state))),
         // The record went away between the list and now: someone restored it.
-        Ok(None) => Decision::Done(RouteReport::new(url, route.guid.clone(), Outcome::Already, state)),
+        Ok(None) => Decision::Done(Box::new(RouteReport::new(url, route.guid.clone(), Outcome::Already, state))),
         Ok(Some(plan)) if dry_run => {
             let mut r = RouteReport::new(url, route.guid.clone(), Outcome::Restored, state);
             r.destinations_added = plan.insert.iter().map(|d| DestinationView::new(d, names)).collect();
             r.destinations_removed = plan.remove.iter().map(|d| DestinationView::of(d, names)).collect();
             let key = state::key(app);
             r.metadata = Some(serde_json::json!({"labels": {&key: null}, "annotations": {&key: null}}));
-            Decision::Done(if plan.keep_maintenance { r.with_note(keep_note(&plan)) } else { r })
+            Decision::Done(Box::new(if plan.keep_maintenance { r.with_note(keep_note(&plan)) } else { r }))
         }
         Ok(Some(plan)) => {
             Decision::Do(Box::new(Job { target: plan::target(route, domain), url, route: route.clone(), plan }))

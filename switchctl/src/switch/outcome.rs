@@ -237,6 +237,17 @@ pub enum Cause {
         /// The maintenance app's destination GUID.
         destination: String,
     },
+    /// Only the maintenance app serves a route APP was unmapped from (the audit trail says so), and
+    /// no switchctl record is left on it: removed by hand, so `off` cannot know for sure what to
+    /// put back and gives the exact repair instead of guessing.
+    RecordLost {
+        /// When APP was unmapped.
+        unmapped_at: String,
+        /// The destinations APP had, as the body of `POST /v3/routes/:guid/destinations`.
+        body: String,
+        /// The maintenance app's destination GUID.
+        maintenance_destination: String,
+    },
     /// switchctl was interrupted before the route's turn.
     Interrupted,
     /// The route's task died.
@@ -360,6 +371,11 @@ impl Cause {
                  hand?), so it was left there (destination {destination})",
                 a.app
             ),
+            Cause::RecordLost { unmapped_at, .. } => format!(
+                "{} was unmapped from this route at {unmapped_at} and only {} serves it now, but switchctl's record \
+                 (label and annotation) is gone from the route (removed by hand?)",
+                a.app, a.maintenance_app
+            ),
             Cause::Interrupted => "not started: switchctl was interrupted".to_owned(),
             Cause::Internal { error } => format!("internal error: {error}"),
         }
@@ -371,11 +387,22 @@ impl RouteReport {
     pub fn what_now(&self, verb: Verb, a: &Advice) -> String {
         let (again, undo, status) = (a.command(verb), a.command(verb.undo()), &a.status);
         let (app, rg) = (&a.app, &self.route_guid);
-        if let Some(Cause::Unrecorded { destination }) = &self.cause {
-            return format!(
-                "{app} serves the route; to take the maintenance app off it run `cf curl -X DELETE \
-                 /v3/routes/{rg}/destinations/{destination}`"
-            );
+        match &self.cause {
+            Some(Cause::Unrecorded { destination }) => {
+                return format!(
+                    "{app} serves the route; to take the maintenance app off it run `cf curl -X DELETE \
+                     /v3/routes/{rg}/destinations/{destination}`"
+                );
+            }
+            Some(Cause::RecordLost { body, maintenance_destination, .. }) => {
+                return format!(
+                    "to put {app} back run `cf curl -X POST /v3/routes/{rg}/destinations -d '{body}'`, then, once \
+                     {app} answers, `cf curl -X DELETE /v3/routes/{rg}/destinations/{maintenance_destination}` takes \
+                     {} off",
+                    a.maintenance_app
+                );
+            }
+            _ => {}
         }
         match (verb, self.state) {
             (Verb::On, RouteState::Serving) => format!("nothing changed, {app} serves the route: `{again}` retries"),
@@ -706,6 +733,11 @@ mod tests {
             Cause::Weighted,
             Cause::Record { problem: "unreadable".into() },
             Cause::Unrecorded { destination: "dest-guid-3".into() },
+            Cause::RecordLost {
+                unmapped_at: "2026-12-01T10:00:00Z".into(),
+                body: r#"{"destinations":[{"app":{"guid":"g"}}]}"#.into(),
+                maintenance_destination: "dest-guid-4".into(),
+            },
             Cause::Interrupted,
             Cause::Internal { error: "panic".into() },
         ];
@@ -721,6 +753,10 @@ mod tests {
                     assert!(!text.contains("ROUTE_GUID") && !text.contains("APP_GUID"), "no placeholder: {text}");
                     if state == RouteState::MaintenanceUnrecorded || matches!(cause, Cause::Unrecorded { .. }) {
                         assert!(text.contains("cf curl -X") && text.contains("/v3/routes/route-guid-7/"), "{text}");
+                    }
+                    if matches!(cause, Cause::RecordLost { .. }) {
+                        let post = r#"destinations -d '{"destinations":[{"app":{"guid":"g"}}]}'"#;
+                        assert!(text.contains(post) && text.contains("destinations/dest-guid-4`"), "{text}");
                     }
                 }
             }

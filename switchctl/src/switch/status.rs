@@ -9,11 +9,12 @@ use serde::Serialize;
 
 use super::{
     context::{self, Domains, Work, domain_of, each},
-    outcome::{DestinationView, RouteState, list},
+    outcome::{Advice, DestinationView, RouteReport, RouteState, Verb, list},
     plan,
     probe::{Answer, Prober},
     signals::Interrupt,
     state::{self, Record},
+    trail::{self, LostRoute},
 };
 use crate::{
     capi::{App, Domain, Route},
@@ -58,6 +59,10 @@ struct Known<'a> {
     space: &'a str,
     maint: Option<&'a App>,
     names: &'a HashMap<String, String>,
+    /// The app's routes that lost their record ([`trail`]), by route GUID.
+    lost: &'a HashMap<String, LostRoute>,
+    /// The commands about the app, when the status is of one app.
+    advice: Option<&'a Advice>,
 }
 
 /// `switchctl status`.
@@ -66,17 +71,24 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     let target = session.target().await?;
     let space = &target.space.guid;
     let maint = client.find_app(space, &args.maintenance_app).await?;
+    let mut lost = HashMap::new();
     let (app, routes) = match &args.app {
         Some(name) => {
             let app = context::require_app(client, &target, name).await?;
             let mut routes = context::app_and_labelled_routes(client, space, &app.guid).await?;
-            // A route whose label was removed by hand still carries the annotation.
+            // A route whose label was removed by hand still carries the annotation; one that lost
+            // both is in the audit trail.
             if let Some(m) = &maint {
                 let key = state::key(&app.guid);
                 for r in client.app_routes(&m.guid).await? {
                     if r.metadata.annotations.contains_key(&key) && !routes.iter().any(|x| x.guid == r.guid) {
                         routes.push(r);
                     }
+                }
+                let known = routes.iter().map(|r| r.guid.as_str()).collect();
+                for l in trail::lost_routes(client, &app.guid, &m.guid, &known).await? {
+                    routes.push(l.route.clone());
+                    lost.insert(l.route.guid.clone(), l);
                 }
             }
             (Some(app), routes)
@@ -103,8 +115,19 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
         Some(via) => probe_all(&routes, &domains, Prober::new(via.clone(), settings.skip_ssl_validation)?).await,
     };
 
-    let known =
-        Known { settings, org: &target.org.name, space: &target.space.name, maint: maint.as_ref(), names: &names };
+    let advice = app.as_ref().map(|a| {
+        let maint_name = maint.as_ref().map_or(args.maintenance_app.as_str(), |m| m.name.as_str());
+        context::advice(settings, (&a.name, &a.guid), (&target.org.name, &target.space.name), maint_name)
+    });
+    let known = Known {
+        settings,
+        org: &target.org.name,
+        space: &target.space.name,
+        maint: maint.as_ref(),
+        names: &names,
+        lost: &lost,
+        advice: advice.as_ref(),
+    };
     let mut statuses: Vec<RouteStatus> =
         routes.iter().map(|r| route_status(r, domain_of(r, &domains), &known, answers.get(&r.guid))).collect();
     statuses.sort_by(|a, b| a.url.cmp(&b.url));
@@ -251,6 +274,11 @@ fn record_problems(route: &Route, k: &Known<'_>) -> (Vec<InMaintenance>, Vec<Str
 
 /// A maintenance destination on `route` that no switchctl record explains, with its repair.
 fn unrecorded_problem(route: &Route, domain: Option<&Domain>, k: &Known<'_>) -> Option<String> {
+    if let (Some(l), Some(advice)) = (k.lost.get(&route.guid), k.advice) {
+        let report =
+            RouteReport::failed(String::new(), route.guid.clone(), l.cause(), RouteState::MaintenanceUnrecorded);
+        return Some(report.failure(Verb::Off, advice));
+    }
     let m = k.maint?;
     let d = route.destinations.iter().find(|d| d.app.guid == m.guid)?;
     let others = route.destinations.iter().any(|x| x.app.guid != m.guid);
@@ -337,7 +365,9 @@ mod tests {
         }))
         .expect("route");
         let names = HashMap::new();
-        let known = Known { settings: &settings, org: "o", space: "s", maint: None, names: &names };
+        let lost = HashMap::new();
+        let known =
+            Known { settings: &settings, org: "o", space: "s", maint: None, names: &names, lost: &lost, advice: None };
         let status = route_status(&route, None, &known, Some(&Answer::Router(404)));
         assert_eq!(status.answered_by, "router");
         assert!(status.problems.iter().any(|p| p.contains("answers 404")), "{:?}", status.problems);

@@ -6,6 +6,7 @@
 //! (unknown path, or a known path with another method) gets CC's 404 body, not axum's 404/405.
 
 mod apps;
+mod events;
 pub mod present;
 mod routes;
 pub mod state;
@@ -183,6 +184,7 @@ impl Cc {
             ("POST", ["v3", "deployments"]) => cx.create_deployment(),
             ("GET" | "HEAD", ["v3", "deployments", g]) => cx.get_deployment(g),
             ("POST", ["v3", "deployments", g, "actions", "cancel"]) => cx.cancel_deployment(g),
+            ("GET" | "HEAD", ["v3", "audit_events"]) => cx.list_audit_events(),
             ("GET" | "HEAD", ["v3", "routes"]) => cx.list_routes(),
             ("POST", ["v3", "routes"]) => cx.create_route(),
             ("GET" | "HEAD", ["v3", "routes", g]) => cx.get_route(g),
@@ -208,7 +210,7 @@ impl Cc {
         match segs {
             ["v3", "organizations" | "spaces" | "domains" | "processes" | "packages"] => get,
             ["v3", "organizations" | "spaces" | "domains" | "jobs" | "packages" | "droplets", _] => get,
-            ["v3", "apps"] => get,
+            ["v3", "apps" | "audit_events"] => get,
             ["v3", "apps", _] => get || patch,
             ["v3", "apps", _, "routes" | "processes"] => get,
             ["v3", "apps", _, "processes", _] | ["v3", "apps", _, "processes", _, "stats"] => get,

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::state::{
-    App, Build, Deployment, Destination, Domain, Droplet, Job, Org, Package, Process, Route, Space, State,
+    App, AuditEvent, Build, Deployment, Destination, Domain, Droplet, Job, Org, Package, Process, Route, Space, State,
 };
 
 fn href(url: String) -> Value {
@@ -336,5 +336,22 @@ pub fn job(base: &str, j: &Job) -> Value {
         "operation": j.operation, "state": "COMPLETE",
         "links": { "self": href(format!("{base}/v3/jobs/{}", j.guid)) },
         "errors": [], "warnings": [],
+    })
+}
+
+/// An audit event (`app/presenters/v3/event_presenter.rb`).
+pub fn audit_event(base: &str, e: &AuditEvent) -> Value {
+    let party = |(guid, kind, name): &(String, &str, String)| json!({ "guid": guid, "type": kind, "name": name });
+    json!({
+        "guid": e.guid,
+        "created_at": e.created_at,
+        "updated_at": e.created_at,
+        "type": e.kind,
+        "actor": party(&e.actor),
+        "target": party(&e.target),
+        "data": e.data,
+        "space": { "guid": e.space_guid },
+        "organization": { "guid": e.org_guid },
+        "links": { "self": href(format!("{base}/v3/audit_events/{}", e.guid)) },
     })
 }

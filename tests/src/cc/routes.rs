@@ -465,7 +465,7 @@ impl Cx<'_> {
         if all.len() > MAX_DESTINATIONS {
             return Err(ApiError::unprocessable("Routes can be mapped to at most 100 destinations."));
         }
-        st.set_destinations(g, all);
+        st.map_destinations(g, all, (&self.actor.id, &self.actor.name));
         let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;
         Ok(ok(present::destinations(self.base(), &route)))
     }
@@ -488,7 +488,7 @@ impl Cx<'_> {
             .into_iter()
             .map(|w| route.destinations.iter().find(|e| e.same_mapping(&w)).cloned().unwrap_or(w))
             .collect();
-        st.set_destinations(g, new);
+        st.map_destinations(g, new, (&self.actor.id, &self.actor.name));
         let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;
         Ok(ok(present::destinations(self.base(), &route)))
     }
@@ -506,7 +506,7 @@ impl Cx<'_> {
             return Err(ApiError::unprocessable("Weighted destinations cannot be deleted individually."));
         }
         let rest: Vec<Destination> = route.destinations.iter().filter(|x| x.guid != d).cloned().collect();
-        st.set_destinations(g, rest);
+        st.map_destinations(g, rest, (&self.actor.id, &self.actor.name));
         let mut r = Response::new(axum::body::Body::empty());
         *r.status_mut() = StatusCode::NO_CONTENT;
         Ok(r)

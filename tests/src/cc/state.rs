@@ -370,6 +370,28 @@ pub enum RouteEvent {
     },
 }
 
+/// An audit event (cloud_controller_ng `app/models/runtime/event.rb`, presented by
+/// `app/presenters/v3/event_presenter.rb`). Only route mapping events are recorded.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// GUID.
+    pub guid: String,
+    /// E.g. `audit.app.unmap-route`.
+    pub kind: &'static str,
+    /// When (ISO).
+    pub created_at: String,
+    /// (guid, type, name) of who did it.
+    pub actor: (String, &'static str, String),
+    /// (guid, type, name) of what it was done to.
+    pub target: (String, &'static str, String),
+    /// The space and its org.
+    pub space_guid: String,
+    /// The org.
+    pub org_guid: String,
+    /// `data`.
+    pub data: serde_json::Value,
+}
+
 /// Everything the Cloud Controller double holds.
 #[derive(Debug, Default)]
 pub struct State {
@@ -397,6 +419,8 @@ pub struct State {
     pub jobs: Vec<Job>,
     /// (user guid, space guid, role).
     pub roles: Vec<(String, String, Role)>,
+    /// Audit events, oldest first.
+    pub audit_events: Vec<AuditEvent>,
     /// How long a build stays `STAGING`.
     pub staging_time: Duration,
     /// Apps whose builds fail, with the build error.
@@ -583,6 +607,45 @@ impl State {
                 path,
                 app_guid: d.app_guid,
                 process_type: d.process_type,
+            });
+        }
+    }
+
+    /// [`State::set_destinations`] done through the API by `actor` (guid, name): every destination
+    /// removed is an `audit.app.unmap-route` event of its app and every one added an
+    /// `audit.app.map-route`, removals first, as `UpdateRouteDestinations#update` records them
+    /// (cloud_controller_ng `app/actions/update_route_destinations.rb`,
+    /// `app/repositories/app_event_repository.rb`).
+    pub fn map_destinations(&mut self, route_guid: &str, new: Vec<Destination>, actor: (&str, &str)) {
+        let Some(route) = self.route(route_guid) else { return };
+        let old = route.destinations.clone();
+        let removed = old.iter().filter(|o| !new.iter().any(|n| n.guid == o.guid)).cloned();
+        let added = new.iter().filter(|n| !old.iter().any(|o| o.guid == n.guid)).cloned();
+        let changes: Vec<(&'static str, Destination)> =
+            removed.map(|d| ("audit.app.unmap-route", d)).chain(added.map(|d| ("audit.app.map-route", d))).collect();
+        let space_guid = route.space_guid.clone();
+        self.set_destinations(route_guid, new);
+        for (kind, d) in changes {
+            let app_name = self.app(&d.app_guid).map(|a| a.name.clone()).unwrap_or_default();
+            let app_space = self.app(&d.app_guid).map_or_else(|| space_guid.clone(), |a| a.space_guid.clone());
+            let org_guid = self.space(&app_space).map(|s| s.org_guid.clone()).unwrap_or_default();
+            self.audit_events.push(AuditEvent {
+                guid: guid(),
+                kind,
+                created_at: now_iso(),
+                actor: (actor.0.to_owned(), "user", actor.1.to_owned()),
+                target: (d.app_guid.clone(), "app", app_name),
+                space_guid: app_space,
+                org_guid,
+                data: serde_json::json!({
+                    "route_guid": route_guid,
+                    "app_port": d.port,
+                    "route_mapping_guid": d.guid,
+                    "destination_guid": d.guid,
+                    "process_type": d.process_type,
+                    "weight": d.weight,
+                    "protocol": d.protocol,
+                }),
             });
         }
     }

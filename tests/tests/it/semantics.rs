@@ -77,6 +77,33 @@ async fn replace_keeps_the_guids_of_unchanged_destinations_in_one_step() {
     assert_error(&insert_empty, "422-CF-UnprocessableEntity-empty-insert");
 }
 
+#[tokio::test]
+async fn destination_changes_through_the_api_leave_map_and_unmap_audit_events() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let b = env.cf.add_app(&env.std.space, "b");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    env.cf.map_route(&route, &a.guid, "worker", 9000);
+    let path = format!("/v3/routes/{route}/destinations");
+    let reply = env.send(Method::PATCH, &path, &destinations(&[&b.guid])).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let q = format!("/v3/audit_events?types=audit.app.unmap-route&target_guids={}&order_by=-created_at", a.guid);
+    let events = env.get(&q).await.json();
+    let unmap = &events["resources"][0];
+    assert_eq!(events["resources"].as_array().map(Vec::len), Some(1), "{events}");
+    assert_eq!(unmap["type"], "audit.app.unmap-route");
+    assert_eq!((unmap["target"]["guid"].clone(), unmap["target"]["type"].clone()), (json!(a.guid), json!("app")));
+    let data = &unmap["data"];
+    assert_eq!((data["route_guid"].clone(), data["process_type"].clone()), (json!(route), json!("worker")));
+    assert_eq!((data["app_port"].clone(), data["protocol"].clone()), (json!(9000), json!("http1")));
+    let mapped = env.get(&format!("/v3/audit_events?types=audit.app.map-route&target_guids={}", b.guid)).await;
+    assert_eq!(mapped.json()["pagination"]["total_results"], 1, "{}", mapped.text());
+    // Seeding is not an API call and leaves no event.
+    let seeded = env.get(&format!("/v3/audit_events?types=audit.app.map-route&target_guids={}", a.guid)).await;
+    assert_eq!(seeded.json()["pagination"]["total_results"], 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_answers_204_and_422_for_an_unknown_destination() {
     let env = Env::new().await;

@@ -256,3 +256,56 @@ async fn a_selector_the_api_refuses_is_a_usage_error() {
     run.expect_code(2);
     assert!(!run.stderr.contains("please report"), "{run}");
 }
+
+/// Every `` `cf curl -X METHOD PATH [-d 'BODY']` `` command in `text`, in order.
+fn printed_curls(text: &str) -> Vec<(http::Method, String, Option<serde_json::Value>)> {
+    let mut out = Vec::new();
+    for (i, part) in text.split('`').enumerate() {
+        let Some(rest) = part.strip_prefix("cf curl -X ").filter(|_| i % 2 == 1) else { continue };
+        let (method, rest) = rest.split_once(' ').expect("a method and a path");
+        let (path, body) = match rest.split_once(" -d '") {
+            Some((path, body)) => {
+                let body = body.strip_suffix('\'').expect("the body is quoted");
+                (path, Some(serde_json::from_str(body).expect("the body is JSON")))
+            }
+            None => (rest, None),
+        };
+        out.push((method.parse().expect("a method"), path.to_owned(), body));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_whose_whole_record_was_removed_is_reported_with_a_repair_that_restores_it() {
+    let w = World::new(Setup::default()).await;
+    let before = w.all_dests();
+    w.run(&["on", "shop"]).await.expect_code(0);
+    let (key, lost) = (state_key(&w.app.guid), w.routes[0].guid.clone());
+    {
+        let mut st = w.cf.cc.state();
+        let route = st.route_mut(&lost).expect("route");
+        route.metadata.labels.remove(&key);
+        route.metadata.annotations.remove(&key);
+    }
+    let status = w.run(&["status", "shop"]).await;
+    status.expect_code(1);
+    assert!(status.stdout.contains(&lost) && status.stdout.contains("was unmapped"), "status reports it\n{status}");
+
+    // The other routes are restored; the one without a record is not called restored.
+    let off = w.run(&["off", "shop"]).await;
+    off.expect_code(1);
+    let curls = printed_curls(&off.stderr);
+    assert_eq!(curls.len(), 2, "a POST that maps shop back and a DELETE of the maintenance app\n{off}");
+    assert!(w.dests(&lost).iter().all(|d| d.0 == w.maint_guid()), "off changed nothing on it");
+
+    // Run as printed, the repair restores the route exactly (same process, port and protocol).
+    let auth = w.cf.bearer("developer").expect("developer");
+    for (method, path, body) in curls {
+        let url = format!("{}{path}", w.cf.api_url());
+        let reply = w.http.json(method, &url, Some(&auth), &body.unwrap_or(serde_json::Value::Null)).await;
+        assert!(reply.expect("CC answers").status.is_success(), "{path}");
+    }
+    w.assert_restored(&before, "after the printed repair").await;
+    w.run(&["status", "shop"]).await.expect_code(0);
+    w.run(&["off", "shop"]).await.expect_code(0);
+}
