@@ -215,6 +215,11 @@ impl Faults {
         self.lock().failures.push(FailRule { matcher, nth: nth.max(1), seen: 0, failure });
     }
 
+    /// How many injected failures have not fired yet: a test asserts 0 to know its fault was met.
+    pub fn armed(&self) -> usize {
+        self.lock().failures.len()
+    }
+
     /// Fails the next request matching `matcher`.
     pub fn fail_next(&self, matcher: Matcher, failure: Failure) {
         self.fail_nth(matcher, 1, failure);

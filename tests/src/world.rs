@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 
 use crate::{
     cc::state::{
-        App, AppState, Destination, Domain, Droplet, InstanceState, Org, Package, Process, Role, Route, Space, guid,
+        App, AppState, Destination, Domain, Droplet, InstanceState, Lifecycle, Org, Package, Process, Role, Route,
+        Space, guid,
     },
     clock::now_iso,
     metadata::Metadata,
@@ -154,6 +155,23 @@ impl CfDouble {
 
     /// Adds a staged app with `instances` web instances, started or stopped.
     pub fn add_app_with(&self, space: &str, name: &str, instances: u32, started: bool) -> SeededApp {
+        self.add_app_of(space, name, (instances, started), Lifecycle::Buildpack, &[])
+    }
+
+    /// Adds a started Docker app with one `web` instance whose image exposes `ports` (TCP).
+    pub fn add_docker_app(&self, space: &str, name: &str, ports: &[u16]) -> SeededApp {
+        self.add_app_of(space, name, (1, true), Lifecycle::Docker, ports)
+    }
+
+    /// Adds a staged app of `lifecycle` with (instances, started) web instances.
+    pub fn add_app_of(
+        &self,
+        space: &str,
+        name: &str,
+        (instances, started): (u32, bool),
+        lifecycle: Lifecycle,
+        docker_ports: &[u16],
+    ) -> SeededApp {
         let now = now_iso();
         let app_guid = guid();
         let package = Package {
@@ -167,6 +185,7 @@ impl CfDouble {
             guid: guid(),
             app_guid: app_guid.clone(),
             package_guid: Some(package.guid.clone()),
+            docker_ports: docker_ports.to_vec(),
             created_at: now.clone(),
             updated_at: now.clone(),
         };
@@ -176,6 +195,7 @@ impl CfDouble {
             space_guid: space.to_owned(),
             state: if started { AppState::Started } else { AppState::Stopped },
             droplet_guid: Some(droplet.guid.clone()),
+            lifecycle,
             started_at: None,
             created_at: now.clone(),
             updated_at: now,
@@ -207,6 +227,7 @@ impl CfDouble {
             instances,
             command: Some("./app".to_owned()),
             forced_states: None,
+            ports: None,
             created_at: now.clone(),
             updated_at: now,
             metadata: Metadata::default(),
@@ -286,6 +307,12 @@ impl CfDouble {
 
     /// Maps `app`'s `process_type` on `port` to `route`; returns the destination guid.
     pub fn map_route(&self, route: &str, app: &str, process_type: &str, port: u16) -> String {
+        self.map_route_port(route, app, process_type, Some(port))
+    }
+
+    /// Maps `app`'s `process_type` to `route` with the port stored as given (`None`: CC's -1, a
+    /// Docker or CNB app's destination created without a port, as `cf map-route` makes it).
+    pub fn map_route_port(&self, route: &str, app: &str, process_type: &str, port: Option<u16>) -> String {
         let mut st = self.cc.state();
         let tcp = st.route(route).and_then(|r| st.domain(&r.domain_guid)).is_some_and(|d| d.router_group.is_some());
         let now = now_iso();

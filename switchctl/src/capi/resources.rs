@@ -37,6 +37,15 @@ impl Client {
         self.get(&format!("/v3/apps/{}", seg(guid)), &[]).await
     }
 
+    /// The app's current droplet, `None` when it has none.
+    pub async fn current_droplet(&self, app_guid: &str) -> Result<Option<Droplet>, Error> {
+        match self.get(&format!("/v3/apps/{}/droplets/current", seg(app_guid)), &[]).await {
+            Ok(droplet) => Ok(Some(droplet)),
+            Err(e) if e.api().is_some_and(|a| a.status == 404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// All processes of an app.
     pub async fn app_processes(&self, app_guid: &str) -> Result<Vec<Process>, Error> {
         self.get_all(&format!("/v3/apps/{}/processes", seg(app_guid)), &[]).await
@@ -118,30 +127,10 @@ impl Client {
         route_guid: &str,
         destinations: &[NewDestination],
     ) -> Result<Vec<Destination>, Error> {
-        self.send_destinations(Method::POST, route_guid, destinations).await
-    }
-
-    /// Replaces all destinations in one transaction (`PATCH`); re-sent ones keep their GUIDs, the
-    /// rest are removed. All of the route's destinations afterwards.
-    pub async fn replace_destinations(
-        &self,
-        route_guid: &str,
-        destinations: &[NewDestination],
-    ) -> Result<Vec<Destination>, Error> {
-        self.send_destinations(Method::PATCH, route_guid, destinations).await
-    }
-
-    /// Insert (`POST`) and replace (`PATCH`) take the same body and answer with the same list;
-    /// both are safe to repeat (an insert skips equal destinations, a replace is absolute).
-    async fn send_destinations(
-        &self,
-        method: Method,
-        route_guid: &str,
-        destinations: &[NewDestination],
-    ) -> Result<Vec<Destination>, Error> {
+        // Safe to repeat: CC skips a destination equal to one the route has.
         let body = serde_json::json!({ "destinations": destinations });
         let path = format!("/v3/routes/{}/destinations", seg(route_guid));
-        let list: DestinationList = self.send_json(method, &path, &body, Repeat::Safe).await?;
+        let list: DestinationList = self.send_json(Method::POST, &path, &body, Repeat::Safe).await?;
         Ok(list.destinations)
     }
 

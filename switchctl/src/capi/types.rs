@@ -513,6 +513,32 @@ pub struct Droplet {
     /// Created at.
     #[serde(default)]
     pub created_at: String,
+    /// For a Docker droplet, the image's metadata as a JSON string (with `ports`); redacted
+    /// (`{"redacted_message": …}`) for users who may not read it.
+    #[serde(default)]
+    pub execution_metadata: Option<Value>,
+}
+
+impl Droplet {
+    /// The image's exposed TCP ports, in order, as CC reads them from `execution_metadata`
+    /// (cloud_controller_ng `app/models/runtime/droplet_model.rb`, `docker_ports`).
+    pub fn docker_ports(&self) -> Vec<u32> {
+        #[derive(Deserialize)]
+        struct Meta {
+            #[serde(default)]
+            ports: Vec<Port>,
+        }
+        #[derive(Deserialize)]
+        struct Port {
+            #[serde(rename = "Port")]
+            port: u32,
+            #[serde(rename = "Protocol", default)]
+            protocol: String,
+        }
+        let Some(Value::String(text)) = &self.execution_metadata else { return Vec::new() };
+        let meta: Meta = serde_json::from_str(text).unwrap_or(Meta { ports: Vec::new() });
+        meta.ports.into_iter().filter(|p| p.protocol == "tcp").map(|p| p.port).collect()
+    }
 }
 
 /// A package (`/v3/packages/:guid`).

@@ -15,7 +15,7 @@ use super::{
     plan,
     probe::{Answer, Prober, Target, Want},
     signals::Interrupt,
-    state,
+    state::{self, DefaultPort},
 };
 use crate::{
     capi::{App, AppState, Client, Domain, InstanceState, Route},
@@ -85,6 +85,20 @@ pub fn advice(settings: &Settings, app: (&str, &str), space: (&str, &str), maint
         off: command(Verb::Off.as_str()),
         status: command("status"),
     }
+}
+
+/// What CC stores for a destination of `app` created without a port: a buildpack app's 8080 is
+/// stored as such; a Docker or CNB app's -1 shows as its image's first exposed TCP port, else 8080
+/// (`RouteMappingModel#presented_port`). One request for a Docker or CNB app, none otherwise.
+pub async fn default_port(client: &Client, app: &App) -> Result<DefaultPort, Error> {
+    /// `ProcessModel::DEFAULT_HTTP_PORT`.
+    const DEFAULT_HTTP_PORT: u32 = 8080;
+    if app.lifecycle.as_ref().is_none_or(|l| l.kind == "buildpack") {
+        return Ok(DefaultPort::Stored);
+    }
+    let droplet = client.current_droplet(&app.guid).await?;
+    let first = droplet.and_then(|d| d.docker_ports().first().copied());
+    Ok(DefaultPort::Presented(first.unwrap_or(DEFAULT_HTTP_PORT)))
 }
 
 /// How changes are verified.

@@ -1,8 +1,8 @@
 //! `switchctl on|off|run|status`: moving apps' routes to the maintenance app and back, verified.
 //!
 //! Per route, `on` writes its record first ([`state`]), adds the maintenance app, waits until it
-//! answers on the route ([`probe`]), then removes APP's destinations in one replace, and checks
-//! again. `off` does the reverse from the record. At every step the route has at least one
+//! answers on the route ([`probe`]), then deletes APP's destinations (other apps' untouched), and
+//! checks again. `off` does the reverse from the record. At every step the route has at least one
 //! destination that answers, and the record on the route says how to go on: after a crash or a
 //! failed request, running the same command again finishes the job. What each step does is
 //! decided in [`plan`]; what a route was left in is an [`outcome`], rendered in one place.
@@ -12,8 +12,8 @@
 //! [`state`], [`trail`], [`probe`], [`outcome`], [`signals`] → [`crate::output`]. [`status`] only
 //! reads.
 //!
-//! Requests per switched route: `on` 4 (metadata, insert, read, replace), `off` 5 (insert, read,
-//! replace, metadata); per app, its routes (2 lists for `on`, 1 for `off`) and, for `off`, its
+//! Requests per switched route: `on` 4 (metadata, insert, read, a delete per destination of APP),
+//! `off` 5 (insert, read, a delete of the maintenance app's destination, metadata); per app, its routes (2 lists for `on`, 1 for `off`) and, for `off`, its
 //! processes and their stats, and its audit trail when the maintenance app has a route no record
 //! explains ([`trail`]); per space, the apps and the maintenance app (and, for `off`, the
 //! maintenance app's routes once); each domain once per run. A failed request costs one more read

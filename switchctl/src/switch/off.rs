@@ -1,7 +1,7 @@
 //! `switchctl off APP…`: the apps' switched routes back to them, from the record on each route.
 //!
 //! Per route: (1) APP's recorded destinations back next to the maintenance app, (2) a wait until
-//! APP answers on the route, (3) the maintenance app removed in one replace (unless another app
+//! APP answers on the route, (3) the maintenance app's destination deleted (unless another app
 //! on the route is still in maintenance, or it was mapped before `on`), (4) a check that only APP
 //! answers, (5) the record removed last. If (2) times out, the destinations just added are taken
 //! off again: the route stays in maintenance, consistent, and the record says how to go on.
@@ -318,7 +318,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
         return ctx.roll_back(url, &route.guid, &plan.record, &inserted, not).await;
     }
 
-    // 3. One replace: everything but the maintenance app, unless it must stay. Decided on the
+    // 3. The maintenance app removed, unless it must stay. Decided on the
     // route as it is now: another app's record may have come or gone since the survey.
     let current = match client.get_route(&route.guid).await {
         Ok(current) => current,
@@ -332,9 +332,10 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
     } else {
         current.destinations.iter().filter(|d| d.app.guid == maint).collect()
     };
-    if !removed.is_empty() {
-        let rest = plan::keep_all_but(&current.destinations, |d| d.app.guid == maint);
-        if let Err(e) = client.replace_destinations(&route.guid, &rest).await {
+    // One by one, for the reason `on` removes APP's that way: a replace would re-send other apps'
+    // destinations, which CC cannot always take back as stored.
+    for d in &removed {
+        if let Err(e) = client.delete_destination(&route.guid, &d.guid).await {
             return ctx.after_failure(url, &route.guid, api(Step::RemoveMaintenance, e)).await;
         }
     }

@@ -1,8 +1,8 @@
 //! `switchctl on APP…`: every HTTP route of the apps to the maintenance app.
 //!
 //! Per route: (1) the record first, (2) the maintenance app added next to APP, (3) a wait until
-//! the maintenance app answers on the route, (4) APP's destinations removed in one replace that
-//! keeps every other app's, (5) a check that only the maintenance app answers. If (3) times out,
+//! the maintenance app answers on the route, (4) APP's destinations deleted one by one (every
+//! other app's untouched, as CC stored them), (5) a check that only the maintenance app answers. If (3) times out,
 //! the maintenance destination and the record are taken back: the route is as it was, and never
 //! stays mixed because a probe failed. After any failed request the route is read again, and the
 //! report says what the Cloud Controller holds.
@@ -15,7 +15,7 @@ use super::{
     outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OnPlan},
     probe::{CONSECUTIVE, Target, Want},
-    state::{self, Record},
+    state::{self, DefaultPort, Record},
 };
 use crate::{
     capi::{Client, Destination, Domain, NewDestination, Route},
@@ -106,13 +106,17 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
         Err(e) => return Err(Box::new(report().failed(describe(&e)))),
     };
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
+    let default_port = match context::default_port(client, &member.app).await {
+        Ok(port) => port,
+        Err(e) => return Err(Box::new(report().failed(describe(&e)))),
+    };
     let advice = env.advice(&member.app, &member.target, &maint.name);
     let names = names(&member, &maint.guid, &maint.name);
     let since = state::now_rfc3339();
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
     for route in routes {
         let domain = domain_of(&route, &domains);
-        match decide(&route, domain, &member, &maint.guid, &since, dry_run, &names) {
+        match decide(&route, domain, (&member, default_port), &maint.guid, &since, dry_run, &names) {
             Decision::Done(report) => decided.push(report),
             Decision::Do(job) => jobs.push(job),
         }
@@ -131,7 +135,7 @@ fn names(member: &Member, maint_guid: &str, maint_name: &str) -> HashMap<String,
 fn decide(
     route: &Route,
     domain: Option<&Domain>,
-    member: &Member,
+    (member, default_port): (&Member, DefaultPort),
     maint: &str,
     since: &str,
     dry_run: bool,
@@ -144,7 +148,7 @@ fn decide(
         return Decision::Done(report(Outcome::Skipped, RouteState::Serving).with_note(reason));
     }
     let state = plan::state_of(route, &app.guid, maint);
-    Decision::Done(match plan::plan_on(route, (&app.guid, &app.name), maint, since) {
+    Decision::Done(match plan::plan_on(route, (&app.guid, &app.name, default_port), maint, since) {
         Err(cause) => RouteReport::failed(url, route.guid.clone(), cause, state),
         Ok(OnPlan::Already) => report(Outcome::Already, state),
         Ok(OnPlan::NotMapped) => {
@@ -258,7 +262,10 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
         return ctx.roll_back(url, &route.guid, not).await;
     }
 
-    // 4. One replace: everything but APP's destinations, re-sent unchanged so CAPI keeps them.
+    // 4. APP's destinations removed one by one. Not one replace: that re-sends every other
+    // destination, and CC cannot be told "as stored" for a Docker app's destination created
+    // without a port (stored -1, shown as the image's port; sent back explicitly it is 422 below
+    // 1024, and otherwise a new destination and new `process.ports`).
     let current = match client.route_destinations(&route.guid).await {
         Ok(current) => current,
         Err(e) => return ctx.after_failure(url, &route.guid, api(Step::ReadRoute, e)).await,
@@ -268,9 +275,8 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
         return RouteReport::failed(url, route.guid, Cause::MaintenanceVanished, state);
     }
     let removed: Vec<&Destination> = current.iter().filter(|d| d.app.guid == app).collect();
-    if !removed.is_empty() {
-        let keep = plan::keep_all_but(&current, |d| d.app.guid == app);
-        if let Err(e) = client.replace_destinations(&route.guid, &keep).await {
+    for d in &removed {
+        if let Err(e) = client.delete_destination(&route.guid, &d.guid).await {
             return ctx.after_failure(url, &route.guid, api(Step::RemoveApp, e)).await;
         }
     }

@@ -5,7 +5,7 @@
 use super::{
     outcome::{Cause, RouteState},
     probe::Target,
-    state::{self, Record},
+    state::{self, DefaultPort, Record},
 };
 use crate::capi::{Destination, Domain, NewDestination, Route};
 
@@ -65,7 +65,7 @@ pub enum OnPlan {
 }
 
 /// Decides what `on` does to `route` for `app` (GUID, name) and the maintenance app `maint`.
-pub fn plan_on(route: &Route, app: (&str, &str), maint: &str, since: &str) -> Result<OnPlan, Cause> {
+pub fn plan_on(route: &Route, app: (&str, &str, DefaultPort), maint: &str, since: &str) -> Result<OnPlan, Cause> {
     if route.destinations.iter().any(|d| d.weight.is_some()) {
         return Err(Cause::Weighted);
     }
@@ -82,7 +82,7 @@ pub fn plan_on(route: &Route, app: (&str, &str), maint: &str, since: &str) -> Re
     if remove.is_empty() {
         return Ok(OnPlan::NotMapped);
     }
-    let mut record = Record::new(app.0, app.1, maint, since, route);
+    let mut record = Record::new(app, maint, since, route);
     // Mapped already, and not for another app switchctl switched: someone put it there on purpose,
     // and `off` must leave it as it found it.
     record.maintenance_kept = has_maintenance && state::labelled_apps(route).iter().all(|a| *a == app.0);
@@ -137,12 +137,6 @@ pub fn state_of(route: &Route, app_guid: &str, maint: &str) -> RouteState {
     }
 }
 
-/// The destinations to send in one replace: every current one except those `drop` selects,
-/// re-sent with app, process type, port and protocol so that CAPI keeps them (same GUIDs).
-pub fn keep_all_but(current: &[Destination], drop: impl Fn(&Destination) -> bool) -> Vec<NewDestination> {
-    current.iter().filter(|d| !drop(d)).map(NewDestination::from).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -173,7 +167,8 @@ mod tests {
             json!({}),
             json!({}),
         );
-        let OnPlan::Switch { record, insert_maintenance, remove } = plan_on(&r, ("A", "shop"), "M", "t").expect("plan")
+        let OnPlan::Switch { record, insert_maintenance, remove } =
+            plan_on(&r, ("A", "shop", DefaultPort::Stored), "M", "t").expect("plan")
         else {
             panic!("switch")
         };
@@ -186,8 +181,7 @@ mod tests {
     fn a_labelled_route_resumes_without_rewriting_the_record() {
         let k = state::key("A");
         let rec = Record::new(
-            "A",
-            "shop",
+            ("A", "shop", DefaultPort::Stored),
             "M",
             "t",
             &route(vec![dest("1", "A", "web", 8080, "http1")], json!({}), json!({})),
@@ -199,21 +193,20 @@ mod tests {
             json!({ &k: &ann }),
         );
         assert_eq!(
-            plan_on(&half, ("A", "shop"), "M", "t2"),
+            plan_on(&half, ("A", "shop", DefaultPort::Stored), "M", "t2"),
             Ok(OnPlan::Switch { record: None, insert_maintenance: false, remove: half.destinations[..1].to_vec() })
         );
         let done = route(vec![dest("9", "M", "web", 8080, "http1")], json!({ &k: "on" }), json!({ &k: &ann }));
-        assert_eq!(plan_on(&done, ("A", "shop"), "M", "t2"), Ok(OnPlan::Already));
+        assert_eq!(plan_on(&done, ("A", "shop", DefaultPort::Stored), "M", "t2"), Ok(OnPlan::Already));
         let unlabelled = route(vec![dest("2", "B", "web", 8080, "http1")], json!({}), json!({}));
-        assert_eq!(plan_on(&unlabelled, ("A", "shop"), "M", "t"), Ok(OnPlan::NotMapped));
+        assert_eq!(plan_on(&unlabelled, ("A", "shop", DefaultPort::Stored), "M", "t"), Ok(OnPlan::NotMapped));
     }
 
     #[test]
     fn off_puts_back_the_record_and_keeps_the_maintenance_app_for_another_switched_app() {
         let k = state::key("A");
         let rec = Record::new(
-            "A",
-            "shop",
+            ("A", "shop", DefaultPort::Stored),
             "M",
             "t",
             &route(
@@ -260,7 +253,7 @@ mod tests {
             json!({}),
         );
         let OnPlan::Switch { record, insert_maintenance, .. } =
-            plan_on(&by_hand, ("A", "shop"), "M", "t").expect("plan")
+            plan_on(&by_hand, ("A", "shop", DefaultPort::Stored), "M", "t").expect("plan")
         else {
             panic!("switch")
         };
@@ -278,7 +271,9 @@ mod tests {
             json!({ &kb: "on" }),
             json!({}),
         );
-        let Ok(OnPlan::Switch { record: Some(record), .. }) = plan_on(&for_b, ("A", "shop"), "M", "t") else {
+        let Ok(OnPlan::Switch { record: Some(record), .. }) =
+            plan_on(&for_b, ("A", "shop", DefaultPort::Stored), "M", "t")
+        else {
             panic!("switch")
         };
         assert!(!record.contains("maintenance_kept"), "{record}");
@@ -305,7 +300,7 @@ mod tests {
     fn weighted_tcp_and_internal_routes_are_not_touched() {
         let mut r = route(vec![dest("1", "A", "web", 8080, "http1")], json!({}), json!({}));
         r.destinations[0].weight = Some(100);
-        assert_eq!(plan_on(&r, ("A", "shop"), "M", "t"), Err(Cause::Weighted));
+        assert_eq!(plan_on(&r, ("A", "shop", DefaultPort::Stored), "M", "t"), Err(Cause::Weighted));
         let mut tcp = route(vec![], json!({}), json!({}));
         tcp.port = Some(1024);
         assert!(skip_reason(&tcp, None).is_some_and(|s| s.starts_with("TCP")));

@@ -51,12 +51,26 @@ pub struct SavedDestination {
     pub weight: Option<u32>,
 }
 
+/// What CC stores for a destination of an app created without a port, which decides whether a
+/// port the API shows was sent explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultPort {
+    /// A buildpack app: 8080 is stored, so the port shown is the port stored.
+    Stored,
+    /// A Docker or CNB app: -1 is stored and shown as this port (the image's first exposed TCP
+    /// port, else 8080: `RouteMappingModel#presented_port`). A destination showing it is
+    /// recorded without a port, because sending it back explicitly would fail for a port below
+    /// 1024 (422) and would change `process.ports` and the destination's GUID otherwise.
+    Presented(u32),
+}
+
 impl SavedDestination {
-    /// What to record of `d`.
-    pub fn of(d: &Destination) -> SavedDestination {
+    /// What to record of `d`, for an app whose destinations without a port are stored as `default`.
+    pub fn of(d: &Destination, default: DefaultPort) -> SavedDestination {
+        let implicit = matches!(default, DefaultPort::Presented(p) if d.port == Some(p));
         SavedDestination {
             process: d.process_type().to_owned(),
-            port: d.port,
+            port: if implicit { None } else { d.port },
             protocol: d.protocol.clone(),
             weight: d.weight,
         }
@@ -136,7 +150,8 @@ pub enum RecordError {
 
 impl Record {
     /// A record of `app`'s destinations on `route` (only APP's are kept).
-    pub fn new(app_guid: &str, app_name: &str, maintenance_guid: &str, since: &str, route: &Route) -> Record {
+    pub fn new(app: (&str, &str, DefaultPort), maintenance_guid: &str, since: &str, route: &Route) -> Record {
+        let (app_guid, app_name, default) = app;
         Record {
             v: RECORD_VERSION,
             app: app_guid.to_owned(),
@@ -148,7 +163,7 @@ impl Record {
                 .destinations
                 .iter()
                 .filter(|d| d.app.guid == app_guid)
-                .map(SavedDestination::of)
+                .map(|d| SavedDestination::of(d, default))
                 .collect(),
         }
     }
@@ -247,7 +262,7 @@ mod tests {
             serde_json::json!({}),
             serde_json::json!({}),
         );
-        let record = Record::new("A", "shop", "M", "2026-01-02T03:04:05Z", &r);
+        let record = Record::new(("A", "shop", DefaultPort::Stored), "M", "2026-01-02T03:04:05Z", &r);
         assert_eq!(
             record.encode().expect("fits"),
             r#"{"v":1,"app":"A","app_name":"shop","maintenance_app":"M","since":"2026-01-02T03:04:05Z","destinations":[{"process":"web","port":8080,"protocol":"http1"},{"process":"api","port":9000,"protocol":"http2"}]}"#
@@ -257,8 +272,7 @@ mod tests {
     #[test]
     fn a_record_over_5000_characters_is_refused() {
         let mut record = Record::new(
-            "A",
-            "shop",
+            ("A", "shop", DefaultPort::Stored),
             "M",
             "now",
             &route(serde_json::json!([]), serde_json::json!({}), serde_json::json!({})),
@@ -277,8 +291,7 @@ mod tests {
     #[test]
     fn a_record_is_read_back_and_damage_is_reported() {
         let record = Record::new(
-            "A",
-            "shop",
+            ("A", "shop", DefaultPort::Stored),
             "M",
             "now",
             &route(serde_json::json!([]), serde_json::json!({}), serde_json::json!({})),

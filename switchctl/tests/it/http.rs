@@ -325,18 +325,18 @@ async fn an_api_lost_after_it_answered_is_an_operational_failure_with_the_same_l
 #[tokio::test]
 async fn errors_are_shown_as_title_code_detail_and_what_to_do() {
     let router = Router::new()
-        .route("/v3/routes/{guid}/destinations", patch(|| async { cc_error(403, "403-CF-NotAuthorized") }))
+        .route("/v3/routes/{guid}/destinations", post(|| async { cc_error(403, "403-CF-NotAuthorized") }))
         .route("/v3/apps/{guid}", get(|| async { cc_error(404, "404-CF-ResourceNotFound-app") }));
     let api = serve(router).await;
     let (client, _home) = client_for(&api).await;
 
-    let err = client.replace_destinations("r1", &[]).await.expect_err("403");
+    let err = client.insert_destinations("r1", &[]).await.expect_err("403");
     assert_eq!(
         err.to_string(),
         "CF-NotAuthorized (10003): You are not authorized to perform the requested action — you need the Space \
          Developer role (SpaceDeveloper; Space Supporter suffices for route changes) in the app's space (`cf \
          space-users ORG SPACE` shows who has it; an org or space manager can grant it with `cf set-space-role`) \
-         [PATCH /v3/routes/r1/destinations → HTTP 403]"
+         [POST /v3/routes/r1/destinations → HTTP 403]"
     );
     let err = client.get_app("nope").await.expect_err("404");
     assert!(err.to_string().starts_with("CF-ResourceNotFound (10010): App not found — check the app"), "{err}");
@@ -349,10 +349,10 @@ async fn destination_and_metadata_changes_send_the_documented_bodies() {
     let router = Router::new()
         .route(
             "/v3/routes/{guid}/destinations",
-            patch(move |body: String| {
+            post(move |body: String| {
                 let b = b1.clone();
                 async move {
-                    record(&b, ("PATCH destinations", body));
+                    record(&b, ("POST destinations", body));
                     json(200, shared("cc-docs-examples/routes__list_of_route_destinations.json"))
                 }
             })
@@ -374,7 +374,7 @@ async fn destination_and_metadata_changes_send_the_documented_bodies() {
     let current = client.route_destinations("r").await.expect("list");
     let mut keep: Vec<NewDestination> = current.iter().skip(1).map(NewDestination::from).collect();
     keep.push(NewDestination::to_app("maint"));
-    client.replace_destinations("r", &keep).await.expect("replace");
+    client.insert_destinations("r", &keep).await.expect("insert");
     let mut patch = MetadataPatch::default();
     patch.labels.insert("switchctl.example.com/state".into(), Some("on".into()));
     patch.annotations.insert("switchctl.example.com/saved".into(), None);
@@ -388,7 +388,7 @@ async fn destination_and_metadata_changes_send_the_documented_bodies() {
         sent,
         vec![
             (
-                "PATCH destinations".to_owned(),
+                "POST destinations".to_owned(),
                 serde_json::json!({"destinations": [
                     {"app": {"guid": "01856e12-8ee8-11e9-98a5-bb397dbc818f", "process": {"type": "api"}},
                      "port": 9000, "protocol": "http1"},

@@ -180,7 +180,7 @@ impl Cx<'_> {
             .as_ref()
             .and_then(|d| st.droplets.iter().find(|x| &x.guid == d))
             .ok_or_else(|| ApiError::not_found("Droplet"))?;
-        Ok(ok(present::droplet(self.base(), d)))
+        Ok(ok(present::droplet(self.base(), &st, d)))
     }
 
     pub(crate) fn current_droplet_rel(&self, g: &str) -> Result<Response, ApiError> {
@@ -340,7 +340,7 @@ impl Cx<'_> {
             .iter()
             .find(|d| d.guid == g && st.app(&d.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
             .ok_or_else(|| ApiError::not_found("Droplet"))?;
-        Ok(ok(present::droplet(self.base(), d)))
+        Ok(ok(present::droplet(self.base(), &st, d)))
     }
 
     pub(crate) fn create_deployment(&self) -> Result<Response, ApiError> {

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::state::{
-    App, AuditEvent, Build, Deployment, Destination, Domain, Droplet, Job, Org, Package, Process, Route, Space, State,
+    App, AuditEvent, Build, Deployment, Destination, Domain, Droplet, Job, Lifecycle, Org, Package, Process, Route,
+    Space, State,
 };
 
 fn href(url: String) -> Value {
@@ -78,6 +79,19 @@ pub fn domain(base: &str, d: &Domain) -> Value {
     })
 }
 
+/// `lifecycle` of an app (`app/presenters/v3/app_presenter.rb`): Docker's has empty `data`.
+fn lifecycle(l: Lifecycle) -> Value {
+    match l {
+        Lifecycle::Buildpack => {
+            json!({ "type": "buildpack", "data": { "buildpacks": ["binary_buildpack"], "stack": "cflinuxfs4" } })
+        }
+        Lifecycle::Docker => json!({ "type": "docker", "data": {} }),
+        Lifecycle::Cnb => {
+            json!({ "type": "cnb", "data": { "buildpacks": ["docker://paketobuildpacks/go"], "stack": "cflinuxfs4" } })
+        }
+    }
+}
+
 /// An app.
 pub fn app(base: &str, a: &App) -> Value {
     let g = &a.guid;
@@ -85,7 +99,7 @@ pub fn app(base: &str, a: &App) -> Value {
     json!({
         "guid": g, "created_at": a.created_at, "updated_at": a.updated_at, "name": a.name,
         "state": a.state.as_str(),
-        "lifecycle": { "type": "buildpack", "data": { "buildpacks": ["binary_buildpack"], "stack": "cflinuxfs4" } },
+        "lifecycle": lifecycle(a.lifecycle),
         "relationships": { "space": rel(Some(&a.space_guid)), "current_droplet": rel(a.droplet_guid.as_deref()) },
         "metadata": a.metadata.to_json(),
         "links": {
@@ -179,21 +193,21 @@ pub fn stats(st: &State, p: &Process) -> Value {
 }
 
 /// One destination.
-pub fn destination(d: &Destination) -> Value {
+pub fn destination(st: &State, d: &Destination) -> Value {
     json!({
         "guid": d.guid,
         "app": { "guid": d.app_guid, "process": { "type": d.process_type } },
-        "weight": d.weight, "port": d.port, "protocol": d.protocol,
+        "weight": d.weight, "port": st.presented_port(d), "protocol": d.protocol,
         "created_at": d.created_at, "updated_at": d.updated_at,
     })
 }
 
 /// `{"destinations": […], "links": {self, route}}`, sorted by guid.
-pub fn destinations(base: &str, r: &Route) -> Value {
+pub fn destinations(base: &str, st: &State, r: &Route) -> Value {
     let mut ds: Vec<&Destination> = r.destinations.iter().collect();
     ds.sort_by(|a, b| a.guid.cmp(&b.guid));
     json!({
-        "destinations": ds.into_iter().map(destination).collect::<Vec<_>>(),
+        "destinations": ds.into_iter().map(|d| destination(st, d)).collect::<Vec<_>>(),
         "links": {
             "self": href(format!("{base}/v3/routes/{}/destinations", r.guid)),
             "route": href(format!("{base}/v3/routes/{}", r.guid)),
@@ -212,7 +226,7 @@ pub fn route(base: &str, st: &State, r: &Route) -> Value {
         "guid": g, "created_at": r.created_at, "updated_at": r.updated_at,
         "protocol": protocol, "host": r.host, "path": r.path, "port": r.port,
         "url": st.route_url(r),
-        "destinations": ds.into_iter().map(destination).collect::<Vec<_>>(),
+        "destinations": ds.into_iter().map(|d| destination(st, d)).collect::<Vec<_>>(),
         "metadata": r.metadata.to_json(),
         "relationships": { "space": rel(Some(&r.space_guid)), "domain": rel(Some(&r.domain_guid)) },
         "links": {
@@ -271,7 +285,7 @@ pub fn build(base: &str, b: &Build) -> Value {
 }
 
 /// A staged droplet.
-pub fn droplet(base: &str, d: &Droplet) -> Value {
+pub fn droplet(base: &str, st: &State, d: &Droplet) -> Value {
     let g = &d.guid;
     let mut links = json!({
         "self": href(format!("{base}/v3/droplets/{g}")),
@@ -284,7 +298,8 @@ pub fn droplet(base: &str, d: &Droplet) -> Value {
     if let Some(p) = &d.package_guid {
         links["package"] = href(format!("{base}/v3/packages/{p}"));
     }
-    json!({
+    let kind = st.app(&d.app_guid).map_or(Lifecycle::Buildpack, |a| a.lifecycle);
+    let mut v = json!({
         "guid": g, "state": "STAGED", "error": null,
         "lifecycle": { "type": "buildpack", "data": {} },
         "execution_metadata": "",
@@ -297,7 +312,20 @@ pub fn droplet(base: &str, d: &Droplet) -> Value {
         "relationships": { "app": rel(Some(&d.app_guid)) },
         "links": links,
         "metadata": { "labels": {}, "annotations": {} },
-    })
+    });
+    if kind == Lifecycle::Docker {
+        // A Docker droplet (`app/presenters/v3/droplet_presenter.rb`): the image's metadata as a
+        // JSON string, whose `ports` CC reads for a destination without a port
+        // (`droplet_model.rb` `docker_ports`, TCP ones only).
+        let ports: Vec<Value> = d.docker_ports.iter().map(|p| json!({ "Port": p, "Protocol": "tcp" })).collect();
+        v["lifecycle"] = json!({ "type": "docker", "data": {} });
+        v["execution_metadata"] = json!(json!({ "cmd": [], "ports": ports }).to_string());
+        v["buildpacks"] = json!([]);
+        v["stack"] = Value::Null;
+        v["checksum"] = Value::Null;
+        v["image"] = json!(format!("registry.example.com/{}:latest", d.app_guid));
+    }
+    v
 }
 
 /// A deployment.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{
     Cx, json_response, ok, ordered, present,
-    state::{Destination, Role, Route, State, guid},
+    state::{DEFAULT_HTTP_PORT, Destination, Lifecycle, Role, Route, State, guid},
     str_at,
 };
 use crate::{clock::now_iso, error::ApiError, metadata::Metadata};
@@ -273,7 +273,7 @@ impl Cx<'_> {
         r.destinations.retain(|d| {
             guids.as_ref().is_none_or(|g| g.contains(&d.guid)) && apps.as_ref().is_none_or(|a| a.contains(&d.app_guid))
         });
-        Ok(ok(present::destinations(self.base(), &r)))
+        Ok(ok(present::destinations(self.base(), &st, &r)))
     }
 
     /// Validates a destinations body (CC `RouteUpdateDestinationsMessage`).
@@ -424,7 +424,11 @@ impl Cx<'_> {
             guid: guid(),
             app_guid: s.app_guid.clone(),
             process_type: s.process_type.clone(),
-            port: s.port.unwrap_or(8080),
+            // No port: 8080 for a buildpack app, -1 for the others (`default_port`).
+            port: s.port.or_else(|| {
+                let buildpack = st.app(&s.app_guid).is_none_or(|a| a.lifecycle == Lifecycle::Buildpack);
+                buildpack.then_some(DEFAULT_HTTP_PORT)
+            }),
             protocol,
             weight: s.weight,
             created_at: now.clone(),
@@ -467,7 +471,7 @@ impl Cx<'_> {
         }
         st.map_destinations(g, all, (&self.actor.id, &self.actor.name));
         let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;
-        Ok(ok(present::destinations(self.base(), &route)))
+        Ok(ok(present::destinations(self.base(), &st, &route)))
     }
 
     pub(crate) fn replace_destinations(&self, g: &str) -> Result<Response, ApiError> {
@@ -490,7 +494,7 @@ impl Cx<'_> {
             .collect();
         st.map_destinations(g, new, (&self.actor.id, &self.actor.name));
         let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;
-        Ok(ok(present::destinations(self.base(), &route)))
+        Ok(ok(present::destinations(self.base(), &st, &route)))
     }
 
     pub(crate) fn delete_destination(&self, g: &str, d: &str) -> Result<Response, ApiError> {
@@ -527,7 +531,8 @@ impl Cx<'_> {
         };
         dest.protocol = protocol;
         dest.updated_at = now_iso();
-        let mut v = present::destination(dest);
+        let dest = dest.clone();
+        let mut v = present::destination(&st, &dest);
         v["links"] = json!({
             "destinations": { "href": format!("{}/v3/routes/{g}/destinations", self.base()) },
             "route": { "href": format!("{}/v3/routes/{g}", self.base()) },

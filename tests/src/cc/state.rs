@@ -108,6 +108,8 @@ pub struct App {
     pub state: AppState,
     /// Current droplet, if staged.
     pub droplet_guid: Option<String>,
+    /// Buildpack, Docker or CNB.
+    pub lifecycle: Lifecycle,
     /// When it was last started (instances report STARTING until the startup time has passed).
     pub started_at: Option<Instant>,
     /// Creation time (ISO).
@@ -161,6 +163,11 @@ pub struct Process {
     pub command: Option<String>,
     /// States forced by a test; `None` derives them from the app's state.
     pub forced_states: Option<Vec<InstanceState>>,
+    /// The ports Diego opens (`process.ports`, not in the v3 presenter): the explicit ports of the
+    /// process's destinations, `[8080]` for a buildpack app with none, `None` for a Docker app
+    /// with none (then the image's ports apply). Kept as `UpdateRouteDestinations#update_processes`
+    /// keeps it.
+    pub ports: Option<Vec<u16>>,
     /// Creation time (ISO).
     pub created_at: String,
     /// Last update (ISO).
@@ -168,6 +175,35 @@ pub struct Process {
     /// Labels and annotations.
     pub metadata: Metadata,
 }
+
+/// How an app is built and run (`lifecycle.type`). Only buildpack apps get port 8080 stored for a
+/// destination created without a port; Docker and CNB apps get -1, "no port specified"
+/// (cloud_controller_ng `app/actions/update_route_destinations.rb`, `default_port`, which asks
+/// `app.buildpack?`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lifecycle {
+    /// Staged by buildpacks.
+    #[default]
+    Buildpack,
+    /// A Docker image.
+    Docker,
+    /// Cloud Native Buildpacks.
+    Cnb,
+}
+
+impl Lifecycle {
+    /// `buildpack`, `docker` or `cnb`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Buildpack => "buildpack",
+            Lifecycle::Docker => "docker",
+            Lifecycle::Cnb => "cnb",
+        }
+    }
+}
+
+/// CC's `ProcessModel::DEFAULT_HTTP_PORT` (`app/models/runtime/process_model.rb`).
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
 
 /// A route destination (a route mapping).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,8 +214,10 @@ pub struct Destination {
     pub app_guid: String,
     /// Process type (default `web`).
     pub process_type: String,
-    /// App port (default 8080).
-    pub port: u16,
+    /// The stored `app_port`: `None` is CC's -1 (`NO_APP_PORT_SPECIFIED`), what a Docker or CNB
+    /// app's destination created without a port holds; it is *presented* as the droplet's first
+    /// exposed port ([`State::presented_port`]).
+    pub port: Option<u16>,
     /// `http1`, `http2` or `tcp`.
     pub protocol: String,
     /// Deprecated weight; normally `None`.
@@ -279,6 +317,9 @@ pub struct Droplet {
     pub app_guid: String,
     /// Package it was staged from.
     pub package_guid: Option<String>,
+    /// A Docker image's exposed TCP ports, in the image's order (from the droplet's
+    /// `execution_metadata`, `app/models/runtime/droplet_model.rb` `docker_ports`).
+    pub docker_ports: Vec<u16>,
     /// Creation time (ISO).
     pub created_at: String,
     /// Last update (ISO).
@@ -576,6 +617,60 @@ impl State {
         }
     }
 
+    /// The port CC presents for `d` (`RouteMappingModel#presented_port`): the stored one if
+    /// explicit, else the app's droplet's first exposed Docker port, else 8080.
+    pub fn presented_port(&self, d: &Destination) -> u16 {
+        d.port.unwrap_or_else(|| {
+            let droplet = self.app(&d.app_guid).and_then(|a| a.droplet_guid.as_deref());
+            let droplet = droplet.and_then(|g| self.droplets.iter().find(|x| x.guid == g));
+            droplet.and_then(|x| x.docker_ports.first().copied()).unwrap_or(DEFAULT_HTTP_PORT)
+        })
+    }
+
+    /// `process.ports` after `removed` and `added` destinations, as
+    /// `UpdateRouteDestinations#update_processes` computes it: explicit ports added, a removed
+    /// port dropped unless another destination of the process still uses it, and an empty list
+    /// becoming `[8080]` for a buildpack app and unset for the others.
+    fn update_process_ports(&mut self, removed: &[Destination], added: &[Destination]) {
+        let keyed = |d: &Destination| (d.app_guid.clone(), d.process_type.clone());
+        let mut touched: Vec<(String, String)> = removed.iter().chain(added).map(keyed).collect();
+        touched.sort();
+        touched.dedup();
+        for (app, process_type) in touched {
+            let still: Vec<u16> = self
+                .routes
+                .iter()
+                .flat_map(|r| &r.destinations)
+                .filter(|d| d.app_guid == app && d.process_type == process_type)
+                .filter_map(|d| d.port)
+                .collect();
+            let gone: Vec<u16> = removed
+                .iter()
+                .filter(|d| d.app_guid == app && d.process_type == process_type)
+                .filter_map(|d| d.port)
+                .filter(|p| !still.contains(p))
+                .collect();
+            let new: Vec<u16> = added
+                .iter()
+                .filter(|d| d.app_guid == app && d.process_type == process_type)
+                .filter_map(|d| d.port)
+                .collect();
+            let buildpack = self.app(&app).is_some_and(|a| a.lifecycle == Lifecycle::Buildpack);
+            let Some(p) = self.processes.iter_mut().find(|p| p.app_guid == app && p.process_type == process_type)
+            else {
+                continue;
+            };
+            let mut ports: Vec<u16> =
+                p.ports.clone().unwrap_or_default().into_iter().filter(|x| !gone.contains(x)).collect();
+            for x in new {
+                if !ports.contains(&x) {
+                    ports.push(x);
+                }
+            }
+            p.ports = if ports.is_empty() { buildpack.then(|| vec![DEFAULT_HTTP_PORT]) } else { Some(ports) };
+        }
+    }
+
     /// Replaces the destinations of route `route_guid` with `new` (already ordered by the caller's
     /// rules), emitting unmap/map events for the difference. Destinations whose guid survives are
     /// untouched.
@@ -589,12 +684,14 @@ impl State {
             old.iter().filter(|o| !new.iter().any(|n| n.guid == o.guid)).map(|o| o.guid.clone()).collect();
         let added: Vec<Destination> = new.iter().filter(|n| !old.iter().any(|o| o.guid == n.guid)).cloned().collect();
         let changed = !removed.is_empty() || !added.is_empty();
+        let gone: Vec<Destination> = old.iter().filter(|o| removed.contains(&o.guid)).cloned().collect();
         if let Some(route) = self.route_mut(route_guid) {
             route.destinations = new;
             if changed {
                 route.updated_at = now_iso();
             }
         }
+        self.update_process_ports(&gone, &added);
         for destination_guid in removed {
             self.emit(|seq| RouteEvent::Unmap { seq, destination_guid });
         }
@@ -639,7 +736,7 @@ impl State {
                 org_guid,
                 data: serde_json::json!({
                     "route_guid": route_guid,
-                    "app_port": d.port,
+                    "app_port": d.port.map_or(-1, i32::from),
                     "route_mapping_guid": d.guid,
                     "destination_guid": d.guid,
                     "process_type": d.process_type,
@@ -679,6 +776,15 @@ impl State {
                 guid: guid(),
                 app_guid: b.app_guid.clone(),
                 package_guid: Some(b.package_guid.clone()),
+                // A restage stages the same image again.
+                docker_ports: self
+                    .apps
+                    .iter()
+                    .find(|a| a.guid == b.app_guid)
+                    .and_then(|a| a.droplet_guid.as_deref())
+                    .and_then(|g| self.droplets.iter().find(|x| x.guid == g))
+                    .map(|x| x.docker_ports.clone())
+                    .unwrap_or_default(),
                 created_at: now_iso(),
                 updated_at: now_iso(),
             };

@@ -31,6 +31,7 @@ async fn fault_case(during: During, inject: impl FnOnce(&World), message: &[&str
     inject(&w);
     let run = w.run(&[cmd, "shop"]).await;
     println!("{run}");
+    assert_eq!(w.cf.faults.armed(), 0, "`{cmd}` met the injected fault\n{run}");
     match run.code {
         Some(0) => {}
         Some(1) => {
@@ -61,10 +62,10 @@ const UNAVAILABLE: &[&str] = &["503", "unavailable"];
 const DROPPED: &[&str] = &["connection", "closed", "no answer", "error sending", "reset"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_with_a_500_on_the_replace() {
+async fn on_with_a_500_on_the_removal_of_the_app() {
     fault_case(
         During::On,
-        |w| w.cf.faults.fail_next(Matcher::new(Method::PATCH, "/v3/routes/*/destinations"), Failure::Status500),
+        |w| w.cf.faults.fail_next(Matcher::new(Method::DELETE, "/v3/routes/*/destinations/*"), Failure::Status500),
         SERVER_ERROR,
     )
     .await;
@@ -91,10 +92,10 @@ async fn on_with_a_503_on_the_insert() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_with_a_dropped_connection_on_the_replace() {
+async fn on_with_a_dropped_connection_on_the_removal_of_the_app() {
     fault_case(
         During::On,
-        |w| w.cf.faults.fail_next(Matcher::new(Method::PATCH, "/v3/routes/*/destinations"), Failure::Drop),
+        |w| w.cf.faults.fail_next(Matcher::new(Method::DELETE, "/v3/routes/*/destinations/*"), Failure::Drop),
         DROPPED,
     )
     .await;
@@ -128,10 +129,10 @@ async fn on_under_cc_rate_limiter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn off_with_a_500_on_the_replace() {
+async fn off_with_a_500_on_the_removal_of_the_maintenance_app() {
     fault_case(
         During::Off,
-        |w| w.cf.faults.fail_next(Matcher::new(Method::PATCH, "/v3/routes/*/destinations"), Failure::Status500),
+        |w| w.cf.faults.fail_next(Matcher::new(Method::DELETE, "/v3/routes/*/destinations/*"), Failure::Status500),
         SERVER_ERROR,
     )
     .await;

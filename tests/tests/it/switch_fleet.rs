@@ -74,7 +74,7 @@ async fn fifty_apps_by_selector_with_faults_end_consistent() {
     let faults = &w.cf.faults;
     faults.fail_nth(Matcher::new(Method::POST, "/v3/routes/*/destinations"), 5, Failure::Status500);
     faults.fail_nth(Matcher::new(Method::GET, "/v3/apps/*/routes"), 30, Failure::Status500);
-    faults.fail_nth(Matcher::new(Method::PATCH, "/v3/routes/*/destinations"), 10, Failure::Status503);
+    faults.fail_nth(Matcher::new(Method::DELETE, "/v3/routes/*/destinations/*"), 10, Failure::Status503);
     faults.fail_nth(Matcher::new(Method::PATCH, "/v3/routes/*"), 20, Failure::RateLimited { retry_after: 1 });
     let on = w.run(&["--json", "on", "--selector", SELECTOR, "--parallel", "8"]).await;
     on.expect_code(1);

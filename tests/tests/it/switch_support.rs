@@ -183,8 +183,9 @@ pub(crate) struct HttpRoute {
     pub(crate) request_path: String,
 }
 
-/// A destination as compared before and after: (app guid, process type, port, protocol).
-pub(crate) type Dest = (String, String, u16, String);
+/// A destination as compared before and after: (app guid, process type, stored port — `None` is
+/// CC's -1 —, protocol).
+pub(crate) type Dest = (String, String, Option<u16>, String);
 
 /// Which maintenance app the space has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,7 +476,7 @@ impl World {
                             (
                                 self.app.guid.clone(),
                                 d["process"].as_str().unwrap_or_default().to_owned(),
-                                d["port"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or_default(),
+                                d["port"].as_u64().and_then(|p| u16::try_from(p).ok()),
                                 d["protocol"].as_str().unwrap_or_default().to_owned(),
                             )
                         })
