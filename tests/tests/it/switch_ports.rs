@@ -5,29 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::switch_support::{Setup, World};
+use crate::switch_support::{Dest, Setup, World};
 
 /// Per route: every destination as CC stores it (app, process, stored port, protocol), sorted.
-type Stored = BTreeMap<String, Vec<(String, String, Option<u16>, String)>>;
+type Stored = BTreeMap<String, Vec<Dest>>;
 
 fn stored(w: &World, routes: &[&str]) -> Stored {
-    let st = w.cf.cc.state();
-    routes
-        .iter()
-        .map(|g| {
-            let mut d: Vec<_> = st
-                .route(g)
-                .map(|r| {
-                    r.destinations
-                        .iter()
-                        .map(|d| (d.app_guid.clone(), d.process_type.clone(), d.port, d.protocol.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            d.sort();
-            ((*g).to_owned(), d)
-        })
-        .collect()
+    routes.iter().map(|g| ((*g).to_owned(), w.dests(g))).collect()
 }
 
 /// `process.ports` of every process of `apps`.
