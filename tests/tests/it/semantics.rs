@@ -470,3 +470,26 @@ async fn route_create_and_delete_go_through_a_job() {
     assert_eq!(env.get(&format!("/v3/routes/{guid}")).await.status, 404);
     let _ = Role::Developer;
 }
+
+/// Every CC answer carries `X-VCAP-Request-ID`: a fresh UUID, or the caller's id (cleaned) plus
+/// `::` and a UUID (cloud_controller_ng middleware/vcap_request_context_setter.rb).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_vcap_request_id() {
+    let env = Env::new().await;
+    let is_uuid = |s: &str| s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4;
+    let plain = env.get("/v3/apps").await;
+    assert!(plain.header("x-vcap-request-id").is_some_and(is_uuid), "{:?}", plain.header("x-vcap-request-id"));
+    let missing = env.get("/v3/apps/nope").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.header("x-vcap-request-id").is_some_and(is_uuid));
+    let url = env.url("/v3/apps");
+    let given = env
+        .http
+        .send(Method::GET, &url, &[("authorization", &env.dev), ("x-vcap-request-id", "abc-123/x y")], None)
+        .await
+        .expect("CC answers");
+    let id = given.header("x-vcap-request-id").unwrap_or("").to_owned();
+    let (prefix, uuid) = id.split_once("::").expect("caller id :: uuid");
+    assert_eq!(prefix, "abc-123xy");
+    assert!(is_uuid(uuid), "{id}");
+}
