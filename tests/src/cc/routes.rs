@@ -436,14 +436,28 @@ impl Cx<'_> {
         let specs = self.destination_specs(false)?;
         let mut st = self.st();
         let route = self.route_for_destinations(&st, g, &specs)?;
+        // CC's order (app/actions/update_route_destinations.rb#add): the cap counts existing plus
+        // requested entries before any de-duplication (#validate_max_destinations!), then
+        // duplicates within the request raise DuplicateDestinationError, which
+        // routes_controller.rb#insert_destinations does not rescue (only replace does): a 500.
+        if route.destinations.len() + specs.len() > MAX_DESTINATIONS {
+            return Err(ApiError::unprocessable("Routes can be mapped to at most 100 destinations."));
+        }
+        let mut requested: Vec<Destination> = Vec::new();
+        for s in &specs {
+            let d = Self::materialise(&st, &route, s)?;
+            if requested.iter().any(|r| r.same_mapping(&d)) {
+                return Err(ApiError::unknown());
+            }
+            requested.push(d);
+        }
         if route.destinations.iter().any(|d| d.weight.is_some()) {
             return Err(ApiError::unprocessable(
                 "Destinations cannot be inserted when there are weighted destinations already configured.",
             ));
         }
         let mut all = route.destinations.clone();
-        for s in &specs {
-            let d = Self::materialise(&st, &route, s)?;
+        for d in requested {
             if let Some(existing) =
                 all.iter().find(|e| e.app_guid == d.app_guid && e.process_type == d.process_type && e.port == d.port)
             {
@@ -461,9 +475,6 @@ impl Cx<'_> {
                 continue;
             }
             all.push(d);
-        }
-        if all.len() > MAX_DESTINATIONS {
-            return Err(ApiError::unprocessable("Routes can be mapped to at most 100 destinations."));
         }
         st.map_destinations(g, all, (&self.actor.id, &self.actor.name));
         let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;

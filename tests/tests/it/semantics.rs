@@ -493,3 +493,31 @@ async fn every_answer_carries_the_vcap_request_id() {
     assert_eq!(prefix, "abc-123xy");
     assert!(is_uuid(uuid), "{id}");
 }
+
+/// Insert (POST …/destinations): the 100 cap counts existing plus requested entries before
+/// de-duplication (update_route_destinations.rb#validate_max_destinations!), and duplicates within
+/// one request are a DuplicateDestinationError the insert action does not rescue: 500
+/// (routes_controller.rb#insert_destinations rescues only UpdateRouteDestinations::Error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_counts_before_dedup_and_duplicates_are_a_500() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "cap", "");
+    let path = format!("/v3/routes/{route}/destinations");
+
+    let dup = env.send(Method::POST, &path, &destinations(&[&a.guid, &a.guid])).await;
+    assert_error(&dup, "500-UnknownError");
+    assert_eq!(env.get(&path).await.json()["destinations"], json!([]), "nothing was mapped");
+
+    let many: Vec<Value> = (1..=99).map(|p| json!({ "app": { "guid": a.guid }, "port": 5000 + p })).collect();
+    let filled = env.send(Method::POST, &path, &json!({ "destinations": many })).await;
+    assert_eq!(filled.status, 200, "{}", filled.text());
+    // 99 mapped + 2 requested (one already mapped) = 101 > 100, although only one would be new.
+    let again = json!({ "destinations": [
+        { "app": { "guid": a.guid }, "port": 5001 },
+        { "app": { "guid": a.guid }, "port": 6000 },
+    ]});
+    let over = env.send(Method::POST, &path, &again).await;
+    assert_eq!(over.status, 422, "{}", over.text());
+    assert_eq!(over.json()["errors"][0]["detail"], "Routes can be mapped to at most 100 destinations.");
+}
