@@ -362,7 +362,9 @@ impl Cx<'_> {
             if weighted != 0 && weighted != specs.len() {
                 errors.push("Destinations cannot contain both weighted and unweighted destinations.".to_owned());
             } else if weighted != 0 && specs.iter().filter_map(|s| s.weight).sum::<u32>() != 100 {
-                errors.push("Destinations must have weights that add up to 100.".to_owned());
+                // app/messages/route_update_destinations_message.rb: errors.add(:destinations,
+                // 'must have weights that sum to 100.').
+                errors.push("Destinations must have weights that sum to 100.".to_owned());
             }
         }
         if !errors.is_empty() {

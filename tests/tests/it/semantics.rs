@@ -521,3 +521,20 @@ async fn insert_counts_before_dedup_and_duplicates_are_a_500() {
     assert_eq!(over.status, 422, "{}", over.text());
     assert_eq!(over.json()["errors"][0]["detail"], "Routes can be mapped to at most 100 destinations.");
 }
+
+/// Weighted destinations that do not sum to 100: CC's text is "must have weights that sum to 100."
+/// (app/messages/route_update_destinations_message.rb).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_must_sum_to_100_in_ccs_words() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let b = env.cf.add_app(&env.std.space, "b");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "w", "");
+    let body = json!({ "destinations": [
+        { "app": { "guid": a.guid }, "weight": 50 },
+        { "app": { "guid": b.guid }, "weight": 40 },
+    ]});
+    let r = env.send(Method::PATCH, &format!("/v3/routes/{route}/destinations"), &body).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["detail"], "Destinations must have weights that sum to 100.");
+}
