@@ -198,7 +198,16 @@ async fn pagination_walks_120_routes_in_pages_of_50() {
     let empty = env.get("/v3/apps?names=nothing").await.json();
     assert_eq!((empty["pagination"]["total_pages"].clone(), empty["resources"].clone()), (json!(1), json!([])));
     assert_error(&env.get("/v3/routes?per_page=5001").await, "400-CF-BadQueryParameter-per-page");
-    assert_error(&env.get("/v3/routes?per_page=0").await, "400-CF-BadQueryParameter-per-page");
+    // CC: per_page.to_i > 0 or "must be a positive integer" (app/messages/list_message.rb).
+    let zero = env.get("/v3/routes?per_page=0").await;
+    assert_eq!(zero.status, 400);
+    assert_eq!(
+        zero.json()["errors"][0]["detail"],
+        "The query parameter is invalid: Per page must be a positive integer"
+    );
+    assert_eq!(zero.json()["errors"][0]["title"], "CF-BadQueryParameter");
+    let loose = env.get("/v3/routes?per_page=2x").await;
+    assert_eq!((loose.status.as_u16(), loose.json()["pagination"]["total_pages"].is_number()), (200, true));
     assert_error(&env.get("/v3/routes?foo=bar").await, "400-CF-BadQueryParameter-unknown-param");
 }
 
