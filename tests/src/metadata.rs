@@ -97,7 +97,9 @@ fn changes(v: Option<&Value>, what: &str, errors: &mut Vec<String>) -> Vec<(Stri
             })
             .collect(),
         Some(_) => {
-            errors.push(format!("Metadata {what} must be an object"));
+            // app/messages/validators/metadata_validator.rb: errors.add(:metadata, "'labels' is
+            // not an object"), whose full message is prefixed with the attribute name.
+            errors.push(format!("Metadata '{what}' is not an object"));
             Vec::new()
         }
     }
@@ -130,14 +132,18 @@ fn ends_ok(s: &str) -> bool {
         && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
+/// CC's `DomainDecorator::DOMAIN_REGEX` (cloud_controller_ng lib/cloud_controller/domain_decorator.rb),
+/// which metadata_validator_helper.rb#valid_prefix_format? applies: `(label\.)+label`, so a prefix
+/// needs at least one dot (`example/key` is rejected, `example.com/key` is fine).
 fn dns_ok(prefix: &str) -> bool {
-    prefix.split('.').all(|part| {
-        !part.is_empty()
-            && part.len() <= 63
-            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !part.starts_with('-')
-            && !part.ends_with('-')
-    })
+    prefix.contains('.')
+        && prefix.split('.').all(|part| {
+            !part.is_empty()
+                && part.len() <= 63
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
 }
 
 /// What is wrong with a label or annotation key, in CC's words; `None` when valid.
@@ -150,11 +156,12 @@ pub fn key_error(key: &str) -> Option<String> {
             if name.contains('/') {
                 return Some("key has more than one '/'".to_owned());
             }
-            if prefix.len() > 253 {
-                return Some(format!("prefix '{}' is greater than 253 characters", abbreviate(prefix)));
-            }
+            // CC checks the format before the size (metadata_validator_helper.rb#key_error).
             if !dns_ok(prefix) {
                 return Some(format!("prefix '{prefix}' must be in valid dns format"));
+            }
+            if prefix.len() > 253 {
+                return Some(format!("prefix '{}' is greater than 253 characters", abbreviate(prefix)));
             }
             if prefix.eq_ignore_ascii_case("cloudfoundry.org") {
                 return Some("prefix 'cloudfoundry.org' is reserved".to_owned());
@@ -222,5 +229,19 @@ mod tests {
         let many: serde_json::Map<String, Value> = (0..51).map(|i| (format!("l{i}"), json!("v"))).collect();
         let e = m.patch(&json!({"labels": many})).expect_err("too many");
         assert_eq!((e.title, e.code), ("CF-LabelLimitExceeded", 390020));
+    }
+
+    /// metadata_validator_helper.rb#valid_prefix_format? uses DomainDecorator::DOMAIN_REGEX, which
+    /// wants a dot; metadata_validator.rb says "'labels' is not an object".
+    #[test]
+    fn prefixes_need_a_dot_and_labels_must_be_an_object() {
+        let mut m = Metadata::default();
+        let e = m.patch(&json!({"labels": {"example/k": "v"}})).expect_err("no dot");
+        assert_eq!(e.detail, "Metadata label key error: prefix 'example' must be in valid dns format");
+        assert!(m.patch(&json!({"labels": {"example.com/k": "v"}})).is_ok());
+        let e = m.patch(&json!({"labels": ["k"]})).expect_err("not an object");
+        assert_eq!(e.detail, "Metadata 'labels' is not an object");
+        let e = m.patch(&json!({"annotations": "x"})).expect_err("not an object");
+        assert_eq!(e.detail, "Metadata 'annotations' is not an object");
     }
 }

@@ -63,13 +63,19 @@ pub fn parse(raw: Option<&str>, allowed: &[&str], order_by: &[&str]) -> Result<L
     let mut query = ListQuery { page: 1, per_page: DEFAULT_PER_PAGE, ..ListQuery::default() };
     for (key, value) in pairs {
         match key.as_str() {
-            "page" => match value.parse::<usize>() {
-                Ok(p) if p >= 1 => query.page = p,
+            // CC reads both with Ruby's String#to_i (app/messages/list_message.rb#validate_page,
+            // #validate_per_page): "2x" is 2; anything not above 0 is "must be a positive integer",
+            // and only a positive per_page over 5000 is "must be between 1 and 5000".
+            "page" => match ruby_to_i(&value) {
+                p if p >= 1 => query.page = usize::try_from(p).unwrap_or(usize::MAX),
                 _ => errors.push("Page must be a positive integer".to_owned()),
             },
-            "per_page" => match value.parse::<usize>() {
-                Ok(p) if (1..=MAX_PER_PAGE).contains(&p) => query.per_page = p,
-                _ => errors.push(format!("Per page must be between 1 and {MAX_PER_PAGE}")),
+            "per_page" => match ruby_to_i(&value) {
+                p if p < 1 => errors.push("Per page must be a positive integer".to_owned()),
+                p => match usize::try_from(p) {
+                    Ok(p) if p <= MAX_PER_PAGE => query.per_page = p,
+                    _ => errors.push(format!("Per page must be between 1 and {MAX_PER_PAGE}")),
+                },
             },
             "order_by" => {
                 let field = value.strip_prefix(['-', '+']).unwrap_or(&value);
@@ -124,9 +130,30 @@ fn page_href(query: &ListQuery, base_url: &str, path: &str, page: usize) -> Stri
     format!("{base_url}{path}?{encoded}")
 }
 
+/// Ruby's `String#to_i`: optional leading whitespace and sign, then digits up to the first
+/// non-digit; 0 when there are none (saturating instead of growing a bignum).
+fn ruby_to_i(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let mut n: i64 = 0;
+    for c in digits.chars() {
+        let Some(d) = c.to_digit(10) else { break };
+        n = n.saturating_mul(10).saturating_add(i64::from(d));
+    }
+    if negative { -n } else { n }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_numbers_are_read_like_ruby_to_i() {
+        assert_eq!((ruby_to_i("2x"), ruby_to_i("abc"), ruby_to_i("-3"), ruby_to_i(" 7")), (2, 0, -3, 7));
+    }
 
     #[test]
     fn empty_list_has_one_page_and_no_neighbours() {

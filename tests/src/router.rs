@@ -12,7 +12,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::body::Body;
@@ -44,6 +44,26 @@ struct Table {
     instances: HashMap<(String, String), (u64, Vec<bool>)>,
     backends: HashMap<(String, String), Vec<SocketAddr>>,
     round_robin: HashMap<(String, String), usize>,
+    // (fqdn, path) → when its last destination was unmapped. Gorouter keeps an emptied pool for
+    // `empty_pool_timeout` when `empty_pool_response_code_503` is on, answering 503 no_endpoints
+    // instead of 404 unknown_route (gorouter registry/registry.go#Unregister and #pruneStaleDroplets;
+    // handlers/lookup.go#ServeHTTP `pool.IsEmpty()`). Both are on in routing-release's job spec
+    // defaults (true, 10s) — UNCONFIRMED here, the spec was not read.
+    emptied: HashMap<(String, String), Instant>,
+}
+
+/// How long an emptied pool keeps answering 503 before gorouter prunes it (see `Table::emptied`).
+const EMPTY_POOL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the router does with one request.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    /// No pool for the host and path: 404 unknown_route.
+    Unknown,
+    /// A pool, but no live endpoint in it: 503 no_endpoints.
+    Empty,
+    /// A pool with live endpoints.
+    Pool((String, String), Vec<SocketAddr>),
 }
 
 impl Table {
@@ -58,7 +78,10 @@ impl Table {
             RouteEvent::Unmap { seq, destination_guid } => {
                 let entry = self.destinations.entry(destination_guid).or_insert((0, None));
                 if seq > entry.0 {
-                    *entry = (seq, None);
+                    if let Some(m) = entry.1.take() {
+                        self.emptied.insert((m.fqdn, m.path), Instant::now());
+                    }
+                    entry.0 = seq;
                 }
             }
             RouteEvent::Instances { seq, app_guid, process_type, running } => {
@@ -84,9 +107,11 @@ impl Table {
             .collect()
     }
 
-    /// The route (fqdn, path) serving `host` + `path` with its endpoints: the longest path prefix
-    /// (on segment boundaries) that has at least one live endpoint.
-    fn lookup(&self, host: &str, path: &str) -> Option<((String, String), Vec<SocketAddr>)> {
+    /// The route (fqdn, path) serving `host` + `path`: gorouter takes the longest matching path
+    /// prefix (on segment boundaries) that has a pool, even an empty one — it does not fall back to a
+    /// shorter prefix with live endpoints (gorouter registry/container/trie.go#MatchUri via
+    /// registry.go#Lookup; handlers/lookup.go answers 503 for the empty pool).
+    fn lookup(&self, host: &str, path: &str) -> Lookup {
         let mut pools: HashMap<(String, String), Vec<(String, SocketAddr)>> = HashMap::new();
         for (guid, (_, m)) in &self.destinations {
             let Some(m) = m else { continue };
@@ -96,9 +121,19 @@ impl Table {
             let pool = pools.entry((m.fqdn.clone(), m.path.clone())).or_default();
             pool.extend(self.endpoints(&m.app_guid, &m.process_type).into_iter().map(|a| (guid.clone(), a)));
         }
-        let (key, mut pool) = pools.into_iter().filter(|(_, p)| !p.is_empty()).max_by_key(|((_, p), _)| p.len())?;
+        for (key, at) in &self.emptied {
+            if key.0 == host && path_prefix(&key.1, path) && at.elapsed() < EMPTY_POOL_TIMEOUT {
+                pools.entry(key.clone()).or_default();
+            }
+        }
+        let Some((key, mut pool)) = pools.into_iter().max_by_key(|((_, p), _)| p.trim_end_matches('/').len()) else {
+            return Lookup::Unknown;
+        };
+        if pool.is_empty() {
+            return Lookup::Empty;
+        }
         pool.sort();
-        Some((key, pool.into_iter().map(|(_, a)| a).collect()))
+        Lookup::Pool(key, pool.into_iter().map(|(_, a)| a).collect())
     }
 }
 
@@ -191,7 +226,10 @@ impl RouterDouble {
 
     /// The live endpoints the router would use for `host` + `path` now.
     pub fn endpoints_for(&self, host: &str, path: &str) -> Vec<SocketAddr> {
-        self.table().lookup(&host.to_lowercase(), path).map(|(_, e)| e).unwrap_or_default()
+        match self.table().lookup(&host.to_lowercase(), path) {
+            Lookup::Pool(_, e) => e,
+            Lookup::Unknown | Lookup::Empty => Vec::new(),
+        }
     }
 
     /// Proxies one request.
@@ -207,27 +245,48 @@ impl RouterDouble {
         let path = req.uri().path().to_owned();
         let target = {
             let mut t = self.table();
-            t.lookup(&host_only, &path).map(|(key, pool)| {
-                let n = t.round_robin.entry(key).or_insert(0);
-                let addr = pool[*n % pool.len()];
-                *n = n.wrapping_add(1);
-                addr
-            })
+            match t.lookup(&host_only, &path) {
+                Lookup::Pool(key, pool) => {
+                    let n = t.round_robin.entry(key).or_insert(0);
+                    let addr = pool[*n % pool.len()];
+                    *n = n.wrapping_add(1);
+                    Ok(addr)
+                }
+                other => Err(other),
+            }
         };
-        let Some(addr) = target else {
-            return router_error(
-                StatusCode::NOT_FOUND,
-                "unknown_route",
-                &format!("404 Not Found: Requested route ('{host_only}') does not exist.\n"),
-            );
+        // Gorouter names the route by the request's Host as sent, port included
+        // (handlers/lookup.go#handleMissingRoute / #handleUnavailableRoute use `r.Host`).
+        let addr = match target {
+            Ok(addr) => addr,
+            Err(Lookup::Empty) => {
+                // handlers/lookup.go#handleUnavailableRoute: a short public cache, not no-store.
+                let mut r = router_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_endpoints",
+                    &format!("Requested route ('{host}') has no available endpoints."),
+                );
+                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public,max-age=2"));
+                return r;
+            }
+            Err(_) => {
+                // handlers/lookup.go#handleMissingRoute → helpers.go#addNoCacheControlHeader.
+                let mut r = router_error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_route",
+                    &format!("Requested route ('{host}') does not exist."),
+                );
+                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+                return r;
+            }
         };
         let (parts, body) = req.into_parts();
         let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
-            return router_error(StatusCode::BAD_REQUEST, "", "400 Bad Request\n");
+            return router_error(StatusCode::BAD_REQUEST, "", "");
         };
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let Ok(uri) = format!("http://{addr}{pq}").parse::<Uri>() else {
-            return router_error(StatusCode::BAD_REQUEST, "", "400 Bad Request\n");
+            return router_error(StatusCode::BAD_REQUEST, "", "");
         };
         let mut out = Request::new(Full::new(body));
         *out.method_mut() = parts.method;
@@ -238,18 +297,40 @@ impl RouterDouble {
                 let (parts, body) = resp.into_parts();
                 Response::from_parts(parts, Body::new(body))
             }
-            Err(_) => router_error(
-                StatusCode::BAD_GATEWAY,
-                "endpoint_failure",
-                "502 Bad Gateway: Registered endpoint failed to handle the request.\n",
-            ),
+            // proxy/round_tripper/error_handler.go#HandleError: `endpoint_failure (<error>)`, and
+            // the body is proxy_round_tripper.go's BadGatewayMessage, written by http.Error.
+            Err(e) => {
+                let mut r =
+                    Response::new(Body::from("502 Bad Gateway: Registered endpoint failed to handle the request.\n"));
+                *r.status_mut() = StatusCode::BAD_GATEWAY;
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+                let detail = format!("endpoint_failure (dial tcp {addr}: {})", connect_error(&e));
+                if let Ok(v) = HeaderValue::from_str(&detail) {
+                    r.headers_mut().insert("x-cf-routererror", v);
+                }
+                r
+            }
         }
     }
 }
 
-/// Gorouter's plain-text error (`handlers/helpers.go#writeStatus` via `http.Error`).
-fn router_error(status: StatusCode, kind: &'static str, text: &str) -> Response<Body> {
-    let mut r = Response::new(Body::from(text.to_owned()));
+/// The error text Go's dialer would give, as far as the proxy client lets us see it.
+fn connect_error(e: &hyper_util::client::legacy::Error) -> String {
+    let text = std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
+    if text.to_lowercase().contains("refused") { "connect: connection refused".to_owned() } else { text }
+}
+
+/// Gorouter's plain-text error: `<code> <status text>: <message>` plus a newline
+/// (errorwriter/error_writer.go#plaintextErrorWriter.WriteError, `fmt.Fprintln`).
+fn router_error(status: StatusCode, kind: &'static str, message: &str) -> Response<Body> {
+    let reason = status.canonical_reason().unwrap_or("");
+    let text = if message.is_empty() {
+        format!("{} {reason}\n", status.as_u16())
+    } else {
+        format!("{} {reason}: {message}\n", status.as_u16())
+    };
+    let mut r = Response::new(Body::from(text));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));

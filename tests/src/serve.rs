@@ -129,6 +129,7 @@ async fn serve_one(
         return Ok(handler(Request::from_parts(parts, Body::from(bytes))).await);
     };
     let f = &layer.faults;
+    let request_id = (layer.service == "cc").then(|| crate::cc::vcap_request_id(&parts.headers));
     let (method, path, query) =
         (parts.method.clone(), parts.uri.path().to_owned(), parts.uri.query().map(str::to_owned));
     let mut entry = LoggedRequest {
@@ -151,12 +152,14 @@ async fn serve_one(
             f.record(entry);
             return Err(Dropped);
         }
-        Verdict::Fail(failure) => failure_response(failure),
-        Verdict::Limited(headers, anonymous) => limited_response(&headers, anonymous),
+        // Gorouter's own 502 never reached CC: no CC request id on it.
+        Verdict::Fail(Failure::Status502) => failure_response(Failure::Status502),
+        Verdict::Fail(failure) => stamped(failure_response(failure), request_id.as_deref()),
+        Verdict::Limited(headers, anonymous) => stamped(limited_response(&headers, anonymous), request_id.as_deref()),
         Verdict::Proceed => {
             let r = handler(Request::from_parts(parts, Body::from(bytes))).await;
             f.hold(&method, &path, PausePoint::After).await;
-            r
+            stamped(r, request_id.as_deref())
         }
     };
     if let Some(rate) = rate {
@@ -165,6 +168,15 @@ async fn serve_one(
     entry.status = response.status().as_u16();
     f.record(entry);
     Ok(response)
+}
+
+/// CC's VcapRequestContextSetter middleware sits outside the rate limiter
+/// (lib/cloud_controller/rack_app_builder.rb), so every CC answer, 429 included, carries the id.
+fn stamped(mut response: Response<Body>, request_id: Option<&str>) -> Response<Body> {
+    if let Some(v) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        response.headers_mut().insert("x-vcap-request-id", v);
+    }
+    response
 }
 
 fn caller(headers: &HeaderMap, uaa: &Uaa, peer: SocketAddr) -> Caller {

@@ -60,6 +60,12 @@ struct Inner {
     refresh_tokens: HashMap<String, RefreshGrant>,
     access_lifetime: Duration,
     refresh_lifetime: Duration,
+    // UAA's token policy `refreshTokenRotate` defaults to false (uaa model/src/main/java/org/
+    // cloudfoundry/identity/uaa/zone/TokenPolicy.java; `jwt.token.refresh.rotate` in uaa.yml): a
+    // refresh grant answers with the same refresh token, which stays valid. With rotation, the
+    // old token is deleted (server/.../oauth/UaaTokenServices.java `tokenIdToBeDeleted`,
+    // RefreshTokenCreator.java#shouldRotateRefreshTokens).
+    rotate_refresh: bool,
     issued: u64,
 }
 
@@ -111,6 +117,7 @@ impl Uaa {
                 refresh_tokens: HashMap::new(),
                 access_lifetime: Duration::from_secs(599),
                 refresh_lifetime: Duration::from_secs(2_592_000),
+                rotate_refresh: false,
                 issued: 0,
             }),
         }
@@ -172,6 +179,12 @@ impl Uaa {
         self.lock().refresh_lifetime = lifetime;
     }
 
+    /// Turns refresh token rotation on (each refresh token is single-use, the grant answers with a
+    /// new one) or off (UAA's default: the same refresh token is returned and stays valid).
+    pub fn set_refresh_token_rotation(&self, rotate: bool) {
+        self.lock().rotate_refresh = rotate;
+    }
+
     /// Forgets every refresh token (a revoked session): the next refresh gets 401 `invalid_token`.
     pub fn revoke_refresh_tokens(&self) {
         self.lock().refresh_tokens.clear();
@@ -218,6 +231,12 @@ impl Uaa {
     }
 
     fn issue_user_tokens(&self, user: &User, grant: &str) -> Result<Tokens, crate::Error> {
+        self.issue_user_tokens_keeping(user, grant, None)
+    }
+
+    /// Issues an access token; with `keep`, answers with that (still valid) refresh token instead
+    /// of a new one.
+    fn issue_user_tokens_keeping(&self, user: &User, grant: &str, keep: Option<&str>) -> Result<Tokens, crate::Error> {
         let now = clock::unix_now();
         let (access, refresh) = {
             let inner = self.lock();
@@ -225,6 +244,10 @@ impl Uaa {
         };
         let claims = self.user_claims(user, grant, now, access);
         let access_token = self.signer.sign(&claims)?;
+        if let Some(kept) = keep {
+            self.lock().issued += 1;
+            return Ok(Tokens { access_token, refresh_token: Some(kept.to_owned()) });
+        }
         let refresh_token = format!("{}-r", uuid::Uuid::new_v4().simple());
         let mut inner = self.lock();
         inner.issued += 1;
@@ -293,9 +316,18 @@ impl Uaa {
                     let description = format!("Invalid refresh token (expired): {token}");
                     return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token", &description);
                 };
-                // Refresh tokens rotate: the old one stops working.
-                self.lock().refresh_tokens.remove(token);
-                match self.issue_user_tokens(&user, "refresh_token") {
+                // With rotation the old token stops working; without (UAA's default) it is answered
+                // again and stays valid until it expires.
+                let keep = {
+                    let mut inner = self.lock();
+                    if inner.rotate_refresh {
+                        inner.refresh_tokens.remove(token);
+                        None
+                    } else {
+                        Some(token.as_str())
+                    }
+                };
+                match self.issue_user_tokens_keeping(&user, "refresh_token", keep) {
                     Ok(tokens) => self.token_response(&tokens, &user.scopes),
                     Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "token signing failed"),
                 }

@@ -204,9 +204,12 @@ pub fn classify(status: StatusCode, headers: &HeaderMap) -> Answer {
     if marked {
         return Answer::Maintenance(status.as_u16());
     }
-    // Gorouter marks its own answers; a bare 502 is a failed endpoint too. An app's own 404 (say,
-    // an API without a handler for `/`) is still the app answering.
-    if headers.contains_key(ROUTER_ERROR_HEADER) || status == StatusCode::BAD_GATEWAY {
+    // Gorouter marks every answer it makes itself with X-Cf-Routererror: unknown_route (404),
+    // no_endpoints (503) in handlers/lookup.go, `endpoint_failure (…)` (502 and others) in
+    // proxy/round_tripper/error_handler.go. Without the header the answer came through from the
+    // app, whatever the status: an app's own 404 or bare 502 (say, its upstream failed) is still
+    // the app answering, so the route is served by it.
+    if headers.contains_key(ROUTER_ERROR_HEADER) {
         return Answer::Router(status.as_u16());
     }
     Answer::App(status.as_u16())
@@ -226,9 +229,20 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-cf-routererror", HeaderValue::from_static("unknown_route"));
         assert_eq!(classify(StatusCode::NOT_FOUND, &h), Answer::Router(404));
-        assert_eq!(classify(StatusCode::BAD_GATEWAY, &HeaderMap::new()), Answer::Router(502));
+        let mut h = HeaderMap::new();
+        h.insert("x-cf-routererror", HeaderValue::from_static("endpoint_failure (dial tcp: connection refused)"));
+        assert_eq!(classify(StatusCode::BAD_GATEWAY, &h), Answer::Router(502));
+        let mut h = HeaderMap::new();
+        h.insert("x-cf-routererror", HeaderValue::from_static("no_endpoints"));
+        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE, &h), Answer::Router(503));
         assert_eq!(classify(StatusCode::NOT_FOUND, &HeaderMap::new()), Answer::App(404));
         assert_eq!(classify(StatusCode::OK, &HeaderMap::new()), Answer::App(200));
+    }
+
+    #[test]
+    fn an_apps_own_bare_502_is_the_app_answering() {
+        assert_eq!(classify(StatusCode::BAD_GATEWAY, &HeaderMap::new()), Answer::App(502));
+        assert_eq!(classify(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new()), Answer::App(503));
     }
 
     #[test]

@@ -489,6 +489,27 @@ pub(crate) fn ordered(mut items: Vec<Value>, q: &ListQuery) -> Vec<Value> {
 }
 
 /// A JSON answer with CC's content type.
+/// The request id CC answers with in `X-VCAP-Request-ID`: the caller's `X-VCAP-Request-ID` (else
+/// `X-Request-ID`), stripped to `[A-Za-z0-9_-]`, cut to 255 characters, plus `::` and a fresh
+/// UUID; a fresh UUID alone without either (cloud_controller_ng
+/// middleware/vcap_request_context_setter.rb#external_request_id / #internal_request_id).
+pub fn vcap_request_id(headers: &HeaderMap) -> String {
+    let given = ["x-vcap-request-id", "x-request-id"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        // `.presence`: an empty or blank value counts as absent.
+        .find(|v| !v.trim().is_empty());
+    let uuid = uuid::Uuid::new_v4();
+    match given {
+        Some(id) => {
+            let clean: String =
+                id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').take(255).collect();
+            format!("{clean}::{uuid}")
+        }
+        None => uuid.to_string(),
+    }
+}
+
 pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
     let mut r = Response::new(Body::from(serde_json::to_vec(v).unwrap_or_default()));
     *r.status_mut() = status;

@@ -362,7 +362,9 @@ impl Cx<'_> {
             if weighted != 0 && weighted != specs.len() {
                 errors.push("Destinations cannot contain both weighted and unweighted destinations.".to_owned());
             } else if weighted != 0 && specs.iter().filter_map(|s| s.weight).sum::<u32>() != 100 {
-                errors.push("Destinations must have weights that add up to 100.".to_owned());
+                // app/messages/route_update_destinations_message.rb: errors.add(:destinations,
+                // 'must have weights that sum to 100.').
+                errors.push("Destinations must have weights that sum to 100.".to_owned());
             }
         }
         if !errors.is_empty() {
@@ -440,14 +442,28 @@ impl Cx<'_> {
         let specs = self.destination_specs(false)?;
         let mut st = self.st();
         let route = self.route_for_destinations(&st, g, &specs)?;
+        // CC's order (app/actions/update_route_destinations.rb#add): the cap counts existing plus
+        // requested entries before any de-duplication (#validate_max_destinations!), then
+        // duplicates within the request raise DuplicateDestinationError, which
+        // routes_controller.rb#insert_destinations does not rescue (only replace does): a 500.
+        if route.destinations.len() + specs.len() > MAX_DESTINATIONS {
+            return Err(ApiError::unprocessable("Routes can be mapped to at most 100 destinations."));
+        }
+        let mut requested: Vec<Destination> = Vec::new();
+        for s in &specs {
+            let d = Self::materialise(&st, &route, s)?;
+            if requested.iter().any(|r| r.same_mapping(&d)) {
+                return Err(ApiError::unknown());
+            }
+            requested.push(d);
+        }
         if route.destinations.iter().any(|d| d.weight.is_some()) {
             return Err(ApiError::unprocessable(
                 "Destinations cannot be inserted when there are weighted destinations already configured.",
             ));
         }
         let mut all = route.destinations.clone();
-        for s in &specs {
-            let d = Self::materialise(&st, &route, s)?;
+        for d in requested {
             if let Some(existing) =
                 all.iter().find(|e| e.app_guid == d.app_guid && e.process_type == d.process_type && e.port == d.port)
             {
@@ -465,9 +481,6 @@ impl Cx<'_> {
                 continue;
             }
             all.push(d);
-        }
-        if all.len() > MAX_DESTINATIONS {
-            return Err(ApiError::unprocessable("Routes can be mapped to at most 100 destinations."));
         }
         st.map_destinations(g, all, (&self.actor.id, &self.actor.name));
         let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;

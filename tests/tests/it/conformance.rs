@@ -271,3 +271,57 @@ async fn error_cases_match_their_bodies() {
     assert_error(&env.get("/v3/routes?per_page=9999").await, "400-CF-BadQueryParameter-per-page");
     assert_error(&env.get("/v3/routes?foo=1").await, "400-CF-BadQueryParameter-unknown-param");
 }
+
+async fn via_router(env: &Env, host: &str, path: &str) -> tests::client::Reply {
+    let url = format!("{}{path}", env.cf.router_url());
+    env.http.send(Method::GET, &url, &[("host", host)], None).await.expect("router answers")
+}
+
+/// Gorouter's own answers: 404 unknown_route with `Cache-Control: no-cache, no-store`
+/// (handlers/lookup.go#handleMissingRoute), 503 no_endpoints for a route whose pool was emptied
+/// (#handleUnavailableRoute), 502 `endpoint_failure (<error>)` for a dead endpoint
+/// (proxy/round_tripper/error_handler.go); an app's own 502 passes through without the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_errors_are_gorouters() {
+    let env = Env::with(tests::Options { router_delay: (Duration::ZERO, Duration::ZERO), ..Default::default() }).await;
+    let unknown = via_router(&env, "nope.apps.example.com", "/").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.header("cache-control"), Some("no-cache, no-store"));
+    assert_eq!(unknown.header("x-cf-routererror"), Some("unknown_route"));
+
+    let web = env.cf.add_app_with(&env.std.space, "web", 1, true);
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    env.cf.map_route(&route, &web.guid, "web", 8080);
+    let servers = env.cf.serve_instances(&web.guid, "web", "web", 1).await.expect("backends");
+    assert!(env.cf.router.wait_settled(Duration::from_secs(2)).await);
+    assert_eq!(via_router(&env, "shop.apps.example.com", "/").await.status, 200);
+
+    drop(servers);
+    // The backend stops asynchronously: ask until the router no longer reaches it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let dead = loop {
+        let r = via_router(&env, "shop.apps.example.com", "/").await;
+        if r.status != 200 || tokio::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(dead.status, 502);
+    let header = dead.header("x-cf-routererror").unwrap_or("");
+    assert!(header.starts_with("endpoint_failure (") && header.ends_with(')'), "{header}");
+
+    // Emptied pool: every destination unmapped.
+    let list = env.get(&format!("/v3/routes/{route}/destinations")).await.json();
+    let dest = list["destinations"][0]["guid"].as_str().expect("destination").to_owned();
+    let url = env.url(&format!("/v3/routes/{route}/destinations/{dest}"));
+    let del = env.http.send(Method::DELETE, &url, &[("authorization", &env.dev)], None).await.expect("answer");
+    assert_eq!(del.status, 204);
+    assert!(env.cf.router.wait_settled(Duration::from_secs(2)).await);
+    let empty = via_router(&env, "shop.apps.example.com", "/").await;
+    assert_eq!(empty.status, 503, "{}", empty.text());
+    assert_eq!(empty.header("x-cf-routererror"), Some("no_endpoints"));
+    assert_eq!(
+        empty.text(),
+        "503 Service Unavailable: Requested route ('shop.apps.example.com') has no available endpoints.\n"
+    );
+}

@@ -56,24 +56,30 @@ async fn routes_by_host_and_longest_path_round_robin_with_gorouter_errors() {
     let unknown = through_router(&env, "nope.apps.example.com", "/").await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.text(), "404 Not Found: Requested route ('nope.apps.example.com') does not exist.\n");
+    assert_eq!(unknown.header("cache-control"), Some("no-cache, no-store"));
     assert_eq!(unknown.header("x-cf-routererror"), Some("unknown_route"));
 
     drop(api_servers);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let dead = through_router(&env, "shop.apps.example.com", "/api").await;
     assert_eq!(dead.status, 502, "{}", dead.text());
-    assert_eq!(dead.header("x-cf-routererror"), Some("endpoint_failure"));
+    // proxy/round_tripper/error_handler.go appends the dial error: `endpoint_failure (…)`.
+    assert!(dead.header("x-cf-routererror").is_some_and(|h| h.starts_with("endpoint_failure (")));
 
     let stop = env.send(Method::POST, &format!("/v3/apps/{}/actions/stop", web.guid), &json!({})).await;
     assert_eq!(stop.status, 200);
     assert!(env.cf.router.wait_settled(Duration::from_secs(2)).await);
-    assert_eq!(through_router(&env, "shop.apps.example.com", "/").await.status, 404, "no running instance: no route");
+    // Gorouter keeps the emptied pool and answers 503 no_endpoints (handlers/lookup.go).
+    let stopped = through_router(&env, "shop.apps.example.com", "/").await;
+    assert_eq!(stopped.status, 503, "no running instance: no endpoint");
+    assert_eq!(stopped.header("x-cf-routererror"), Some("no_endpoints"));
 }
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     a: u64,
     b: u64,
+    /// The route had nobody: gorouter's 404 unknown_route or 503 no_endpoints.
     not_found: u64,
     bad_gateway: u64,
     other: u64,
@@ -93,7 +99,11 @@ fn steady_load(router: String, host: &'static str, stop: Arc<AtomicBool>) -> tok
             match http.send(Method::GET, &format!("{router}/"), &[("host", host)], None).await {
                 Ok(r) if r.status == 200 && r.header("x-backend") == Some("a/0") => c.a += 1,
                 Ok(r) if r.status == 200 && r.header("x-backend") == Some("b/0") => c.b += 1,
-                Ok(r) if r.status == 404 => c.not_found += 1,
+                Ok(r)
+                    if r.status == 404 || (r.status == 503 && r.header("x-cf-routererror") == Some("no_endpoints")) =>
+                {
+                    c.not_found += 1
+                }
                 Ok(r) if r.status == 502 => c.bad_gateway += 1,
                 _ => c.other += 1,
             }

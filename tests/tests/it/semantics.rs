@@ -198,7 +198,16 @@ async fn pagination_walks_120_routes_in_pages_of_50() {
     let empty = env.get("/v3/apps?names=nothing").await.json();
     assert_eq!((empty["pagination"]["total_pages"].clone(), empty["resources"].clone()), (json!(1), json!([])));
     assert_error(&env.get("/v3/routes?per_page=5001").await, "400-CF-BadQueryParameter-per-page");
-    assert_error(&env.get("/v3/routes?per_page=0").await, "400-CF-BadQueryParameter-per-page");
+    // CC: per_page.to_i > 0 or "must be a positive integer" (app/messages/list_message.rb).
+    let zero = env.get("/v3/routes?per_page=0").await;
+    assert_eq!(zero.status, 400);
+    assert_eq!(
+        zero.json()["errors"][0]["detail"],
+        "The query parameter is invalid: Per page must be a positive integer"
+    );
+    assert_eq!(zero.json()["errors"][0]["title"], "CF-BadQueryParameter");
+    let loose = env.get("/v3/routes?per_page=2x").await;
+    assert_eq!((loose.status.as_u16(), loose.json()["pagination"]["total_pages"].is_number()), (200, true));
     assert_error(&env.get("/v3/routes?foo=bar").await, "400-CF-BadQueryParameter-unknown-param");
 }
 
@@ -469,4 +478,72 @@ async fn route_create_and_delete_go_through_a_job() {
     assert_eq!(job["state"], "COMPLETE");
     assert_eq!(env.get(&format!("/v3/routes/{guid}")).await.status, 404);
     let _ = Role::Developer;
+}
+
+/// Every CC answer carries `X-VCAP-Request-ID`: a fresh UUID, or the caller's id (cleaned) plus
+/// `::` and a UUID (cloud_controller_ng middleware/vcap_request_context_setter.rb).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_vcap_request_id() {
+    let env = Env::new().await;
+    let is_uuid = |s: &str| s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4;
+    let plain = env.get("/v3/apps").await;
+    assert!(plain.header("x-vcap-request-id").is_some_and(is_uuid), "{:?}", plain.header("x-vcap-request-id"));
+    let missing = env.get("/v3/apps/nope").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.header("x-vcap-request-id").is_some_and(is_uuid));
+    let url = env.url("/v3/apps");
+    let given = env
+        .http
+        .send(Method::GET, &url, &[("authorization", &env.dev), ("x-vcap-request-id", "abc-123/x y")], None)
+        .await
+        .expect("CC answers");
+    let id = given.header("x-vcap-request-id").unwrap_or("").to_owned();
+    let (prefix, uuid) = id.split_once("::").expect("caller id :: uuid");
+    assert_eq!(prefix, "abc-123xy");
+    assert!(is_uuid(uuid), "{id}");
+}
+
+/// Insert (POST …/destinations): the 100 cap counts existing plus requested entries before
+/// de-duplication (update_route_destinations.rb#validate_max_destinations!), and duplicates within
+/// one request are a DuplicateDestinationError the insert action does not rescue: 500
+/// (routes_controller.rb#insert_destinations rescues only UpdateRouteDestinations::Error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_counts_before_dedup_and_duplicates_are_a_500() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "cap", "");
+    let path = format!("/v3/routes/{route}/destinations");
+
+    let dup = env.send(Method::POST, &path, &destinations(&[&a.guid, &a.guid])).await;
+    assert_error(&dup, "500-UnknownError");
+    assert_eq!(env.get(&path).await.json()["destinations"], json!([]), "nothing was mapped");
+
+    let many: Vec<Value> = (1..=99).map(|p| json!({ "app": { "guid": a.guid }, "port": 5000 + p })).collect();
+    let filled = env.send(Method::POST, &path, &json!({ "destinations": many })).await;
+    assert_eq!(filled.status, 200, "{}", filled.text());
+    // 99 mapped + 2 requested (one already mapped) = 101 > 100, although only one would be new.
+    let again = json!({ "destinations": [
+        { "app": { "guid": a.guid }, "port": 5001 },
+        { "app": { "guid": a.guid }, "port": 6000 },
+    ]});
+    let over = env.send(Method::POST, &path, &again).await;
+    assert_eq!(over.status, 422, "{}", over.text());
+    assert_eq!(over.json()["errors"][0]["detail"], "Routes can be mapped to at most 100 destinations.");
+}
+
+/// Weighted destinations that do not sum to 100: CC's text is "must have weights that sum to 100."
+/// (app/messages/route_update_destinations_message.rb).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_must_sum_to_100_in_ccs_words() {
+    let env = Env::new().await;
+    let a = env.cf.add_app(&env.std.space, "a");
+    let b = env.cf.add_app(&env.std.space, "b");
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "w", "");
+    let body = json!({ "destinations": [
+        { "app": { "guid": a.guid }, "weight": 50 },
+        { "app": { "guid": b.guid }, "weight": 40 },
+    ]});
+    let r = env.send(Method::PATCH, &format!("/v3/routes/{route}/destinations"), &body).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["errors"][0]["detail"], "Destinations must have weights that sum to 100.");
 }

@@ -219,3 +219,28 @@ async fn token_expiring_mid_run_is_renewed_and_written_back() {
     off.expect_code(0);
     w.assert_restored(&before, "off with expiring tokens").await;
 }
+
+/// The same with refresh token rotation on (UAA's `jwt.token.refresh.rotate: true`): every renewal
+/// spends the refresh token, so switchctl must keep and write back the new one, or `off` could not
+/// renew again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_renewal_with_rotating_refresh_tokens_keeps_the_new_refresh_token() {
+    let w =
+        World::new(Setup { routes: 2, access_token_lifetime: Some(Duration::from_secs(60)), ..Setup::default() }).await;
+    w.cf.uaa.set_refresh_token_rotation(true);
+    let before = w.all_dests();
+    w.cf.faults.set_latency(Duration::from_millis(100), Duration::ZERO);
+    let refresh_before = read_config(&w)["RefreshToken"].as_str().unwrap_or_default().to_owned();
+    let on = w.run(&["on", "shop"]).await;
+    on.expect_code(0);
+    w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
+    w.assert_all_on(&before, "on with rotating refresh tokens").await;
+    let refresh_after = read_config(&w)["RefreshToken"].as_str().unwrap_or_default().to_owned();
+    assert!(!refresh_after.is_empty() && refresh_after != refresh_before, "the rotated refresh token is written back");
+
+    w.cf.faults.set_latency(Duration::from_millis(100), Duration::ZERO);
+    let off = w.run(&["off", "shop"]).await;
+    off.expect_code(0);
+    w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
+    w.assert_restored(&before, "off with rotating refresh tokens").await;
+}

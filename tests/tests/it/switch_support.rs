@@ -167,7 +167,7 @@ pub(crate) enum Answer {
     App,
     /// The maintenance app (`x-maintenance-app: cf-maintenance`).
     Maintenance,
-    /// gorouter's 404 (no route).
+    /// gorouter's 404 unknown_route, or its 503 no_endpoints for an emptied pool: nobody serves.
     NotFound,
     /// gorouter's 502.
     BadGateway,
@@ -532,7 +532,7 @@ fn classify(reply: Option<tests::client::Reply>) -> Answer {
         Answer::Maintenance
     } else if r.status == 200 && r.header("x-backend").is_some_and(|b| b.starts_with("shop/")) {
         Answer::App
-    } else if r.status == 404 {
+    } else if r.status == 404 || (r.status == 503 && r.header("x-cf-routererror") == Some("no_endpoints")) {
         Answer::NotFound
     } else if r.status == 502 {
         Answer::BadGateway

@@ -40,7 +40,11 @@ async fn password_and_refresh_grants_answer_like_uaa() {
     let refresh = login.json()["refresh_token"].as_str().expect("refresh").to_owned();
     let refreshed = token(&env, true, &format!("grant_type=refresh_token&refresh_token={refresh}")).await;
     assert_eq!(refreshed.status, 200);
-    // Refresh tokens rotate: the old one is spent.
+    // With rotation on, the old refresh token is spent.
+    env.cf.uaa.set_refresh_token_rotation(true);
+    let rotated = token(&env, true, &format!("grant_type=refresh_token&refresh_token={refresh}")).await;
+    assert_eq!(rotated.status, 200);
+    assert_ne!(rotated.json()["refresh_token"], Value::from(refresh.as_str()), "a rotated grant gives a new token");
     let reused = token(&env, true, &format!("grant_type=refresh_token&refresh_token={refresh}")).await;
     assert_eq!((reused.status.as_u16(), reused.json()["error"].clone()), (401, Value::from("invalid_token")));
     let error: Value = serde_json::from_str(&shared("uaa/error-invalid-token.example.json")).expect("json");
@@ -50,6 +54,25 @@ async fn password_and_refresh_grants_answer_like_uaa() {
     assert_eq!((wrong.status.as_u16(), wrong.json()["error"].clone()), (401, Value::from("unauthorized")));
     let unsupported = token(&env, true, "grant_type=magic").await;
     assert_eq!(unsupported.status, 400);
+}
+
+/// UAA's default token policy does not rotate refresh tokens (TokenPolicy.java
+/// `refreshTokenRotate = false`): the grant answers with the same refresh token, and it keeps
+/// working; each refresh still gives a new access token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_are_not_rotated_by_default() {
+    let env = Env::new().await;
+    let login = token(&env, true, "grant_type=password&password=developer-pass&username=developer").await;
+    let refresh = login.json()["refresh_token"].as_str().expect("refresh").to_owned();
+    let first = token(&env, true, &format!("grant_type=refresh_token&refresh_token={refresh}")).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["refresh_token"], Value::from(refresh.as_str()), "the same refresh token comes back");
+    let second = token(&env, true, &format!("grant_type=refresh_token&refresh_token={refresh}")).await;
+    assert_eq!(second.status, 200, "the refresh token is still valid: {}", second.text());
+    assert_ne!(first.json()["access_token"], second.json()["access_token"]);
+    env.cf.uaa.revoke_refresh_tokens();
+    let revoked = token(&env, true, &format!("grant_type=refresh_token&refresh_token={refresh}")).await;
+    assert_eq!(revoked.status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
