@@ -172,7 +172,7 @@ async fn five_hundred_apps_on_and_off_requests_and_time() {
     const APPS: usize = 500;
     const ROUTES: usize = 2;
     let latency = Duration::from_millis(50);
-    let rate = RateLimit { limit: 2000, reset_interval: Duration::from_secs(10) };
+    let rate = RateLimit::new(2000, Duration::from_secs(10));
     let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
     let (fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
     let before = every_dest(&w, &fleet);
