@@ -40,7 +40,10 @@ pub struct RetryPolicy {
 /// A callback for a wait for the rate limit: how long, and why. The capi layer knows nothing of
 /// the output; whoever builds the client passes what prints.
 #[derive(Clone, Default)]
-pub struct Notify(Option<std::sync::Arc<dyn Fn(&str) + Send + Sync>>);
+pub struct Notify(Option<std::sync::Arc<NotifyFn>>);
+
+/// What [`Notify`] calls.
+type NotifyFn = dyn Fn(&str) + Send + Sync;
 
 impl Notify {
     /// Calls `f` with a one-line notice.
