@@ -137,9 +137,10 @@ impl RateLimit {
 
 /// How requests reach the CC instances.
 ///
-/// The gorouter balances a route's endpoints round robin by default (routing-release
-/// `router.balancing_algorithm`, default `round-robin`), so one client's requests mostly alternate
-/// over the instances: [`Spread::RoundRobin`] is the default. With several gorouters and other
+/// The gorouter balances a route's endpoints round robin by default (CF docs, routing
+/// architecture: "`router.balancing_algorithm` … By default, the Gorouter uses the round-robin
+/// algorithm"; CC's API route is registered to the gorouter by route_registrar), so one client's
+/// requests mostly alternate over the instances: [`Spread::RoundRobin`] is the default. With several gorouters and other
 /// users' traffic in between, what one client sees is closer to [`Spread::Random`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spread {
