@@ -6,6 +6,8 @@ use clap_complete::Shell;
 
 /// The maintenance app's name when `--maintenance-app` is not given.
 pub const DEFAULT_MAINTENANCE_APP: &str = "maintenance-app";
+/// `--max-wait` when not given (seconds): capi's [`crate::capi::DEFAULT_MAX_WAIT`].
+pub const DEFAULT_MAX_WAIT_SECS: u64 = crate::capi::DEFAULT_MAX_WAIT.as_secs();
 /// Apps worked on at once when `--parallel` is not given.
 pub const DEFAULT_PARALLEL: u16 = 8;
 /// Routes changed at once when `--concurrency` is not given.
@@ -77,6 +79,11 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Longest wait for the Cloud Controller's rate limit, per request: a longer wait stops the run
+    /// between routes (exit 1, with the command that finishes it).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = DEFAULT_MAX_WAIT_SECS, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub max_wait: u64,
 
     /// What to do.
     #[command(subcommand)]

@@ -483,6 +483,24 @@ pub enum Error {
         /// Total time waited before retries.
         waited: Duration,
     },
+    /// The rate limit asks for a wait beyond `--max-wait`: the request was refused, not carried out.
+    #[error(
+        "{source}: the Cloud Controller's rate limit allows the next request in {}s (at {until}), beyond \
+         --max-wait {}s (waited {}s already); run the command again after that, or with a longer --max-wait",
+        retry_after.as_secs(), max_wait.as_secs(), waited.as_secs()
+    )]
+    RateLimited {
+        /// The 429.
+        source: Box<ApiError>,
+        /// What `Retry-After` asked for.
+        retry_after: Duration,
+        /// When that is, UTC (`HH:MM:SS UTC`).
+        until: String,
+        /// Waited for this request already.
+        waited: Duration,
+        /// `--max-wait`.
+        max_wait: Duration,
+    },
     /// The app named on the command line is not in the target space.
     #[error(
         "app {name:?} not found in org {org:?} / space {space:?}; check the name with `cf apps` (and the target \
@@ -553,7 +571,7 @@ impl Error {
     /// The Cloud Controller error inside, if this is one.
     pub fn api(&self) -> Option<&ApiError> {
         match self {
-            Error::Api(e) | Error::GaveUp { source: e, .. } => Some(e),
+            Error::Api(e) | Error::GaveUp { source: e, .. } | Error::RateLimited { source: e, .. } => Some(e),
             _ => None,
         }
     }

@@ -37,6 +37,7 @@ pub use cli::{Cli, Command};
 pub use error::{ApiError, ConfigError, Error, TokenError};
 pub use session::{LoginEnv, Session, SessionOptions};
 
+use capi::{HttpOptions, Notify};
 use output::{Output, Style};
 use settings::{Action, Settings};
 
@@ -70,12 +71,17 @@ async fn execute(settings: &Arc<Settings>, out: &Output, env: LoginEnv) -> Resul
         let _ = std::io::stdout().write_all(&script);
         return Ok(ExitCode::SUCCESS);
     }
+    let mut http = HttpOptions::default();
+    http.retry.max_retry_after = settings.max_wait;
+    // Waits for the rate limit are told through the one output, as notices.
+    let notices = out.clone();
+    http.retry.notify = Notify::new(move |text| notices.notice(text));
     let options = SessionOptions {
         org: settings.org.clone(),
         space: settings.space.clone(),
         skip_ssl_validation: settings.skip_ssl_validation,
         env,
-        ..SessionOptions::default()
+        http,
     };
     // The login and the target first: configuration problems show up (exit 2) before any change.
     let session = Session::connect(options).await?;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub space: Option<String>,
     /// How output looks.
     pub output: OutputMode,
+    /// `--max-wait`: the longest one request waits for the rate limit.
+    pub max_wait: Duration,
     /// What to do.
     pub action: Action,
 }
@@ -159,6 +161,7 @@ impl Settings {
         };
         Settings {
             verbose: cli.verbose,
+            max_wait: Duration::from_secs(cli.max_wait),
             skip_ssl_validation: cli.skip_ssl_validation,
             org: cli.org.clone(),
             space: cli.space.clone(),
@@ -174,6 +177,10 @@ impl Settings {
         let mut words: Vec<String> = vec!["switchctl".into()];
         if self.skip_ssl_validation {
             words.push("--skip-ssl-validation".into());
+        }
+        // The finish command must be allowed the same waits as the run it finishes.
+        if self.max_wait != crate::capi::DEFAULT_MAX_WAIT {
+            words.extend(["--max-wait".into(), self.max_wait.as_secs().to_string()]);
         }
         words.extend(["--org".into(), quote(org), "--space".into(), quote(space), verb.into()]);
         words.extend(apps.iter().map(|a| quote(a)));

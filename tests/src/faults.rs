@@ -4,15 +4,17 @@
 //! - latency: a fixed delay plus uniform jitter before every request;
 //! - fail the Nth matching request with 500, 502 or 503 (CC's bodies), CC's 429, or a dropped
 //!   connection;
-//! - CC's rate limiter: a per-user (per-IP when unauthenticated) budget per interval, with
-//!   `X-RateLimit-*` on every answer and 429 + `Retry-After` past the budget;
+//! - CC's rate limiter as capi-release deploys it: a per-user (per-IP when unauthenticated) budget
+//!   per fixed per-user window (default one hour), split over `instances` CC instances that count
+//!   separately, with CC's floored `X-RateLimit-Remaining` estimate on every answer and 429 +
+//!   `Retry-After` (the rest of the window) past an instance's share;
 //! - pauses: hold matching requests before (or after) the handler until the test releases them;
 //! - the log: method, path, query, body and status of every request.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use http::Method;
@@ -79,13 +81,73 @@ pub enum Failure {
     Drop,
 }
 
-/// CC's rate limiter settings.
+/// CC's rate limiter settings, as capi-release renders them into each CC instance's config.
+///
+/// capi-release `jobs/cloud_controller_ng/spec`: `cc.rate_limiter.general_limit` (default 2000
+/// "over an hour-long interval"), `cc.rate_limiter.unauthenticated_limit` (default 100),
+/// `cc.rate_limiter.reset_interval_in_minutes` (default 60), `cc.rate_limiter.enabled` (default
+/// false). `templates/cloud_controller_ng.yml.erb` gives every instance
+/// `per_process_*_limit = (limit.to_f / instances).ceil` and `global_*_limit = limit`; no admin
+/// limit is rendered, so CC's default `-1` (unlimited) applies to admins
+/// (cloud_controller_ng `middleware/rate_limiter.rb`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
-    /// Requests allowed per interval per user.
+    /// `cc.rate_limiter.general_limit`: requests per user per interval, over all instances.
     pub limit: u64,
-    /// Interval length.
+    /// `cc.rate_limiter.unauthenticated_limit`: requests per IP per interval without a token.
+    pub unauthenticated_limit: u64,
+    /// Interval length (CC: whole minutes; tests scale it down to whole seconds).
     pub reset_interval: Duration,
+    /// CC instances behind the router, each counting on its own (its local valkey).
+    pub instances: u64,
+    /// How the router spreads requests over the instances.
+    pub spread: Spread,
+}
+
+impl RateLimit {
+    /// `limit` per `reset_interval` on one instance, unauthenticated limit as capi-release's 100.
+    pub fn new(limit: u64, reset_interval: Duration) -> RateLimit {
+        RateLimit { limit, unauthenticated_limit: 100, reset_interval, instances: 1, spread: Spread::RoundRobin }
+    }
+
+    /// capi-release's defaults once enabled: 2000 per user per hour, 100 unauthenticated.
+    pub fn capi_default() -> RateLimit {
+        RateLimit::new(2000, Duration::from_secs(3600))
+    }
+
+    /// The same limits spread over `instances` CC instances.
+    pub fn instances(self, instances: u64) -> RateLimit {
+        RateLimit { instances: instances.max(1), ..self }
+    }
+
+    /// The interval (whole seconds, at least one: CC counts in seconds).
+    pub fn interval(self, reset_interval: Duration) -> RateLimit {
+        RateLimit { reset_interval, ..self }
+    }
+
+    /// `per_process_*_limit` of capi-release's template: `(limit.to_f / instances).ceil`.
+    pub fn per_instance(&self, limit: u64) -> u64 {
+        limit.div_ceil(self.instances.max(1))
+    }
+
+    fn interval_secs(&self) -> i64 {
+        i64::try_from(self.reset_interval.as_secs().max(1)).unwrap_or(i64::MAX)
+    }
+}
+
+/// How requests reach the CC instances.
+///
+/// The gorouter balances a route's endpoints round robin by default (CF docs, routing
+/// architecture: "`router.balancing_algorithm` … By default, the Gorouter uses the round-robin
+/// algorithm"; CC's API route is registered to the gorouter by route_registrar), so one client's
+/// requests mostly alternate over the instances: [`Spread::RoundRobin`] is the default. With several gorouters and other
+/// users' traffic in between, what one client sees is closer to [`Spread::Random`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// Instance after instance, over all requests of all callers (one router).
+    RoundRobin,
+    /// A random instance for every request.
+    Random,
 }
 
 /// Where a pause holds a request.
@@ -159,7 +221,11 @@ struct Inner {
     failures: Vec<FailRule>,
     pauses: Vec<Arc<Pause>>,
     rate: Option<RateLimit>,
-    windows: HashMap<String, (Instant, u64)>,
+    /// Per (instance, caller key): the end of the counter's window (epoch seconds) and its count,
+    /// as CC's `ExpiringRequestCounter` keeps them.
+    windows: HashMap<(u64, String), (i64, u64)>,
+    /// The next instance for [`Spread::RoundRobin`].
+    next_instance: u64,
     log: Vec<LoggedRequest>,
 }
 
@@ -192,8 +258,9 @@ pub(crate) struct RateHeaders {
 /// The caller's identity, for the rate limiter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Caller {
-    /// A valid token for this user or client.
-    User(String),
+    /// A valid token for this user or client; `admin`: `cloud_controller.admin` or
+    /// `admin_read_only` (CC `rate_limiter.rb#admin?`), unlimited with capi-release's config.
+    User(String, bool),
     /// A token that CC will refuse (CC answers 401, not 429, then).
     InvalidToken,
     /// No token: counted per IP.
@@ -320,30 +387,74 @@ impl Faults {
             || path.starts_with("/internal/")
             || path == "/oauth/token";
         let Some(rate) = inner.rate.clone().filter(|_| !exempt) else { return (Verdict::Proceed, None) };
-        let key = match caller {
-            Caller::User(u) => format!("user:{u}"),
-            Caller::Anonymous(ip) => format!("ip:{ip}"),
-            Caller::InvalidToken => "invalid".to_owned(),
+        // Admins: `per_process_admin_limit` is -1, and `apply_rate_limiting?` is false then.
+        if matches!(caller, Caller::User(_, true)) {
+            return (Verdict::Proceed, None);
+        }
+        let (key, global) = match caller {
+            Caller::User(u, _) => (u.clone(), rate.limit),
+            Caller::Anonymous(ip) => (ip.clone(), rate.unauthenticated_limit),
+            // CC counts the request under whatever id it has (none) and answers 401 later.
+            Caller::InvalidToken => ("invalid".to_owned(), rate.limit),
         };
-        let now = Instant::now();
-        let window = inner.windows.entry(key).or_insert((now, 0));
-        if now.duration_since(window.0) >= rate.reset_interval {
-            *window = (now, 0);
+        let per_instance = rate.per_instance(global);
+        let instance = match rate.spread {
+            Spread::RoundRobin => {
+                let i = inner.next_instance % rate.instances;
+                inner.next_instance = inner.next_instance.wrapping_add(1);
+                i
+            }
+            Spread::Random => rand::rng().random_range(0..rate.instances),
+        };
+        let now = crate::clock::unix_now();
+        let interval = rate.interval_secs();
+        let window = inner.windows.entry((instance, key.clone())).or_insert((0, 0));
+        // `ExpiringRequestCounter::InMemoryStore#increment` (and the Redis `SET NX EX` + `INCR` +
+        // `TTL`): a missing or expired counter starts at 1 and expires at the user's next window
+        // end; otherwise it counts on with the time left.
+        if window.0 - now <= 0 {
+            *window = (now + next_expires_in(&key, interval, now), 0);
         }
         window.1 += 1;
-        let reset_in = rate.reset_interval.saturating_sub(now.duration_since(window.0));
+        let (count, expires_in) = (window.1, window.0 - now);
         let headers = RateHeaders {
-            limit: rate.limit,
-            remaining: rate.limit.saturating_sub(window.1),
-            reset_epoch: crate::clock::unix_now() + i64::try_from(reset_in.as_secs()).unwrap_or(0),
-            retry_after: reset_in.as_secs().max(1),
+            limit: global,
+            remaining: estimate_remaining(global, per_instance, count),
+            reset_epoch: now + expires_in,
+            retry_after: u64::try_from(expires_in).unwrap_or(1),
         };
-        if window.1 > rate.limit && *caller != Caller::InvalidToken {
+        if count > per_instance && *caller != Caller::InvalidToken {
             let anonymous = matches!(caller, Caller::Anonymous(_));
             return (Verdict::Limited(headers.clone(), anonymous), Some(headers));
         }
         (Verdict::Proceed, Some(headers))
     }
+}
+
+/// Seconds until the user's window ends: CC `middleware/mixins/user_reset_interval.rb`,
+/// `interval - (now - offset) % interval` with `offset = XXH64(user_guid) % interval`, so windows
+/// are fixed per user (not started by the first request) and users' windows are staggered. Any
+/// stable hash gives that; FNV-1a stands in for XXH64.
+fn next_expires_in(key: &str, interval: i64, now: i64) -> i64 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let offset = i64::try_from(hash % interval.unsigned_abs()).unwrap_or(0);
+    interval - (now - offset).rem_euclid(interval)
+}
+
+/// `X-RateLimit-Remaining`: CC `middleware/base_rate_limiter.rb#estimate_remaining`,
+/// `((limit - count).to_f / limit).floor(1) * global_limit`, at least 0, as an integer; `limit` is
+/// the instance's own. So it moves in steps of a tenth of the global limit, and reads 0 once this
+/// instance has used more than 90% of its share, while up to a tenth of it is still left.
+/// `Float#floor(1)` is Ruby's `rb_float_floor`: `floor(x * 10)`, then `(mul + 1) / 10` unless that
+/// is above `x`.
+fn estimate_remaining(global: u64, per_instance: u64, count: u64) -> u64 {
+    if per_instance == 0 {
+        return 0;
+    }
+    let x = (per_instance as f64 - count as f64) / per_instance as f64;
+    let mul = (x * 10.0).floor();
+    let floored = if (mul + 1.0) / 10.0 > x { mul / 10.0 } else { (mul + 1.0) / 10.0 };
+    (floored * global as f64).max(0.0) as u64
 }
 
 #[cfg(test)]
@@ -369,5 +480,48 @@ mod tests {
         assert!(matches!(f.verdict(&Method::GET, "/v3/apps", &c).0, Verdict::Proceed));
         assert!(matches!(f.verdict(&Method::GET, "/v3/apps", &c).0, Verdict::Fail(Failure::Status503)));
         assert!(matches!(f.verdict(&Method::GET, "/v3/apps", &c).0, Verdict::Proceed));
+    }
+
+    #[test]
+    fn remaining_is_floored_to_tenths_of_the_global_limit() {
+        // 2000 over 4 instances: 500 each; CC's estimate is per instance, scaled to 2000.
+        assert_eq!(estimate_remaining(2000, 500, 1), 1800);
+        assert_eq!(estimate_remaining(2000, 500, 50), 1800);
+        assert_eq!(estimate_remaining(2000, 500, 51), 1600);
+        assert_eq!(estimate_remaining(2000, 500, 450), 200);
+        assert_eq!(estimate_remaining(2000, 500, 451), 0);
+        assert_eq!(estimate_remaining(2000, 500, 600), 0);
+        assert_eq!(estimate_remaining(3, 3, 1), 1);
+    }
+
+    #[test]
+    fn four_instances_each_count_their_share_and_admins_are_unlimited() {
+        let f = Faults::default();
+        f.set_rate_limit(Some(RateLimit::capi_default().instances(4).interval(Duration::from_secs(3600))));
+        let user = Caller::User("u".into(), false);
+        let mut last = None;
+        for n in 1..=2000 {
+            let (verdict, headers) = f.verdict(&Method::GET, "/v3/apps", &user);
+            assert!(matches!(verdict, Verdict::Proceed), "request {n}");
+            last = headers;
+        }
+        let last = last.expect("headers");
+        assert_eq!((last.limit, last.remaining), (2000, 0));
+        assert!((1..=3600).contains(&last.retry_after), "{last:?}");
+        assert_eq!(last.reset_epoch - crate::clock::unix_now(), i64::try_from(last.retry_after).expect("secs"));
+        let (verdict, headers) = f.verdict(&Method::GET, "/v3/apps", &user);
+        assert!(matches!(verdict, Verdict::Limited(_, false)));
+        assert_eq!(headers.map(|h| h.remaining), Some(0));
+        let admin = Caller::User("a".into(), true);
+        assert!(matches!(f.verdict(&Method::GET, "/v3/apps", &admin), (Verdict::Proceed, None)));
+    }
+
+    #[test]
+    fn windows_end_at_a_fixed_per_user_time() {
+        for now in [0, 1, 59, 3600, 1_700_000_000] {
+            let left = next_expires_in("user", 60, now);
+            assert!((1..=60).contains(&left));
+            assert_eq!(next_expires_in("user", 60, now + 1), if left == 1 { 60 } else { left - 1 });
+        }
     }
 }

@@ -185,7 +185,10 @@ fn caller(headers: &HeaderMap, uaa: &Uaa, peer: SocketAddr) -> Caller {
     };
     let token = value.split_once(' ').map_or(value, |(_, t)| t.trim());
     match uaa.signer().verify(token, &uaa.issuer(), crate::clock::unix_now()) {
-        Ok(c) => Caller::User(c.actor().to_owned()),
+        Ok(c) => Caller::User(
+            c.actor().to_owned(),
+            c.has_scope("cloud_controller.admin") || c.has_scope("cloud_controller.admin_read_only"),
+        ),
         Err(_) => {
             // UAA's own token endpoint uses Basic auth: count it per IP, never as invalid.
             if jwt::decode_unverified(token).is_none() && value.to_ascii_lowercase().starts_with("basic") {

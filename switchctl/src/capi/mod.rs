@@ -38,6 +38,6 @@ mod retry;
 mod transport;
 pub mod types;
 
-pub use retry::{Repeat, RetryPolicy};
+pub use retry::{DEFAULT_MAX_WAIT, Notify, Repeat, RetryPolicy};
 pub use transport::{Client, HttpOptions, parse_api_url};
 pub use types::*;

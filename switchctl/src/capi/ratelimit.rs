@@ -1,6 +1,16 @@
 //! The Cloud Controller's rate limit, shared by every request of a client (a whole fleet's): a 429
-//! or an answer saying no request is left closes a [`Gate`] that all requests wait at, instead of
-//! each finding out with a 429 of its own. Also the headers that say how long to wait.
+//! closes a [`Gate`] that all requests wait at, instead of each finding out with a 429 of its own;
+//! an answer whose `X-RateLimit-Remaining` reads 0 makes the gate pace requests instead. Also the
+//! headers that say how long to wait.
+//!
+//! What CC sends (cloud_controller_ng `middleware/base_rate_limiter.rb`, capi-release
+//! `jobs/cloud_controller_ng/templates/cloud_controller_ng.yml.erb`): each CC instance counts a
+//! user's requests on its own against `general_limit / instances` (2000 per hour by default,
+//! 500 each with 4 instances); `X-RateLimit-Limit` is the global 2000; `X-RateLimit-Remaining` is
+//! `floor_to_tenths((share - count) / share) * 2000`, so it falls in steps of 200 and reads 0
+//! once an instance has used 90% of its share (451 of 500) while up to 49 requests on it, about
+//! 200 in all, are still allowed; `X-RateLimit-Reset` is the window's end in epoch seconds and a
+//! 429's `Retry-After` the seconds left until then (up to the whole hour).
 
 use std::{
     sync::{Mutex, PoisonError},
@@ -9,37 +19,125 @@ use std::{
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-/// No request is sent before the instant it holds.
+/// No request is sent before the instant it holds; while pacing, requests start `gap` apart.
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
-    until: Mutex<Option<Instant>>,
+    state: Mutex<GateState>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// Closed until then (a 429).
+    until: Option<Instant>,
+    /// Pacing: requests start at least `gap` apart until `pace_until`.
+    pace: Option<(Duration, Instant)>,
+    /// The earliest start of the next paced request.
+    next: Option<Instant>,
 }
 
 impl Gate {
-    /// Waits while the gate is closed.
+    /// Waits while the gate is closed, then for this request's slot while pacing.
     pub(crate) async fn wait(&self) {
         loop {
-            let until = *self.until.lock().unwrap_or_else(PoisonError::into_inner);
-            match until {
-                Some(until) if until > Instant::now() => {
+            match self.next_wait(Instant::now()) {
+                Wait::Closed(wait) => {
                     // Held-back requests spread out rather than all coming back in the same instant.
                     let jitter = Duration::from_millis(fastrand::u64(0..100));
-                    tokio::time::sleep(until.saturating_duration_since(Instant::now()) + jitter).await;
+                    tokio::time::sleep(wait + jitter).await;
                 }
-                _ => return,
+                // The slot is this request's: sleep until it without asking again.
+                Wait::Slot(wait) => return tokio::time::sleep(wait).await,
+                Wait::Go => return,
             }
         }
     }
 
-    /// Closes the gate for `wait` from now (never shortening an earlier closing).
-    pub(crate) fn close(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        let mut gate = self.until.lock().unwrap_or_else(PoisonError::into_inner);
-        if gate.is_none_or(|g| g < until) {
-            tracing::debug!(wait_ms = wait.as_millis() as u64, "rate limit: holding requests");
-            *gate = Some(until);
+    fn next_wait(&self, now: Instant) -> Wait {
+        let mut g = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match (g.until, g.pace) {
+            (Some(until), _) if until > now => Wait::Closed(until - now),
+            (_, Some((gap, pace_until))) if pace_until > now => {
+                let slot = g.next.filter(|n| *n > now).unwrap_or(now);
+                g.next = Some(slot + gap);
+                if slot > now { Wait::Slot(slot - now) } else { Wait::Go }
+            }
+            _ => Wait::Go,
         }
     }
+
+    /// Closes the gate for `wait` from now (never shortening an earlier closing); whether this
+    /// moved the gate's end by more than a second (a new wait worth telling).
+    pub(crate) fn close(&self, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        let mut gate = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let news = gate.until.is_none_or(|g| g + Duration::from_secs(1) < until);
+        if gate.until.is_none_or(|g| g < until) {
+            tracing::debug!(wait_ms = wait.as_millis() as u64, "rate limit: holding requests");
+            gate.until = Some(until);
+        }
+        news
+    }
+
+    /// Paces requests `pace.gap` apart for `pace.length` from now (a later answer replaces it).
+    pub(crate) fn pace(&self, pace: Pace) {
+        let mut gate = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        gate.pace = Some((pace.gap, Instant::now() + pace.length));
+    }
+}
+
+enum Wait {
+    Closed(Duration),
+    Slot(Duration),
+    Go,
+}
+
+/// The `X-RateLimit-*` headers of one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateHeaders {
+    /// `X-RateLimit-Limit`: the global limit per window.
+    pub(crate) limit: u64,
+    /// `X-RateLimit-Remaining`: CC's estimate, floored to tenths of the limit.
+    pub(crate) remaining: u64,
+    /// `X-RateLimit-Reset`: the window's end, epoch seconds.
+    pub(crate) reset: i64,
+}
+
+/// The `X-RateLimit-*` headers, when all three are there and parse (CC sends all or none).
+pub(crate) fn rate_headers(headers: &HeaderMap) -> Option<RateHeaders> {
+    let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<i64>().ok();
+    Some(RateHeaders {
+        limit: u64::try_from(header("x-ratelimit-limit")?).ok()?,
+        remaining: u64::try_from(header("x-ratelimit-remaining")?).ok()?,
+        reset: header("x-ratelimit-reset")?,
+    })
+}
+
+/// How requests are spread out: at most one start per `gap`, for `length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pace {
+    /// Time between request starts.
+    pub(crate) gap: Duration,
+    /// How long (until the window's end).
+    pub(crate) length: Duration,
+}
+
+/// Whether to pace after an answer with these headers, `now` in epoch seconds.
+///
+/// Remaining above 0 means at least a tenth of the limit is left: no pacing. Remaining 0 does not
+/// mean nothing is left: CC floors its estimate, so up to a tenth of the limit (200 of 2000) may
+/// still be allowed, and the requests keep succeeding. Closing the gate until the reset would
+/// then stop a run for up to the whole hour for nothing. Instead the rest of the window is shared
+/// out: at most `limit / 10` more requests until the reset, one every `(reset - now) / (limit /
+/// 10)`: with 2000 per hour and the whole hour left, one every 18 s; with a minute left, one
+/// every 0.3 s. So the client never burns what may be left faster than the window runs out, and a
+/// 429 (the budget really is used up) still closes the gate until `Retry-After`.
+pub(crate) fn pacing(h: RateHeaders, now: i64) -> Option<Pace> {
+    if h.remaining > 0 || h.limit == 0 {
+        return None;
+    }
+    let left = Duration::from_secs(u64::try_from((h.reset - now).max(1)).unwrap_or(1));
+    let at_most = (h.limit / 10).max(1);
+    Some(Pace { gap: left / u32::try_from(at_most).unwrap_or(u32::MAX), length: left })
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
@@ -56,33 +154,50 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs.max(0) as u64))
 }
 
-/// With `X-RateLimit-Remaining: 0`: the time until `X-RateLimit-Reset` (at most `max`).
-pub(crate) fn exhausted_until(headers: &HeaderMap, max: Duration) -> Option<Duration> {
-    let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<i64>().ok();
-    if header("x-ratelimit-remaining")? != 0 {
-        return None;
-    }
-    let secs = header("x-ratelimit-reset")? - time::OffsetDateTime::now_utc().unix_timestamp();
-    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)).min(max))
-}
-
 #[cfg(test)]
 mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
 
-    #[test]
-    fn an_exhausted_rate_limit_waits_until_the_reset() {
+    fn headers(limit: &str, remaining: &str, reset: i64) -> HeaderMap {
         let mut h = HeaderMap::new();
-        let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 30;
+        h.insert("x-ratelimit-limit", HeaderValue::from_str(limit).expect("header"));
+        h.insert("x-ratelimit-remaining", HeaderValue::from_str(remaining).expect("header"));
         h.insert("x-ratelimit-reset", HeaderValue::from_str(&reset.to_string()).expect("header"));
-        h.insert("x-ratelimit-remaining", HeaderValue::from_static("10"));
-        assert_eq!(exhausted_until(&h, Duration::from_secs(60)), None);
-        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
-        let wait = exhausted_until(&h, Duration::from_secs(60)).expect("closed");
-        assert!((Duration::from_secs(28)..=Duration::from_secs(30)).contains(&wait), "{wait:?}");
-        assert_eq!(exhausted_until(&h, Duration::from_secs(5)), Some(Duration::from_secs(5)));
+        h
+    }
+
+    #[test]
+    fn rate_headers_are_read_when_all_three_parse() {
+        let h = headers("2000", "1800", 1_700_003_600);
+        assert_eq!(rate_headers(&h), Some(RateHeaders { limit: 2000, remaining: 1800, reset: 1_700_003_600 }));
+        let mut partial = h.clone();
+        partial.remove("x-ratelimit-reset");
+        assert_eq!(rate_headers(&partial), None);
+        assert_eq!(rate_headers(&headers("2000", "-1", 0)), None);
+        assert_eq!(rate_headers(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn remaining_above_zero_does_not_pace() {
+        let now = 1_700_000_000;
+        let h = rate_headers(&headers("2000", "200", now + 3600)).expect("headers");
+        assert_eq!(pacing(h, now), None);
+    }
+
+    #[test]
+    fn remaining_zero_paces_the_last_tenth_over_the_rest_of_the_window() {
+        let now = 1_700_000_000;
+        // 2000 per hour, the whole hour left: at most 200 more, one every 18 s, not a stop.
+        let h = rate_headers(&headers("2000", "0", now + 3600)).expect("headers");
+        assert_eq!(pacing(h, now), Some(Pace { gap: Duration::from_secs(18), length: Duration::from_secs(3600) }));
+        // A minute left: one every 300 ms.
+        let h = RateHeaders { reset: now + 60, ..h };
+        assert_eq!(pacing(h, now), Some(Pace { gap: Duration::from_millis(300), length: Duration::from_secs(60) }));
+        // A reset already past (clock skew) paces for a second at most.
+        let h = RateHeaders { reset: now - 5, ..h };
+        assert_eq!(pacing(h, now), Some(Pace { gap: Duration::from_millis(5), length: Duration::from_secs(1) }));
     }
 
     #[test]
@@ -94,6 +209,18 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[tokio::test]
+    async fn a_pacing_gate_spaces_request_starts() {
+        let gate = Gate::default();
+        gate.pace(Pace { gap: Duration::from_millis(100), length: Duration::from_secs(10) });
+        let started = Instant::now();
+        for _ in 0..4 {
+            gate.wait().await;
+        }
+        let took = started.elapsed();
+        assert!((Duration::from_millis(300)..Duration::from_secs(2)).contains(&took), "{took:?}");
     }
 
     #[tokio::test]

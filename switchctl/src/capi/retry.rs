@@ -6,12 +6,14 @@
 //! * a request whose answer was lost (timeout after sending, connection reset) is retried only if it
 //!   is [`Repeat::Safe`];
 //! * 502/503/504 are retried only for safe requests;
-//! * 429 waits as `Retry-After` says, bounded by [`RetryPolicy::max_retry_after`] (a request refused
-//!   for the rate limit was not carried out, so this holds for every method); it does not use up
-//!   an attempt;
+//! * 429 waits as `Retry-After` says, however long, as long as the waits of the request stay
+//!   within [`RetryPolicy::max_retry_after`] (`--max-wait`; a request refused for the rate limit
+//!   was not carried out, so this holds for every method); it does not use up an attempt. CC's
+//!   `Retry-After` is the rest of the user's window, up to an hour (capi-release's default
+//!   interval), so a fixed bound of a minute failed requests that only had to wait;
 //! * a 401 `CF-InvalidAuthToken` renews the token and sends again, once; it does not use up an
 //!   attempt either;
-//! * backoffs and waits together stay within [`RetryPolicy::max_total_wait`], attempts within
+//! * backoffs stay within [`RetryPolicy::max_total_wait`], attempts within
 //!   [`RetryPolicy::max_attempts`].
 
 use std::time::Duration;
@@ -25,11 +27,48 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Backoff ceiling.
     pub max_delay: Duration,
-    /// Longest `Retry-After` switchctl waits for; a longer one fails the request at once.
+    /// Longest total wait for the rate limit (`Retry-After`s) of one request (`--max-wait`); a
+    /// 429 whose wait would go beyond it fails the request at once with
+    /// [`Failure::RateLimited`], so that the caller can stop before it starts anything new.
     pub max_retry_after: Duration,
-    /// Longest total wait (backoffs plus `Retry-After`s) for one request.
+    /// Longest total wait for backoffs of one request.
     pub max_total_wait: Duration,
+    /// Told of every wait for the rate limit, so that the operator sees why nothing moves.
+    pub notify: Notify,
 }
+
+/// A callback for a wait for the rate limit: how long, and why. The capi layer knows nothing of
+/// the output; whoever builds the client passes what prints.
+#[derive(Clone, Default)]
+pub struct Notify(Option<std::sync::Arc<NotifyFn>>);
+
+/// What [`Notify`] calls.
+type NotifyFn = dyn Fn(&str) + Send + Sync;
+
+impl Notify {
+    /// Calls `f` with a one-line notice.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Notify {
+        Notify(Some(std::sync::Arc::new(f)))
+    }
+
+    pub(crate) fn say(&self, text: &str) {
+        match &self.0 {
+            Some(f) => f(text),
+            None => tracing::warn!("{text}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Notify(callback)" } else { "Notify(log)" })
+    }
+}
+
+/// `--max-wait` when not given: a quarter of capi-release's hour-long window. Long enough to ride
+/// out the end of a window, short enough that an operator in a maintenance window is not left
+/// waiting an hour without deciding so.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
 impl Default for RetryPolicy {
     fn default() -> RetryPolicy {
@@ -37,8 +76,9 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(4),
-            max_retry_after: Duration::from_secs(60),
+            max_retry_after: DEFAULT_MAX_WAIT,
             max_total_wait: Duration::from_secs(120),
+            notify: Notify::default(),
         }
     }
 }
@@ -110,6 +150,8 @@ pub(crate) enum Failure {
     GaveUp { waited: Duration },
     /// No answer, after this many attempts.
     NoAnswer { attempts: u32 },
+    /// The rate limit asks for `retry_after` more, beyond what `--max-wait` leaves.
+    RateLimited { retry_after: Duration, waited: Duration },
 }
 
 /// A 429 answered this often in a row ends the request, whatever the waits.
@@ -127,6 +169,8 @@ pub(crate) struct Retries<'a> {
     attempts: u32,
     rate_limited: u32,
     waited: Duration,
+    /// Time waited for the rate limit, against [`RetryPolicy::max_retry_after`].
+    rate_waited: Duration,
     renewed: bool,
     /// The random part of waits, `0.0..=1.0`; fixed in tests.
     jitter: fn() -> f64,
@@ -141,6 +185,7 @@ impl<'a> Retries<'a> {
             attempts: 0,
             rate_limited: 0,
             waited: Duration::ZERO,
+            rate_waited: Duration::ZERO,
             renewed: false,
             jitter: fastrand::f64,
         }
@@ -183,13 +228,13 @@ impl<'a> Retries<'a> {
     fn rate_limit(&mut self, retry_after: Option<Duration>) -> Decision {
         let asked = retry_after.unwrap_or_else(|| self.policy.backoff_with(self.rate_limited, (self.jitter)()));
         let after = asked + RATE_LIMIT_JITTER.mul_f64((self.jitter)());
-        if asked > self.policy.max_retry_after || self.rate_limited > MAX_RATE_LIMITED || !self.wait(after) {
-            return Decision::Fail(if self.waited.is_zero() {
-                Failure::Answer
-            } else {
-                Failure::GaveUp { waited: self.waited }
-            });
+        if self.rate_waited + asked > self.policy.max_retry_after {
+            return Decision::Fail(Failure::RateLimited { retry_after: asked, waited: self.rate_waited });
         }
+        if self.rate_limited > MAX_RATE_LIMITED {
+            return Decision::Fail(Failure::GaveUp { waited: self.rate_waited });
+        }
+        self.rate_waited += after;
         Decision::Retry { after, rate_limited: true }
     }
 
@@ -219,6 +264,7 @@ mod tests {
             max_delay: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(30),
             max_total_wait: Duration::from_secs(60),
+            notify: Notify::default(),
         }
     }
 
@@ -326,21 +372,40 @@ mod tests {
     }
 
     #[test]
-    fn a_retry_after_beyond_the_policy_fails_at_once() {
-        let p = policy();
+    fn a_retry_after_of_most_of_an_hour_is_waited_when_max_wait_allows() {
+        // CC's Retry-After is the rest of the window: up to 3600 s with capi-release's defaults.
+        let p = RetryPolicy { max_retry_after: Duration::from_secs(3600), ..policy() };
         let limited =
-            Outcome::Answer { status: 429, retry_after: Some(Duration::from_secs(31)), token_rejected: false };
-        assert_eq!(retries(&p, Repeat::Safe).decide(limited), Decision::Fail(Failure::Answer));
+            Outcome::Answer { status: 429, retry_after: Some(Duration::from_secs(3000)), token_rejected: false };
+        let after = Duration::from_secs(3000) + RATE_LIMIT_JITTER;
+        assert_eq!(retries(&p, Repeat::Unsafe).decide(limited), Decision::Retry { after, rate_limited: true });
     }
 
     #[test]
-    fn rate_limit_waits_end_at_the_total_wait_and_say_how_long_was_waited() {
-        let p = RetryPolicy { max_total_wait: Duration::from_secs(5), ..policy() };
+    fn a_retry_after_beyond_max_wait_fails_at_once_saying_so() {
+        let p = policy();
+        let limited =
+            Outcome::Answer { status: 429, retry_after: Some(Duration::from_secs(31)), token_rejected: false };
+        assert_eq!(
+            retries(&p, Repeat::Safe).decide(limited),
+            Decision::Fail(Failure::RateLimited { retry_after: Duration::from_secs(31), waited: Duration::ZERO })
+        );
+    }
+
+    #[test]
+    fn rate_limit_waits_add_up_against_max_wait() {
+        let p = RetryPolicy { max_retry_after: Duration::from_secs(5), ..policy() };
         let limited = Outcome::Answer { status: 429, retry_after: Some(Duration::from_secs(2)), token_rejected: false };
         let mut r = retries(&p, Repeat::Safe);
         assert!(matches!(r.decide(limited), Decision::Retry { .. }));
         assert!(matches!(r.decide(limited), Decision::Retry { .. }));
-        assert_eq!(r.decide(limited), Decision::Fail(Failure::GaveUp { waited: Duration::from_millis(4500) }));
+        assert_eq!(
+            r.decide(limited),
+            Decision::Fail(Failure::RateLimited {
+                retry_after: Duration::from_secs(2),
+                waited: Duration::from_millis(4500)
+            })
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use reqwest::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    ratelimit::{Gate, exhausted_until, retry_after},
+    ratelimit::{Gate, pacing, rate_headers, retry_after},
     retry::{Decision, Failure, Outcome, Repeat, Retries, RetryPolicy},
     types::Paginated,
 };
@@ -229,8 +229,13 @@ impl Client {
                 Ok((status, headers, bytes)) => {
                     let elapsed_ms = started.elapsed().as_millis() as u64;
                     tracing::debug!(method = %method, url = %url, status, attempt, elapsed_ms, "request");
-                    if let Some(reset) = exhausted_until(&headers, policy.max_retry_after) {
-                        self.inner.gate.close(reset);
+                    // Remaining 0 is CC's floored estimate: pace rather than stop (ratelimit::pacing).
+                    if let Some(pace) = rate_headers(&headers)
+                        .filter(|_| status != 429)
+                        .and_then(|h| pacing(h, time::OffsetDateTime::now_utc().unix_timestamp()))
+                    {
+                        tracing::debug!(gap_ms = pace.gap.as_millis() as u64, "rate limit: pacing requests");
+                        self.inner.gate.pace(pace);
                     }
                     let error = (!(200..300).contains(&status))
                         .then(|| ApiError::from_response(status, &bytes, method.as_str(), url.path()));
@@ -251,11 +256,17 @@ impl Client {
             match (retries.decide(outcome), answer) {
                 (Decision::Retry { after, rate_limited }, _) => {
                     if rate_limited {
-                        tracing::warn!(
-                            "rate limited by the Cloud Controller; waiting {}s as it asks",
-                            after.as_secs_f32().ceil()
-                        );
-                        self.inner.gate.close(after);
+                        // Only the request that closes the gate (or moves its end) says so: a
+                        // fleet's parallel requests would repeat it.
+                        if self.inner.gate.close(after) {
+                            policy.notify.say(&format!(
+                                "rate limited by the Cloud Controller (429): waiting {}s, until {}, as its \
+                                 Retry-After asks (--max-wait {}s)",
+                                after.as_secs_f32().ceil(),
+                                utc_in(after),
+                                policy.max_retry_after.as_secs()
+                            ));
+                        }
                     }
                     tokio::time::sleep(after).await;
                 }
@@ -264,6 +275,15 @@ impl Client {
                     if let (Some(tokens), Some(used)) = (&self.inner.tokens, &authorization) {
                         tokens.rejected(used).await.map_err(|e| self.token_error(e))?;
                     }
+                }
+                (Decision::Fail(Failure::RateLimited { retry_after, waited }), Ok((_, Some(error)))) => {
+                    return Err(Error::RateLimited {
+                        source: Box::new(error),
+                        retry_after,
+                        until: utc_in(retry_after),
+                        waited,
+                        max_wait: policy.max_retry_after,
+                    });
                 }
                 (Decision::Fail(Failure::GaveUp { waited }), Ok((_, Some(error)))) => {
                     return Err(Error::GaveUp { source: Box::new(error), waited });
@@ -349,6 +369,12 @@ impl Client {
     fn unreachable(&self, error: Unreachable) -> Error {
         Error::Unreachable { error, nothing_changed: !self.inner.connected.load(Ordering::Relaxed) }
     }
+}
+
+/// `HH:MM:SS UTC`, `after` from now.
+fn utc_in(after: Duration) -> String {
+    let at = time::OffsetDateTime::now_utc() + after;
+    format!("{:02}:{:02}:{:02} UTC", at.hour(), at.minute(), at.second())
 }
 
 fn decode<T: DeserializeOwned>(method: &Method, url: &Url, body: &[u8]) -> Result<T, Error> {

@@ -61,6 +61,7 @@ pub(crate) fn fast_retry() -> RetryPolicy {
         max_delay: Duration::from_millis(20),
         max_retry_after: Duration::from_secs(5),
         max_total_wait: Duration::from_secs(10),
+        ..RetryPolicy::default()
     }
 }
 

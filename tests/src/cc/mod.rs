@@ -311,7 +311,9 @@ impl Cc {
             "osbapi_version": "2.15",
             "rate_limits": {
                 "enabled": rate.is_some(),
-                "general_limit": rate.as_ref().map(|r| r.limit),
+                // CC publishes the instance's share, not the global limit (CC
+                // `app/controllers/v3/info_controller.rb`: `per_process_general_limit`).
+                "general_limit": rate.as_ref().map(|r| r.per_instance(r.limit)),
                 "reset_interval_in_minutes": rate.as_ref().map(|r| r.reset_interval.as_secs().div_ceil(60)),
             },
             "links": {

@@ -64,8 +64,10 @@ async fn latency_is_fixed_plus_jitter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_answers_429_with_cc_headers_and_body() {
     let env = Env::new().await;
-    env.cf.faults.set_rate_limit(Some(RateLimit { limit: 3, reset_interval: Duration::from_secs(60) }));
-    for remaining in ["2", "1", "0"] {
+    let rate = RateLimit { unauthenticated_limit: 3, ..RateLimit::new(3, Duration::from_secs(60)) };
+    env.cf.faults.set_rate_limit(Some(rate));
+    // CC's estimate floors to tenths of the limit: 2/3 left reads 0.6 * 3 = 1, 1/3 reads 0.
+    for remaining in ["1", "0", "0"] {
         let ok = env.get("/v3/apps").await;
         assert_eq!(ok.status, 200);
         assert_eq!(ok.header("x-ratelimit-limit"), Some("3"));

@@ -16,6 +16,7 @@ mod switch_honest;
 mod switch_load;
 mod switch_order;
 mod switch_ports;
+mod switch_ratelimit;
 mod switch_run;
 mod switch_shared;
 mod switch_support;

@@ -121,7 +121,7 @@ async fn on_with_a_429_and_retry_after() {
 async fn on_under_cc_rate_limiter() {
     let run = fault_case(
         During::On,
-        |w| w.cf.faults.set_rate_limit(Some(RateLimit { limit: 8, reset_interval: Duration::from_secs(1) })),
+        |w| w.cf.faults.set_rate_limit(Some(RateLimit::new(8, Duration::from_secs(1)))),
         &["429", "rate limit"],
     )
     .await;

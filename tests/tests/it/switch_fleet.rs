@@ -18,18 +18,18 @@ use tests::{
 use crate::switch_support::{Dest, MaintenanceProcess, Setup, World};
 
 /// The label the fleet's apps carry.
-const SELECTOR: &str = "team=orders";
+pub(crate) const SELECTOR: &str = "team=orders";
 
 /// One app of the fleet: its GUID, name and routes.
-struct Member {
-    guid: String,
-    name: String,
-    routes: Vec<String>,
+pub(crate) struct Member {
+    pub(crate) guid: String,
+    pub(crate) name: String,
+    pub(crate) routes: Vec<String>,
 }
 
 /// Adds `count` apps `f-000…`, labelled `team=orders`, each with `routes` routes served by one
 /// instance; returns them and their servers (which must live as long as the test).
-async fn add_fleet(w: &World, count: usize, routes: usize) -> (Vec<Member>, Vec<Server>) {
+pub(crate) async fn add_fleet(w: &World, count: usize, routes: usize) -> (Vec<Member>, Vec<Server>) {
     let mut members = Vec::new();
     let mut servers = Vec::new();
     for i in 0..count {
@@ -51,7 +51,7 @@ async fn add_fleet(w: &World, count: usize, routes: usize) -> (Vec<Member>, Vec<
 }
 
 /// The destinations of shop's routes and of every fleet route.
-fn every_dest(w: &World, fleet: &[Member]) -> BTreeMap<String, Vec<Dest>> {
+pub(crate) fn every_dest(w: &World, fleet: &[Member]) -> BTreeMap<String, Vec<Dest>> {
     let mut all = w.all_dests();
     for route in fleet.iter().flat_map(|m| &m.routes) {
         all.insert(route.clone(), w.dests(route));
@@ -172,7 +172,7 @@ async fn five_hundred_apps_on_and_off_requests_and_time() {
     const APPS: usize = 500;
     const ROUTES: usize = 2;
     let latency = Duration::from_millis(50);
-    let rate = RateLimit { limit: 2000, reset_interval: Duration::from_secs(10) };
+    let rate = RateLimit::new(2000, Duration::from_secs(10));
     let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
     let (fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
     let before = every_dest(&w, &fleet);
