@@ -3,8 +3,9 @@
 //! propagation, and faults on demand ([`faults`]). [`CfDouble::start`] runs all three on loopback
 //! ports; [`world`] seeds orgs, spaces, domains, apps and routes.
 //!
-//! Shapes and errors follow `shared/capi/FACTS.md` and are checked against the docs examples and
-//! error bodies by `tests/it/conformance.rs`.
+//! Shapes and errors follow the Cloud Controller's sources (cited where each behaviour is
+//! modelled) and are checked against the docs examples and error bodies in `tests/fixtures/capi/`
+//! by `tests/it/conformance.rs`.
 
 pub mod backend;
 pub mod cc;
