@@ -177,7 +177,7 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
     for l in lost {
         let url = plan::url(&l.route, domain_of(&l.route, &domains));
-        decided.push(RouteReport::failed(url, l.route.guid.clone(), l.cause(), RouteState::MaintenanceUnrecorded));
+        decided.push(l.report(url));
     }
     for route in routes {
         let domain = domain_of(&route, &domains);

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{
     context::{self, Domains, Work, domain_of, each},
-    outcome::{Advice, DestinationView, RouteReport, RouteState, Verb, list},
+    outcome::{Advice, DestinationView, RouteState, Verb, list},
     plan,
     probe::{Answer, Prober},
     signals::Interrupt,
@@ -275,9 +275,7 @@ fn record_problems(route: &Route, k: &Known<'_>) -> (Vec<InMaintenance>, Vec<Str
 /// A maintenance destination on `route` that no switchctl record explains, with its repair.
 fn unrecorded_problem(route: &Route, domain: Option<&Domain>, k: &Known<'_>) -> Option<String> {
     if let (Some(l), Some(advice)) = (k.lost.get(&route.guid), k.advice) {
-        let report =
-            RouteReport::failed(String::new(), route.guid.clone(), l.cause(), RouteState::MaintenanceUnrecorded);
-        return Some(report.failure(Verb::Off, advice));
+        return Some(l.report(String::new()).failure(Verb::Off, advice));
     }
     let m = k.maint?;
     let d = route.destinations.iter().find(|d| d.app.guid == m.guid)?;

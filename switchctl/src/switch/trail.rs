@@ -8,7 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{outcome::Cause, state};
+use super::{
+    outcome::{Cause, RouteReport, RouteState},
+    state,
+};
 use crate::{
     capi::{Client, DestinationApp, MappingEventData, NewDestination, ProcessType, Route},
     error::Error,
@@ -33,8 +36,14 @@ impl LostRoute {
         serde_json::json!({ "destinations": self.destinations }).to_string()
     }
 
+    /// The route's report, at `url`: only the maintenance app serves it, and the cause says how to
+    /// repair it.
+    pub fn report(&self, url: String) -> RouteReport {
+        RouteReport::failed(url, self.route.guid.clone(), self.cause(), RouteState::MaintenanceUnrecorded)
+    }
+
     /// Why the route is reported: with the exact repair.
-    pub fn cause(&self) -> Cause {
+    fn cause(&self) -> Cause {
         Cause::RecordLost {
             unmapped_at: self.unmapped_at.clone(),
             body: self.body(),
