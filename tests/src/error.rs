@@ -173,6 +173,29 @@ impl ApiError {
     }
 
     /// 503 CF-ServiceUnavailable, CC's answer when its database is gone.
+    /// 500 `CF-RunnerError` (170016, `Runner error: %s` in CC's `errors/v2.yml`), as
+    /// `bbs_apps_client.rb` raises it with the BBS error's message; here the BBS's refusal of a
+    /// desired LRP whose routes JSON passes `maximumRouteLength` (bbs `models/desired_lrp.go`,
+    /// `ErrInvalidField{"routes"}`, whose text is `Invalid field: routes`).
+    pub fn runner_error() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "CF-RunnerError",
+            170016,
+            "Runner error: Invalid field: routes",
+        )
+    }
+
+    /// 503 `CF-RunnerUnavailable` (170015, `Runner is unavailable: %s`).
+    pub fn runner_unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "CF-RunnerUnavailable",
+            170015,
+            "Runner is unavailable: Unable to communicate with Diego",
+        )
+    }
+
     pub fn service_unavailable() -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "CF-ServiceUnavailable", 10015, "Database connection failure")
     }

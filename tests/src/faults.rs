@@ -79,6 +79,26 @@ pub enum Failure {
     },
     /// Close the connection without an answer.
     Drop,
+    /// 500 `CF-RunnerError`: Diego's BBS refused the desired-LRP update CC sends after a route
+    /// change commits (cloud_controller_ng `lib/cloud_controller/diego/bbs_apps_client.rb`
+    /// `handle_diego_errors`: a BBS response error becomes `RunnerError`; the update is sent from
+    /// `app/models/runtime/process_route_handler.rb`'s `after_commit`, so the change is kept).
+    RunnerError,
+    /// 503 `CF-RunnerUnavailable`: the BBS could not be reached for that update (same file: a
+    /// `Diego::Error` becomes `RunnerUnavailable`; only `getaddrinfo` failures are logged and
+    /// swallowed, `lib/cloud_controller/diego/runner.rb#with_logging`).
+    RunnerUnavailable,
+}
+
+/// When an injected failure strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strike {
+    /// Before the handler: nothing changed.
+    Before,
+    /// After the handler ran and its transaction committed: the change was made, and the caller
+    /// still gets the failure (a Diego error raised in an `after_commit` hook, or a connection
+    /// that drops on the way back).
+    AfterCommit,
 }
 
 /// CC's rate limiter settings, as capi-release renders them into each CC instance's config.
@@ -182,6 +202,7 @@ struct FailRule {
     nth: usize,
     seen: usize,
     failure: Failure,
+    strike: Strike,
 }
 
 /// A pause: matching requests wait until [`PauseHandle::release`].
@@ -242,6 +263,8 @@ pub(crate) enum Verdict {
     Proceed,
     /// Fail it this way.
     Fail(Failure),
+    /// Carry it out, then answer with this failure.
+    FailAfterCommit(Failure),
     /// Rate limited: 429 as CC.
     Limited(RateHeaders, bool),
 }
@@ -279,7 +302,13 @@ impl Faults {
 
     /// Fails the `nth` (1-based, counted from now) request matching `matcher`.
     pub fn fail_nth(&self, matcher: Matcher, nth: usize, failure: Failure) {
-        self.lock().failures.push(FailRule { matcher, nth: nth.max(1), seen: 0, failure });
+        self.lock().failures.push(FailRule { matcher, nth: nth.max(1), seen: 0, failure, strike: Strike::Before });
+    }
+
+    /// Lets the `nth` request matching `matcher` (1-based) be carried out, then answers it with
+    /// `failure` instead of the handler's answer: the change is made, the caller is told it failed.
+    pub fn fail_nth_after_commit(&self, matcher: Matcher, nth: usize, failure: Failure) {
+        self.lock().failures.push(FailRule { matcher, nth: nth.max(1), seen: 0, failure, strike: Strike::AfterCommit });
     }
 
     /// How many injected failures have not fired yet: a test asserts 0 to know its fault was met.
@@ -375,12 +404,14 @@ impl Faults {
         for rule in inner.failures.iter_mut().filter(|r| r.matcher.matches(method, path)) {
             rule.seen += 1;
             if rule.seen == rule.nth && failure.is_none() {
-                failure = Some(rule.failure);
+                failure = Some((rule.failure, rule.strike));
             }
         }
         inner.failures.retain(|r| r.seen < r.nth);
-        if let Some(f) = failure {
-            return (Verdict::Fail(f), None);
+        match failure {
+            Some((f, Strike::Before)) => return (Verdict::Fail(f), None),
+            Some((f, Strike::AfterCommit)) => return (Verdict::FailAfterCommit(f), None),
+            None => {}
         }
         // CC's limiter skips the roots (`rate_limiter.rb#root_api?`) and internal endpoints.
         let exempt = matches!(path.trim_end_matches('/'), "" | "/v3" | "/v2/info" | "/healthz")

@@ -156,6 +156,14 @@ async fn serve_one(
         Verdict::Fail(Failure::Status502) => failure_response(Failure::Status502),
         Verdict::Fail(failure) => stamped(failure_response(failure), request_id.as_deref()),
         Verdict::Limited(headers, anonymous) => stamped(limited_response(&headers, anonymous), request_id.as_deref()),
+        Verdict::FailAfterCommit(failure) => {
+            let _committed = handler(Request::from_parts(parts, Body::from(bytes))).await;
+            if failure == Failure::Drop {
+                f.record(entry);
+                return Err(Dropped);
+            }
+            stamped(failure_response(failure), request_id.as_deref())
+        }
         Verdict::Proceed => {
             let r = handler(Request::from_parts(parts, Body::from(bytes))).await;
             f.hold(&method, &path, PausePoint::After).await;
@@ -234,6 +242,12 @@ fn failure_response(failure: Failure) -> Response<Body> {
             limited_response(&headers, false)
         }
         Failure::Drop => with_body(StatusCode::INTERNAL_SERVER_ERROR, JSON_CONTENT_TYPE, ApiError::unknown().body()),
+        Failure::RunnerError => {
+            with_body(StatusCode::INTERNAL_SERVER_ERROR, JSON_CONTENT_TYPE, ApiError::runner_error().body())
+        }
+        Failure::RunnerUnavailable => {
+            with_body(StatusCode::SERVICE_UNAVAILABLE, JSON_CONTENT_TYPE, ApiError::runner_unavailable().body())
+        }
     }
 }
 
