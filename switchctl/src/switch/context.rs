@@ -163,6 +163,15 @@ pub async fn observe(client: &Client, route_guid: &str, app: &str, maint: &str) 
     }
 }
 
+/// A write failed: reads the route again and tells whether the Cloud Controller holds the change
+/// all the same (`made`). A Diego error raised after the commit (503 `CF-RunnerUnavailable`, 500
+/// `CF-RunnerError`, see [`super::outcome::Recovered`]) or an answer lost on the way back leaves
+/// the change made; the record is the plan, the Cloud Controller is the truth. A route that
+/// cannot be read counts as not changed: the caller then reports what it can observe.
+pub async fn landed(client: &Client, route_guid: &str, made: impl Fn(&Route) -> bool) -> bool {
+    client.get_route(route_guid).await.is_ok_and(|route| made(&route))
+}
+
 /// The routes of the maintenance apps, listed once per run: `off` finds among them the routes
 /// whose switchctl label was removed by hand (their annotation still says whose they are).
 #[derive(Debug, Clone, Default)]

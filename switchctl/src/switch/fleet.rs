@@ -15,7 +15,7 @@ use std::{
 
 use super::{
     context::{self, Env, Lost, Work, each},
-    outcome::{self, Advice, Report, Verb},
+    outcome::{self, Advice, Report, RouteReport, Verb},
     probe::Target,
     signals::{self, Signals},
 };
@@ -390,23 +390,57 @@ pub fn commands(settings: &Settings, verb: Verb, reports: &[&Report]) -> Vec<Str
         .collect()
 }
 
+/// A route's job of `on` or `off`: for one app, or merged for every app of the fleet on the route.
+pub trait RouteJob: Send + 'static {
+    /// The route's GUID.
+    fn route_guid(&self) -> &str;
+    /// The route's URL.
+    fn url(&self) -> &str;
+    /// Where probes go.
+    fn target(&self) -> &Target;
+    /// The apps (GUIDs) it switches.
+    fn apps(&self) -> Vec<String>;
+    /// Takes over `other`'s share of the same route.
+    fn merge(&mut self, other: Self);
+}
+
 /// An app read and planned by `on` or `off`, before anything changes.
 pub trait Surveyed: Send + 'static {
+    /// One route's job.
+    type Job: RouteJob;
     /// The app.
     fn member(&self) -> &Member;
-    /// The routes about to change (URL, where probes go).
-    fn targets(&self) -> Vec<(String, Target)>;
+    /// The routes about to change.
+    fn jobs(&mut self) -> &mut Vec<Self::Job>;
+    /// The routes about to change, to look at.
+    fn planned(&self) -> &[Self::Job];
+    /// The reports of the routes already dealt with.
+    fn decided(&mut self) -> &mut Vec<RouteReport>;
+}
+
+/// How `on` or `off` switches one route: for the job's apps, given as fleet members, a report per
+/// app (GUID); and the report of a route whose task died or never started.
+#[derive(Debug)]
+pub struct RouteWork<RF> {
+    /// Switches one route.
+    pub switch: RF,
+    /// Stands in for a route not switched.
+    pub lost: fn(String, String, Lost) -> RouteReport,
+    /// Routes switched at once.
+    pub concurrency: u16,
 }
 
 /// The one driver of `on` and `off` for a fleet: every member is surveyed (`survey`, `--parallel`
-/// at a time), every route about to change is probed once ([`preflight`]), and only then is each
-/// surveyed member switched (`apply`). A member whose survey failed keeps that report; nothing of
-/// it was changed.
-pub async fn drive<S, SF, SFut, AF, AFut>(
+/// at a time), every route about to change is probed once ([`preflight`]), and only then are the
+/// routes several members share switched, each by one task that knows all of them
+/// ([`switch_shared`]), and each surveyed member switched (`apply`). A member whose survey failed
+/// keeps that report; nothing of it was changed.
+pub async fn drive<S, SF, SFut, AF, AFut, RF, RFut>(
     env: &Env,
     members: &[Member],
     (verb, dry_run, parallel): (Verb, bool, u16),
     survey: SF,
+    shared: RouteWork<RF>,
     apply: AF,
 ) -> Result<Vec<Report>, Error>
 where
@@ -415,6 +449,8 @@ where
     SFut: Future<Output = Result<S, Box<Report>>> + Send + 'static,
     AF: Fn(S) -> AFut,
     AFut: Future<Output = Report> + Send + 'static,
+    RF: Fn(S::Job, Vec<Member>) -> RFut,
+    RFut: Future<Output = Vec<(String, RouteReport)>> + Send + 'static,
 {
     let lost = |guid: String, lost| lost_app(members, &guid, verb, dry_run, lost);
     let surveys =
@@ -424,17 +460,21 @@ where
         .flatten()
         .flat_map(|s| {
             let (m, t) = (s.member(), &s.member().target);
-            s.targets().into_iter().map(move |(url, target)| Planned {
-                url,
-                target,
+            s.planned().iter().map(move |j| Planned {
+                url: j.url().to_owned(),
+                target: j.target().clone(),
                 app: m.app.name.clone(),
                 space: (t.org.name.clone(), t.space.name.clone()),
             })
         })
         .collect();
     preflight(env, planned).await?;
-    let items = surveys
+    let (ok, failed): (Vec<_>, Vec<_>) = surveys.into_iter().partition(Result::is_ok);
+    let ok = switch_shared(env, ok.into_iter().flatten().collect(), &shared).await;
+    let items = ok
         .into_iter()
+        .map(Ok)
+        .chain(failed)
         .map(|s| {
             let (label, guid) = match &s {
                 Ok(s) => (s.member().label.clone(), s.member().app.guid.clone()),
@@ -464,6 +504,87 @@ where
         |r| out.app_done(&label_of(r)),
     )
     .await)
+}
+
+/// Switches the routes that more than one member is about to change (blue/green pairs sharing a
+/// route), each with one job merged from every member's, before any member's other routes: with
+/// a task per member, each would decide from a listing the other's changes made stale (both keep
+/// the maintenance app on `off`, each because the other's record is still there). Each member
+/// gets its report of the route, naming the apps it was switched with.
+async fn switch_shared<S, RF, RFut>(env: &Env, mut surveys: Vec<S>, work: &RouteWork<RF>) -> Vec<S>
+where
+    S: Surveyed,
+    RF: Fn(S::Job, Vec<Member>) -> RFut,
+    RFut: Future<Output = Vec<(String, RouteReport)>> + Send + 'static,
+{
+    let shared = shared_routes(surveys.iter().map(|s| s.planned().iter().map(RouteJob::route_guid)));
+    if shared.is_empty() {
+        return surveys;
+    }
+    let mut merged: Vec<S::Job> = Vec::new();
+    for survey in &mut surveys {
+        let (mine, rest): (Vec<S::Job>, Vec<S::Job>) =
+            survey.jobs().drain(..).partition(|j| shared.contains(j.route_guid()));
+        *survey.jobs() = rest;
+        for job in mine {
+            match merged.iter_mut().find(|m| m.route_guid() == job.route_guid()) {
+                Some(m) => m.merge(job),
+                None => merged.push(job),
+            }
+        }
+    }
+    let member = |guid: &str| surveys.iter().find(|s| s.member().app.guid == guid).map(|s| s.member().clone());
+    let apps_of: HashMap<String, Vec<String>> = merged.iter().map(|j| (j.route_guid().to_owned(), j.apps())).collect();
+    let items: Vec<Work<(S::Job, Vec<Member>)>> = merged
+        .into_iter()
+        .map(|j| {
+            let members = j.apps().iter().filter_map(|a| member(a)).collect();
+            Work { label: j.url().to_owned(), guid: j.route_guid().to_owned(), input: (j, members) }
+        })
+        .collect();
+    let done = each(
+        items,
+        work.concurrency,
+        &env.interrupt,
+        |(job, members)| (work.switch)(job, members),
+        |url, guid, why| {
+            let report = (work.lost)(url, guid.clone(), why);
+            apps_of.get(&guid).into_iter().flatten().map(|a| (a.clone(), report.clone())).collect()
+        },
+        |_| {},
+    )
+    .await;
+    let done: Vec<(String, RouteReport)> = done.into_iter().flatten().collect();
+    let name = |guid: &str| member(guid).map_or_else(|| guid.to_owned(), |m| m.label);
+    let notes: Vec<String> = done
+        .iter()
+        .map(|(app, report)| {
+            let with: Vec<String> = done
+                .iter()
+                .filter(|(a, r)| a != app && r.route_guid == report.route_guid)
+                .map(|(a, _)| name(a))
+                .collect();
+            format!("switched together with {}, which shares it", with.join(", "))
+        })
+        .collect();
+    for ((app, report), note) in done.into_iter().zip(notes) {
+        if let Some(s) = surveys.iter_mut().find(|s| s.member().app.guid == app) {
+            s.decided().push(report.and_note(note));
+        }
+    }
+    surveys
+}
+
+/// The routes that more than one survey is about to change, by GUID (each survey lists its own).
+pub fn shared_routes<'a>(surveys: impl Iterator<Item = impl Iterator<Item = &'a str>>) -> HashSet<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for routes in surveys {
+        let mine: HashSet<&str> = routes.collect();
+        for guid in mine {
+            *seen.entry(guid).or_default() += 1;
+        }
+    }
+    seen.into_iter().filter(|(_, n)| *n > 1).map(|(g, _)| g.to_owned()).collect()
 }
 
 /// One unit of work per member.

@@ -20,14 +20,14 @@ use std::{
 use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
-    outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
+    outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OffPlan},
     probe::{CONSECUTIVE, Target, Want},
-    state::{self, Record},
+    state,
     trail::{self, LostRoute},
 };
 use crate::{
-    capi::{Client, Domain, Route},
+    capi::{Client, Destination, Domain, NewDestination, Route},
     error::{Error, describe},
     output::Output,
     session::Session,
@@ -52,6 +52,11 @@ pub async fn switch_off(env: &Env, members: &[Member], off: &Off) -> Result<Vec<
         members,
         settings,
         |m| survey(env.clone(), m, off.switch.dry_run, off.force),
+        fleet::RouteWork {
+            switch: |job, members: Vec<Member>| restore_route(Arc::new(Ctx::of(env, &members, off.force)), job),
+            lost: lost_route,
+            concurrency: off.switch.concurrency,
+        },
         |s| restore_app(env.clone(), s, Arc::clone(&off)),
     )
     .await
@@ -68,12 +73,22 @@ struct Survey {
 }
 
 impl fleet::Surveyed for Survey {
+    type Job = Job;
+
     fn member(&self) -> &Member {
         &self.member
     }
 
-    fn targets(&self) -> Vec<(String, Target)> {
-        self.jobs.iter().map(|j| (j.url.clone(), j.target.clone())).collect()
+    fn jobs(&mut self) -> &mut Vec<Job> {
+        &mut self.jobs
+    }
+
+    fn planned(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    fn decided(&mut self) -> &mut Vec<RouteReport> {
+        &mut self.decided
     }
 }
 
@@ -83,12 +98,43 @@ enum Decision {
     Do(Box<Job>),
 }
 
-/// One route to restore.
+/// One route to restore, for every app of the fleet on it: one, unless fleet members share the
+/// route; then one task restores it for all of them ([`fleet::RouteJob`]).
 struct Job {
     route: Route,
     url: String,
     target: Target,
+    parts: Vec<Part>,
+}
+
+/// One app's share of a route's job.
+struct Part {
+    /// The app's GUID.
+    app: String,
+    /// What `off` does for it.
     plan: OffPlan,
+}
+
+impl fleet::RouteJob for Job {
+    fn route_guid(&self) -> &str {
+        &self.route.guid
+    }
+
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn apps(&self) -> Vec<String> {
+        self.parts.iter().map(|p| p.app.clone()).collect()
+    }
+
+    fn merge(&mut self, other: Job) {
+        self.parts.extend(other.parts);
+    }
 }
 
 /// APP's routes in maintenance: labelled for it, or (label removed by hand) annotated for it.
@@ -210,30 +256,45 @@ fn decide(
             r.destinations_removed = plan.remove.iter().map(|d| DestinationView::of(d, names)).collect();
             let key = state::key(app);
             r.metadata = Some(serde_json::json!({"labels": {&key: null}, "annotations": {&key: null}}));
-            Decision::Done(Box::new(if plan.keep_maintenance { r.with_note(keep_note(&plan)) } else { r }))
+            let note = keep_note(plan.record.maintenance_kept);
+            Decision::Done(Box::new(if plan.keep_maintenance { r.with_note(note) } else { r }))
         }
-        Ok(Some(plan)) => {
-            Decision::Do(Box::new(Job { target: plan::target(route, domain), url, route: route.clone(), plan }))
-        }
+        Ok(Some(plan)) => Decision::Do(Box::new(Job {
+            target: plan::target(route, domain),
+            url,
+            route: route.clone(),
+            parts: vec![Part { app: app.to_owned(), plan }],
+        })),
     }
 }
 
-fn keep_note(plan: &OffPlan) -> &'static str {
-    if plan.record.maintenance_kept {
+fn keep_note(kept_before: bool) -> &'static str {
+    if kept_before {
         "kept the maintenance app: it was mapped before `on`"
     } else {
         "kept the maintenance app: another app on this route is still in maintenance"
     }
 }
 
-/// What every route's task of one app needs.
+/// What every route's task needs.
 struct Ctx {
     client: Client,
     verify: context::Verify,
     force: bool,
-    app_guid: String,
     maint_guid: String,
     names: HashMap<String, String>,
+}
+
+impl Ctx {
+    /// The context of a route shared by `members` (of one space, so of one maintenance app).
+    fn of(env: &Env, members: &[Member], force: bool) -> Ctx {
+        let maint = members.iter().find_map(|m| m.maint.as_ref());
+        let (maint_guid, maint_name) = maint.map(|m| (m.guid.clone(), m.name.clone())).unwrap_or_default();
+        let mut names: HashMap<String, String> =
+            members.iter().map(|m| (m.app.guid.clone(), m.app.name.clone())).collect();
+        names.insert(maint_guid.clone(), maint_name);
+        Ctx { client: env.client.clone(), verify: env.verify.clone(), force, maint_guid, names }
+    }
 }
 
 /// Restores one surveyed app; never fails as a whole: what went wrong is in the report.
@@ -260,74 +321,99 @@ async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
         );
     };
     decided.iter().for_each(print);
-    let ctx = Arc::new(Ctx {
-        client: env.client.clone(),
-        verify: env.verify.clone(),
-        force: off.force,
-        app_guid: member.app.guid.clone(),
-        maint_guid,
-        names,
-    });
+    let ctx =
+        Arc::new(Ctx { client: env.client.clone(), verify: env.verify.clone(), force: off.force, maint_guid, names });
     let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
+    let app = member.app.guid.clone();
     let done = each(
         work,
         off.switch.concurrency,
         &env.interrupt,
-        |job| restore_route(Arc::clone(&ctx), job),
-        |url, guid, lost| {
-            let (cause, state) = match lost {
-                Lost::Interrupted => (Cause::Interrupted, RouteState::MaintenanceOnly),
-                Lost::Died(error) => (Cause::Internal { error }, RouteState::Unknown),
-            };
-            RouteReport::failed(url, guid, cause, state)
+        |job| {
+            let (ctx, app) = (Arc::clone(&ctx), app.clone());
+            async move { restore_route(ctx, job).await.into_iter().find(|(a, _)| *a == app).map(|(_, r)| r) }
         },
-        print,
+        |url, guid, lost| Some(lost_route(url, guid, lost)),
+        |r| {
+            if let Some(r) = r {
+                print(r);
+            }
+        },
     )
     .await;
-    fleet::report_for(&member, Verb::Off, dry_run).with_routes(decided.into_iter().chain(done).collect())
+    fleet::report_for(&member, Verb::Off, dry_run)
+        .with_routes(decided.into_iter().chain(done.into_iter().flatten()).collect())
 }
 
-/// Steps 1–5 for one route.
-async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
-    let Job { route, url, target, plan } = job;
-    let (app, client) = (ctx.app_guid.as_str(), &ctx.client);
-    let api = |step, e: Error| Cause::Api { step, error: describe(&e) };
-    let mut notes = Vec::new();
+/// A route whose task died or never started: it is as the survey found it, in maintenance.
+fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
+    let (cause, state) = match lost {
+        Lost::Interrupted => (Cause::Interrupted, RouteState::MaintenanceOnly),
+        Lost::Died(error) => (Cause::Internal { error }, RouteState::Unknown),
+    };
+    RouteReport::failed(url, guid, cause, state)
+}
 
-    // 1. APP's recorded destinations back, next to the maintenance app.
-    let mut inserted = Vec::new();
-    if !plan.insert.is_empty() {
-        match client.insert_destinations(&route.guid, &plan.insert).await {
-            Ok(now) => {
-                inserted = now
-                    .into_iter()
-                    .filter(|d| d.app.guid == app && !route.destinations.iter().any(|b| b.guid == d.guid))
-                    .map(|d| d.guid)
-                    .collect();
-            }
-            Err(e) => return ctx.after_failure(url, &route.guid, api(Step::AddApp, e)).await,
+/// Steps 1–5 for one route and every app of the fleet on it, a report per app.
+async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
+    let Job { route, url, target, parts } = job;
+    let client = &ctx.client;
+    let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
+    let api = |step, e: &Error| Cause::Api { step, error: describe(e) };
+    let mut notes = Vec::new();
+    // After a failed write the route is read again: when it holds the change, `off` goes on from
+    // there ([`context::landed`]) and the report says so.
+    let mut recovered = Vec::new();
+    let recorded = |r: &[Destination]| {
+        parts.iter().all(|p| p.plan.record.destinations.iter().all(|s| r.iter().any(|d| s.is(&p.app, d))))
+    };
+
+    // 1. The apps' recorded destinations back, next to the maintenance app, in one insert.
+    let mut insert: Vec<NewDestination> = Vec::new();
+    for d in parts.iter().flat_map(|p| &p.plan.insert) {
+        if !insert.contains(d) {
+            insert.push(d.clone());
         }
     }
+    let mut inserted = Vec::new();
+    if !insert.is_empty() {
+        let now = match client.insert_destinations(&route.guid, &insert).await {
+            Ok(now) => now,
+            Err(e) => match client.get_route(&route.guid).await {
+                Ok(now) if recorded(&now.destinations) => {
+                    recovered.push(Recovered { step: Step::AddApp, error: describe(&e) });
+                    now.destinations
+                }
+                _ => return ctx.after_failure(&url, &route.guid, &apps, &api(Step::AddApp, &e)).await,
+            },
+        };
+        inserted = now
+            .into_iter()
+            .filter(|d| apps.contains(&d.app.guid.as_str()) && !route.destinations.iter().any(|b| b.guid == d.guid))
+            .map(|d| d.guid)
+            .collect();
+    }
 
-    // 2. Only remove the maintenance app once APP answers. With --force APP may not be running:
-    // there is nothing to wait for then, beyond the router taking the change.
+    // 2. Only remove the maintenance app once the apps answer. With --force they may not be
+    // running: there is nothing to wait for then, beyond the router taking the change.
     if ctx.force {
         ctx.verify.settle().await;
         notes.push("not verified: --force".to_owned());
     } else if let Err(not) = ctx.verify.after_change(&target, Want::App, 1).await {
-        return ctx.roll_back(url, &route.guid, &plan.record, &inserted, not).await;
+        return ctx.roll_back(&url, &route.guid, &parts, &inserted, not).await;
     }
 
-    // 3. The maintenance app removed, unless it must stay. Decided on the
-    // route as it is now: another app's record may have come or gone since the survey.
+    // 3. The maintenance app removed, unless it must stay. Decided on the route as it is now:
+    // another app's record may have come or gone since the survey.
     let current = match client.get_route(&route.guid).await {
         Ok(current) => current,
-        Err(e) => return ctx.after_failure(url, &route.guid, api(Step::ReadRoute, e)).await,
+        Err(e) => return ctx.after_failure(&url, &route.guid, &apps, &api(Step::ReadRoute, &e)).await,
     };
-    let maint = plan.record.maintenance_app.as_str();
-    let keep = plan.record.maintenance_kept || state::labelled_apps(&current).iter().any(|a| *a != app);
+    let kept_before = parts.iter().any(|p| p.plan.record.maintenance_kept);
+    let keep = kept_before || state::labelled_apps(&current).iter().any(|a| !apps.contains(a));
+    let maint = parts.first().map_or(ctx.maint_guid.as_str(), |p| p.plan.record.maintenance_app.as_str());
     let removed: Vec<_> = if keep {
-        notes.push(keep_note(&OffPlan { keep_maintenance: true, ..plan.clone() }).to_owned());
+        notes.push(keep_note(kept_before).to_owned());
         Vec::new()
     } else {
         current.destinations.iter().filter(|d| d.app.guid == maint).collect()
@@ -336,15 +422,19 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
     // destinations, which CC cannot always take back as stored.
     for d in &removed {
         if let Err(e) = client.delete_destination(&route.guid, &d.guid).await {
-            return ctx.after_failure(url, &route.guid, api(Step::RemoveMaintenance, e)).await;
+            if !context::landed(client, &route.guid, |r| !r.destinations.iter().any(|x| x.guid == d.guid)).await {
+                return ctx.after_failure(&url, &route.guid, &apps, &api(Step::RemoveMaintenance, &e)).await;
+            }
+            recovered.push(Recovered { step: Step::RemoveMaintenance, error: describe(&e) });
         }
     }
 
-    // 4. The router must agree before the record goes: without it, `off` could not resume.
+    // 4. The router must agree before the records go: without them, `off` could not resume.
     if !keep && !ctx.force {
         if let Err(NotVerified { timeout_s, last }) = ctx.verify.after_change(&target, Want::App, CONSECUTIVE).await {
             let cause = Cause::RouterLagging { who: Who::App, timeout_s, last };
-            return RouteReport::failed(url, route.guid.clone(), cause, RouteState::RecordOnly);
+            let failed = RouteReport::failed(url, route.guid.clone(), cause, RouteState::RecordOnly);
+            return apps.iter().map(|a| ((*a).to_owned(), failed.clone())).collect();
         }
         if !ctx.verify.probes() {
             notes.push("not verified: --no-verify".to_owned());
@@ -353,58 +443,83 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
         ctx.verify.settle().await;
     }
 
-    // 5. Done: the record goes last.
-    if let Err(e) = client.patch_route_metadata(&route.guid, &state::clear_patch(app)).await {
-        return ctx.after_failure(url, &route.guid, api(Step::ClearRecord, e)).await;
+    // 5. Done: the records go last, in one write.
+    if let Err(e) = client.patch_route_metadata(&route.guid, &state::clear_patches(&apps)).await {
+        if !context::landed(client, &route.guid, |r| apps.iter().all(|a| state::has_no_record(r, a))).await {
+            return ctx.after_failure(&url, &route.guid, &apps, &api(Step::ClearRecord, &e)).await;
+        }
+        recovered.push(Recovered { step: Step::ClearRecord, error: describe(&e) });
     }
     let mut report = RouteReport::new(url, route.guid.clone(), Outcome::Restored, RouteState::Serving);
     if !notes.is_empty() {
         report = report.with_note(notes.join("; "));
     }
-    report.destinations_added = plan.insert.iter().map(|d| DestinationView::new(d, &ctx.names)).collect();
     report.destinations_removed = removed.into_iter().map(|d| DestinationView::of(d, &ctx.names)).collect();
-    report
+    report.recovered = recovered;
+    parts
+        .iter()
+        .map(|p| {
+            let mut r = report.clone();
+            r.destinations_added = p.plan.insert.iter().map(|d| DestinationView::new(d, &ctx.names)).collect();
+            (p.app.clone(), r)
+        })
+        .collect()
 }
 
 impl Ctx {
     /// A request failed (possibly after the Cloud Controller carried it out): reads the route and
-    /// reports what it holds.
-    async fn after_failure(&self, url: String, route_guid: &str, cause: Cause) -> RouteReport {
-        let state = context::observe(&self.client, route_guid, &self.app_guid, &self.maint_guid).await;
-        RouteReport::failed(url, route_guid.to_owned(), cause, state)
+    /// reports what it holds, for each app.
+    async fn after_failure(
+        &self,
+        url: &str,
+        route_guid: &str,
+        apps: &[&str],
+        cause: &Cause,
+    ) -> Vec<(String, RouteReport)> {
+        let route = self.client.get_route(route_guid).await.ok();
+        apps.iter()
+            .map(|a| {
+                let state = route.as_ref().map_or(RouteState::Unknown, |r| plan::state_of(r, a, &self.maint_guid));
+                ((*a).to_owned(), RouteReport::failed(url.to_owned(), route_guid.to_owned(), cause.clone(), state))
+            })
+            .collect()
     }
 
-    /// APP never answered on the route while the maintenance app still served it: takes APP's
+    /// The apps never answered on the route while the maintenance app still served it: takes their
     /// recorded destinations (those just added, and those an interrupted run left) off again, so
     /// users keep getting the maintenance page and nothing is left mixed.
     async fn roll_back(
         &self,
-        url: String,
+        url: &str,
         route_guid: &str,
-        record: &Record,
+        parts: &[Part],
         inserted: &[String],
         not: NotVerified,
-    ) -> RouteReport {
+    ) -> Vec<(String, RouteReport)> {
         let cause = Cause::NotAnswering { who: Who::App, timeout_s: not.timeout_s, last: not.last };
+        let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
         let Ok(route) = self.client.get_route(route_guid).await else {
-            return RouteReport::failed(url, route_guid.to_owned(), cause, RouteState::Unknown);
+            let failed = RouteReport::failed(url.to_owned(), route_guid.to_owned(), cause, RouteState::Unknown);
+            return apps.iter().map(|a| ((*a).to_owned(), failed.clone())).collect();
         };
-        let app = self.app_guid.as_str();
         let take_off: Vec<&str> = route
             .destinations
             .iter()
-            .filter(|d| inserted.contains(&d.guid) || record.destinations.iter().any(|s| s.is(app, d)))
+            .filter(|d| {
+                inserted.contains(&d.guid)
+                    || parts.iter().any(|p| p.plan.record.destinations.iter().any(|s| s.is(&p.app, d)))
+            })
             .map(|d| d.guid.as_str())
             .collect();
-        // Without the maintenance app on the route, APP is all that serves it: it stays.
+        // Without the maintenance app on the route, the apps are all that serves it: they stay.
         if route.destinations.iter().any(|d| d.app.guid == self.maint_guid) {
             for guid in take_off {
                 if let Err(e) = self.client.delete_destination(route_guid, guid).await {
                     let cause = Cause::Api { step: Step::RemoveApp, error: describe(&e) };
-                    return self.after_failure(url, route_guid, cause).await;
+                    return self.after_failure(url, route_guid, &apps, &cause).await;
                 }
             }
         }
-        self.after_failure(url, route_guid, cause).await
+        self.after_failure(url, route_guid, &apps, &cause).await
     }
 }

@@ -12,7 +12,7 @@ use std::{collections::HashMap, process::ExitCode, sync::Arc};
 use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
-    outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
+    outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OnPlan},
     probe::{CONSECUTIVE, Target, Want},
     state::{self, DefaultPort, Record},
@@ -48,6 +48,11 @@ pub async fn switch_on(env: &Env, members: &[Member], switch: &Switch) -> Result
         members,
         settings,
         |m| survey(env.clone(), m, switch.dry_run),
+        fleet::RouteWork {
+            switch: |job, members: Vec<Member>| switch_route(Arc::new(Ctx::of(env, &members)), job),
+            lost: lost_route,
+            concurrency: switch.concurrency,
+        },
         |s| switch_app(env.clone(), s, Arc::clone(&switch)),
     )
     .await
@@ -62,12 +67,22 @@ struct Survey {
 }
 
 impl fleet::Surveyed for Survey {
+    type Job = Job;
+
     fn member(&self) -> &Member {
         &self.member
     }
 
-    fn targets(&self) -> Vec<(String, Target)> {
-        self.jobs.iter().map(|j| (j.url.clone(), j.target.clone())).collect()
+    fn jobs(&mut self) -> &mut Vec<Job> {
+        &mut self.jobs
+    }
+
+    fn planned(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    fn decided(&mut self) -> &mut Vec<RouteReport> {
+        &mut self.decided
     }
 }
 
@@ -77,13 +92,47 @@ enum Decision {
     Do(Job),
 }
 
-/// One route to switch.
+/// One route to switch, for every app of the fleet on it: one, unless fleet members share the
+/// route (blue/green pairs). A shared route is switched by one task that knows all of them, so
+/// that no member decides from a listing another member's task has made stale.
 struct Job {
     route: Route,
     url: String,
     target: Target,
-    record: Option<String>,
     insert_maintenance: bool,
+    parts: Vec<Part>,
+}
+
+impl fleet::RouteJob for Job {
+    fn route_guid(&self) -> &str {
+        &self.route.guid
+    }
+
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn apps(&self) -> Vec<String> {
+        self.parts.iter().map(|p| p.app.clone()).collect()
+    }
+
+    fn merge(&mut self, other: Job) {
+        self.insert_maintenance |= other.insert_maintenance;
+        self.parts.extend(other.parts);
+    }
+}
+
+/// One app's share of a route's job.
+#[derive(Debug, Clone)]
+struct Part {
+    /// The app's GUID.
+    app: String,
+    /// Its record to write first (`None`: the route already carries it).
+    record: Option<String>,
 }
 
 /// Reads `member`'s routes and decides what to do with each; a failure here changed nothing.
@@ -169,19 +218,18 @@ fn decide(
             return Decision::Do(Job {
                 url,
                 target: plan::target(route, domain),
-                record,
                 insert_maintenance,
                 route: route.clone(),
+                parts: vec![Part { app: app.guid.clone(), record }],
             });
         }
     })
 }
 
-/// What every route's task of one app needs.
+/// What every route's task needs.
 struct Ctx {
     client: Client,
     verify: context::Verify,
-    app_guid: String,
     maint_guid: String,
     names: HashMap<String, String>,
 }
@@ -201,27 +249,44 @@ async fn switch_app(env: Env, survey: Survey, switch: Arc<Switch>) -> Report {
             member.app.name, advice.maintenance_app, member.target.org.name, member.target.space.name
         ));
     }
-    let print = |r: &RouteReport| {
-        out.route(
-            &label,
-            &r.line(Verb::On, &advice, switch.dry_run),
-            r.result == Outcome::Failed,
-            serde_json::json!({"app": label, "action": Verb::On, "route": r}),
-        );
-    };
+    let print = |r: &RouteReport| print_route(out, &label, &advice, switch.dry_run, r);
     decided.iter().for_each(print);
     let ctx = Arc::new(Ctx {
         client: env.client.clone(),
         verify: env.verify.clone(),
-        app_guid: member.app.guid.clone(),
         names: names(&member, &maint_guid, &advice.maintenance_app),
         maint_guid,
     });
     let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
-    let done =
-        each(work, switch.concurrency, &env.interrupt, |job| switch_route(Arc::clone(&ctx), job), lost_route, print)
-            .await;
-    fleet::report_for(&member, Verb::On, switch.dry_run).with_routes(decided.into_iter().chain(done).collect())
+    let app = member.app.guid.clone();
+    let done = each(
+        work,
+        switch.concurrency,
+        &env.interrupt,
+        |job| {
+            let (ctx, app) = (Arc::clone(&ctx), app.clone());
+            async move { switch_route(ctx, job).await.into_iter().find(|(a, _)| *a == app).map(|(_, r)| r) }
+        },
+        |url, guid, lost| Some(lost_route(url, guid, lost)),
+        |r| {
+            if let Some(r) = r {
+                print(r);
+            }
+        },
+    )
+    .await;
+    fleet::report_for(&member, Verb::On, switch.dry_run)
+        .with_routes(decided.into_iter().chain(done.into_iter().flatten()).collect())
+}
+
+/// One route's line and JSON event, for the app `label`.
+fn print_route(out: &Output, label: &str, advice: &Advice, dry_run: bool, r: &RouteReport) {
+    out.route(
+        label,
+        &r.line(Verb::On, advice, dry_run),
+        r.result == Outcome::Failed,
+        serde_json::json!({"app": label, "action": Verb::On, "route": r}),
+    );
 }
 
 /// A route whose task died or never started: it is as the survey found it.
@@ -233,58 +298,73 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
     RouteReport::failed(url, guid, cause, state)
 }
 
-/// Steps 1–5 for one route; never returns before the route is in a state `on` or `off` can
-/// continue from, and says which.
-async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
-    let Job { route, url, target, record, insert_maintenance } = job;
-    let (app, maint, client) = (ctx.app_guid.as_str(), ctx.maint_guid.as_str(), &ctx.client);
-    let api = |step, e: Error| Cause::Api { step, error: describe(&e) };
+/// Steps 1–5 for one route and every app of the fleet on it; never returns before the route is
+/// in a state `on` or `off` can continue from, and says which, per app.
+async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
+    let Job { route, url, target, insert_maintenance, parts } = job;
+    let (maint, client) = (ctx.maint_guid.as_str(), &ctx.client);
+    let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
+    let api = |step, e: &Error| Cause::Api { step, error: describe(e) };
+    // After a failed write the route is read again: when it holds the change, the switch goes on
+    // from there ([`context::landed`]) and the report says so.
+    let mut recovered = Vec::new();
 
-    // 1. The record first: from here on, whatever happens, the route can be found and restored.
-    if let Some(record) = record
-        && let Err(e) = client.patch_route_metadata(&route.guid, &state::set_patch(app, record)).await
+    // 1. The records first, in one write: from here on, whatever happens, the route can be found
+    // and restored.
+    let records: Vec<(&str, &String)> =
+        parts.iter().filter_map(|p| p.record.as_ref().map(|r| (p.app.as_str(), r))).collect();
+    if !records.is_empty()
+        && let Err(e) = client.patch_route_metadata(&route.guid, &state::set_patches(&records)).await
     {
-        return ctx.after_failure(url, &route.guid, api(Step::WriteRecord, e)).await;
+        if !context::landed(client, &route.guid, |r| records.iter().all(|(a, _)| state::has_record(r, a))).await {
+            return ctx.after_failure(&url, &route.guid, &apps, &api(Step::WriteRecord, &e)).await;
+        }
+        recovered.push(Recovered { step: Step::WriteRecord, error: describe(&e) });
     }
 
-    // 2. Add the maintenance app next to APP.
+    // 2. Add the maintenance app next to the apps.
     let mut added = Vec::new();
     if insert_maintenance {
         let new = NewDestination::to_app(maint);
         if let Err(e) = client.insert_destinations(&route.guid, std::slice::from_ref(&new)).await {
-            return ctx.after_failure(url, &route.guid, api(Step::AddMaintenance, e)).await;
+            if !context::landed(client, &route.guid, |r| r.destinations.iter().any(|d| d.app.guid == maint)).await {
+                return ctx.after_failure(&url, &route.guid, &apps, &api(Step::AddMaintenance, &e)).await;
+            }
+            recovered.push(Recovered { step: Step::AddMaintenance, error: describe(&e) });
         }
         added.push(DestinationView::new(&new, &ctx.names));
     }
 
-    // 3. Only remove APP once the maintenance app answers on the route.
+    // 3. Only remove the apps once the maintenance app answers on the route.
     if let Err(not) = ctx.verify.after_change(&target, Want::Maintenance, 1).await {
-        return ctx.roll_back(url, &route.guid, not).await;
+        return ctx.roll_back(&url, &route.guid, &apps, not).await;
     }
 
-    // 4. APP's destinations removed one by one. Not one replace: that re-sends every other
+    // 4. The apps' destinations removed one by one. Not one replace: that re-sends every other
     // destination, and CC cannot be told "as stored" for a Docker app's destination created
     // without a port (stored -1, shown as the image's port; sent back explicitly it is 422 below
     // 1024, and otherwise a new destination and new `process.ports`).
     let current = match client.route_destinations(&route.guid).await {
         Ok(current) => current,
-        Err(e) => return ctx.after_failure(url, &route.guid, api(Step::ReadRoute, e)).await,
+        Err(e) => return ctx.after_failure(&url, &route.guid, &apps, &api(Step::ReadRoute, &e)).await,
     };
     if !current.iter().any(|d| d.app.guid == maint) {
-        let state = ctx.observe(&route.guid).await;
-        return RouteReport::failed(url, route.guid, Cause::MaintenanceVanished, state);
+        return ctx.after_failure(&url, &route.guid, &apps, &Cause::MaintenanceVanished).await;
     }
-    let removed: Vec<&Destination> = current.iter().filter(|d| d.app.guid == app).collect();
+    let removed: Vec<&Destination> = current.iter().filter(|d| apps.contains(&d.app.guid.as_str())).collect();
     for d in &removed {
         if let Err(e) = client.delete_destination(&route.guid, &d.guid).await {
-            return ctx.after_failure(url, &route.guid, api(Step::RemoveApp, e)).await;
+            if !context::landed(client, &route.guid, |r| !r.destinations.iter().any(|x| x.guid == d.guid)).await {
+                return ctx.after_failure(&url, &route.guid, &apps, &api(Step::RemoveApp, &e)).await;
+            }
+            recovered.push(Recovered { step: Step::RemoveApp, error: describe(&e) });
         }
     }
 
     // 5. The router must agree. Other apps on a shared route keep answering without the marker,
     // so there only the maintenance app's presence (step 3) can be checked.
-    let others = current.iter().any(|d| d.app.guid != app && d.app.guid != maint);
-    let mut report = if others {
+    let others = current.iter().any(|d| !apps.contains(&d.app.guid.as_str()) && d.app.guid != maint);
+    let report = if others {
         ctx.verify.settle().await;
         RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly)
             .with_note("other apps on this route keep serving it")
@@ -302,60 +382,97 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
             ),
         }
     };
-    report.destinations_removed = removed.into_iter().map(|d| DestinationView::of(d, &ctx.names)).collect();
-    report.destinations_added = added;
-    report
+    parts
+        .iter()
+        .map(|p| {
+            let mut r = report.clone();
+            r.destinations_removed =
+                removed.iter().filter(|d| d.app.guid == p.app).map(|d| DestinationView::of(d, &ctx.names)).collect();
+            r.destinations_added.clone_from(&added);
+            r.recovered.clone_from(&recovered);
+            (p.app.clone(), r)
+        })
+        .collect()
 }
 
 impl Ctx {
-    /// A request failed (possibly after the Cloud Controller carried it out): reads the route
-    /// and reports what it holds. A route left with APP's record and nothing else changed gets
-    /// the record taken back, so that it is exactly as before.
-    async fn after_failure(&self, url: String, route_guid: &str, cause: Cause) -> RouteReport {
-        let state = self.observe(route_guid).await;
-        let state = if state == RouteState::RecordOnly { self.clear_record(route_guid).await } else { state };
-        RouteReport::failed(url, route_guid.to_owned(), cause, state)
+    /// The context of a route shared by `members` (of one space, so of one maintenance app).
+    fn of(env: &Env, members: &[Member]) -> Ctx {
+        let maint = members.iter().find_map(|m| m.maint.as_ref());
+        let (maint_guid, maint_name) = maint.map(|m| (m.guid.clone(), m.name.clone())).unwrap_or_default();
+        Ctx {
+            client: env.client.clone(),
+            verify: env.verify.clone(),
+            names: members.iter().flat_map(|m| names(m, &maint_guid, &maint_name)).collect(),
+            maint_guid,
+        }
     }
 
-    /// The maintenance app never answered on the route while APP still served it: takes the
+    /// A request failed (possibly after the Cloud Controller carried it out): reads the route
+    /// and reports what it holds for each app. A route left with an app's record and nothing
+    /// else changed gets that record taken back, so that it is exactly as before.
+    async fn after_failure(
+        &self,
+        url: &str,
+        route_guid: &str,
+        apps: &[&str],
+        cause: &Cause,
+    ) -> Vec<(String, RouteReport)> {
+        let route = self.client.get_route(route_guid).await.ok();
+        let state =
+            |r: Option<&Route>, app: &str| r.map_or(RouteState::Unknown, |r| plan::state_of(r, app, &self.maint_guid));
+        let alone: Vec<&str> =
+            apps.iter().copied().filter(|a| state(route.as_ref(), a) == RouteState::RecordOnly).collect();
+        let route = if alone.is_empty() {
+            route
+        } else {
+            match self.client.patch_route_metadata(route_guid, &state::clear_patches(&alone)).await {
+                Ok(route) => Some(route),
+                Err(_) => self.client.get_route(route_guid).await.ok(),
+            }
+        };
+        apps.iter()
+            .map(|a| {
+                let r =
+                    RouteReport::failed(url.to_owned(), route_guid.to_owned(), cause.clone(), state(route.as_ref(), a));
+                ((*a).to_owned(), r)
+            })
+            .collect()
+    }
+
+    /// The maintenance app never answered on the route while the apps still served it: takes the
     /// maintenance destination off again (unless it serves another switched app or was mapped
-    /// before), and the record with it, so users keep getting APP and nothing is left mixed.
-    async fn roll_back(&self, url: String, route_guid: &str, not: NotVerified) -> RouteReport {
+    /// before), and the records with it, so users keep getting the apps and nothing is left mixed.
+    async fn roll_back(
+        &self,
+        url: &str,
+        route_guid: &str,
+        apps: &[&str],
+        not: NotVerified,
+    ) -> Vec<(String, RouteReport)> {
         let cause = Cause::NotAnswering { who: Who::MaintenanceApp, timeout_s: not.timeout_s, last: not.last };
-        let (app, maint) = (self.app_guid.as_str(), self.maint_guid.as_str());
+        let maint = self.maint_guid.as_str();
         let Ok(route) = self.client.get_route(route_guid).await else {
-            return RouteReport::failed(url, route_guid.to_owned(), cause, RouteState::Unknown);
+            let failed = |a: &&str| {
+                let r = RouteReport::failed(url.to_owned(), route_guid.to_owned(), cause.clone(), RouteState::Unknown);
+                ((*a).to_owned(), r)
+            };
+            return apps.iter().map(failed).collect();
         };
-        let serves = route.destinations.iter().any(|d| d.app.guid == app);
-        let ours = match Record::read(&route, app) {
-            Ok(Some(record)) => !record.maintenance_kept && state::labelled_apps(&route).iter().all(|a| *a == app),
+        let serves = route.destinations.iter().any(|d| apps.contains(&d.app.guid.as_str()));
+        let ours = apps.iter().all(|a| match Record::read(&route, a) {
+            Ok(Some(record)) => !record.maintenance_kept,
             _ => false,
-        };
-        // Without APP on the route, the maintenance app is all that serves it: it stays.
+        }) && state::labelled_apps(&route).iter().all(|a| apps.contains(a));
+        // Without the apps on the route, the maintenance app is all that serves it: it stays.
         if serves && ours {
             for d in route.destinations.iter().filter(|d| d.app.guid == maint) {
                 if let Err(e) = self.client.delete_destination(route_guid, &d.guid).await {
                     let cause = Cause::Api { step: Step::RemoveMaintenance, error: describe(&e) };
-                    let state = self.observe(route_guid).await;
-                    return RouteReport::failed(url, route_guid.to_owned(), cause, state);
+                    return self.after_failure(url, route_guid, apps, &cause).await;
                 }
             }
         }
-        let state = self.observe(route_guid).await;
-        let state = if state == RouteState::RecordOnly { self.clear_record(route_guid).await } else { state };
-        RouteReport::failed(url, route_guid.to_owned(), cause, state)
-    }
-
-    /// What the route is in now.
-    async fn observe(&self, route_guid: &str) -> RouteState {
-        context::observe(&self.client, route_guid, &self.app_guid, &self.maint_guid).await
-    }
-
-    /// Removes APP's record from a route APP serves alone; the state after.
-    async fn clear_record(&self, route_guid: &str) -> RouteState {
-        match self.client.patch_route_metadata(route_guid, &state::clear_patch(&self.app_guid)).await {
-            Ok(route) => plan::state_of(&route, &self.app_guid, &self.maint_guid),
-            Err(_) => self.observe(route_guid).await,
-        }
+        self.after_failure(url, route_guid, apps, &cause).await
     }
 }

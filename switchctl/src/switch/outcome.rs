@@ -257,6 +257,30 @@ pub enum Cause {
     },
 }
 
+/// A write the Cloud Controller answered with an error but carried out all the same: a Diego
+/// error raised in an `after_commit` hook (cloud_controller_ng
+/// `app/models/runtime/process_route_handler.rb`, `lib/cloud_controller/diego/bbs_apps_client.rb`)
+/// or an answer lost on the way back. The route was read again, held the change, and the switch
+/// went on from there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recovered {
+    /// The step whose write was answered with an error.
+    pub step: Step,
+    /// The error it was answered with.
+    pub error: String,
+}
+
+impl std::fmt::Display for Recovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the Cloud Controller answered {} with an error ({}) but had made the change",
+            self.step.doing(),
+            self.error
+        )
+    }
+}
+
 /// One route's line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteReport {
@@ -281,6 +305,9 @@ pub struct RouteReport {
     /// With `--dry-run`: the label and annotation that would be written or removed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// Writes answered with an error that the route shows were carried out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<Recovered>,
 }
 
 impl RouteReport {
@@ -296,6 +323,7 @@ impl RouteReport {
             destinations_removed: Vec::new(),
             destinations_added: Vec::new(),
             metadata: None,
+            recovered: Vec::new(),
         }
     }
 
@@ -307,6 +335,16 @@ impl RouteReport {
     /// With a note.
     pub fn with_note(mut self, note: impl Into<String>) -> RouteReport {
         self.note = Some(note.into());
+        self
+    }
+
+    /// With `note` after the note it has.
+    pub fn and_note(mut self, note: impl Into<String>) -> RouteReport {
+        let note = note.into();
+        self.note = Some(match self.note.take() {
+            Some(before) => format!("{before}; {note}"),
+            None => note,
+        });
         self
     }
 }
@@ -484,7 +522,9 @@ impl RouteReport {
                 format!("Would {would} route {url} to {to}: {}", steps.join("; "))
             }
             Outcome::Switched | Outcome::Restored => {
-                let note = self.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                let notes: Vec<String> =
+                    self.note.iter().cloned().chain(self.recovered.iter().map(ToString::to_string)).collect();
+                let note = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
                 format!("{doing} route {url} to {to}... OK{note}")
             }
         }

@@ -220,6 +220,40 @@ pub fn clear_patch(app_guid: &str) -> MetadataPatch {
     patch
 }
 
+/// One write of several apps' records, `(app GUID, annotation)` each.
+pub fn set_patches(records: &[(&str, &String)]) -> MetadataPatch {
+    let mut patch = MetadataPatch::default();
+    for (app, annotation) in records {
+        let one = set_patch(app, (*annotation).clone());
+        patch.labels.extend(one.labels);
+        patch.annotations.extend(one.annotations);
+    }
+    patch
+}
+
+/// One write that removes several apps' records.
+pub fn clear_patches(apps: &[&str]) -> MetadataPatch {
+    let mut patch = MetadataPatch::default();
+    for app in apps {
+        let one = clear_patch(app);
+        patch.labels.extend(one.labels);
+        patch.annotations.extend(one.annotations);
+    }
+    patch
+}
+
+/// Whether `route` carries APP's whole record (label and annotation), as [`set_patch`] writes it.
+pub fn has_record(route: &Route, app_guid: &str) -> bool {
+    let key = key(app_guid);
+    route.metadata.labels.contains_key(&key) && route.metadata.annotations.contains_key(&key)
+}
+
+/// Whether `route` carries no part of APP's record, as [`clear_patch`] leaves it.
+pub fn has_no_record(route: &Route, app_guid: &str) -> bool {
+    let key = key(app_guid);
+    !route.metadata.labels.contains_key(&key) && !route.metadata.annotations.contains_key(&key)
+}
+
 /// The apps (GUIDs) whose switchctl label or annotation `route` carries.
 pub fn labelled_apps(route: &Route) -> Vec<&str> {
     let mut apps: Vec<&str> = route.metadata.labels.keys().filter_map(|k| app_of_key(k)).collect();

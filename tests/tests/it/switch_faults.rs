@@ -244,3 +244,77 @@ async fn token_renewal_with_rotating_refresh_tokens_keeps_the_new_refresh_token(
     w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
     w.assert_restored(&before, "off with rotating refresh tokens").await;
 }
+
+/// Acceptance (issue 12, item 5): the Cloud Controller carries a write out and still answers with
+/// an error (a Diego error in an `after_commit` hook, an answer lost on the way back). A 500 is
+/// not repeated (switchctl cannot know the write is safe to send again from the status alone):
+/// switchctl reads the route again, sees the change made, goes on, and the route's line says so.
+/// A 503 or a lost answer of these idempotent writes is sent again, and the repeat finds the change
+/// made. Either way the run completes.
+async fn after_commit_case(during: During, matcher: Matcher, failure: Failure) {
+    let run = fault_case(during, |w| w.cf.faults.fail_nth_after_commit(matcher, 1, failure), &[]).await;
+    assert_eq!(run.code, Some(0), "a write the Cloud Controller made despite its error is gone on from\n{run}");
+    if failure == Failure::RunnerError {
+        assert!(
+            run.stdout.contains("but had made the change"),
+            "the route's line says the Cloud Controller made the change it answered with an error\n{run}"
+        );
+    }
+}
+
+fn insert() -> Matcher {
+    Matcher::new(Method::POST, "/v3/routes/*/destinations")
+}
+
+fn delete() -> Matcher {
+    Matcher::new(Method::DELETE, "/v3/routes/*/destinations/*")
+}
+
+fn metadata() -> Matcher {
+    Matcher::new(Method::PATCH, "/v3/routes/*")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_with_a_runner_error_after_the_insert_committed() {
+    after_commit_case(During::On, insert(), Failure::RunnerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_with_a_runner_error_after_the_removal_committed() {
+    after_commit_case(During::On, delete(), Failure::RunnerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_with_a_runner_error_after_the_record_was_written() {
+    after_commit_case(During::On, metadata(), Failure::RunnerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_with_a_dropped_answer_after_the_removal_committed() {
+    after_commit_case(During::On, delete(), Failure::Drop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_with_a_runner_error_after_the_insert_committed() {
+    after_commit_case(During::Off, insert(), Failure::RunnerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_with_runner_unavailable_after_the_insert_committed() {
+    after_commit_case(During::Off, insert(), Failure::RunnerUnavailable).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_with_a_runner_error_after_the_removal_committed() {
+    after_commit_case(During::Off, delete(), Failure::RunnerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_with_a_runner_error_after_the_record_was_cleared() {
+    after_commit_case(During::Off, metadata(), Failure::RunnerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_with_a_dropped_answer_after_the_record_was_cleared() {
+    after_commit_case(During::Off, metadata(), Failure::Drop).await;
+}

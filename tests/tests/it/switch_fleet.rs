@@ -124,6 +124,66 @@ async fn fifty_apps_by_selector_with_faults_end_consistent() {
     assert_eq!(every_dest(&w, &fleet), before, "every route as before");
 }
 
+/// Acceptance (issue 12, item 4): 50 apps in blue/green pairs, each pair sharing a route besides
+/// each app's own. With a task per app, both apps of a pair decide from a listing the other's task
+/// makes stale: on `off` each keeps the maintenance app because the other's record is still
+/// there, and the shared route keeps serving the maintenance page next to both apps. One task per
+/// shared route, knowing both apps, restores it exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_apps_in_blue_green_pairs_sharing_routes_round_trip_under_parallel_16() {
+    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let (fleet, _servers) = add_fleet(&w, 50, 1).await;
+    let shared: Vec<String> = fleet
+        .chunks(2)
+        .enumerate()
+        .map(|(i, pair)| {
+            let route = w.cf.add_route(&w.std.space, &w.std.domain, &format!("pair-{i:02}"), "");
+            for m in pair {
+                w.cf.map_route(&route, &m.guid, "web", 8080);
+            }
+            route
+        })
+        .collect();
+    assert!(w.cf.router.wait_settled(Duration::from_secs(30)).await, "router settles");
+    let every = |w: &World| {
+        let mut all = every_dest(w, &fleet);
+        all.extend(shared.iter().map(|r| (r.clone(), w.dests(r))));
+        all
+    };
+    let before = every(&w);
+    let maint = w.maint_guid();
+
+    let on = w.run(&["on", "--selector", SELECTOR, "--parallel", "16"]).await;
+    on.expect_code(0);
+    for route in fleet.iter().flat_map(|m| &m.routes).chain(&shared) {
+        let to: Vec<String> = w.dests(route).into_iter().map(|d| d.0).collect();
+        assert_eq!(to, std::slice::from_ref(&maint), "route {route}: only the maintenance app, once\n{on}");
+    }
+    assert!(on.stdout.contains("switched together with f-001"), "the shared route's line says so: {on}");
+
+    let off = w.run(&["off", "--selector", SELECTOR, "--parallel", "16"]).await;
+    off.expect_code(0);
+    assert_eq!(every(&w), before, "every route, shared ones included, exactly as before\n{off}");
+    for route in &shared {
+        let (labels, annotations) = w.switch_metadata(route);
+        assert!(labels.is_empty() && annotations.is_empty(), "no record left on {route}: {labels:?}");
+    }
+
+    // One app of a pair out of maintenance: the maintenance app stays on the shared route for the
+    // other; the other's `off` takes it away.
+    let (a, b) = (&fleet[0], &fleet[1]);
+    w.run(&["on", &a.name, &b.name]).await.expect_code(0);
+    w.run(&["off", &a.name]).await.expect_code(0);
+    let to: Vec<String> = w.dests(&shared[0]).into_iter().map(|d| d.0).collect();
+    assert!(
+        to.contains(&maint) && to.contains(&a.guid) && !to.contains(&b.guid),
+        "{} still in maintenance: {to:?}",
+        b.name
+    );
+    w.run(&["off", &b.name]).await.expect_code(0);
+    assert_eq!(every(&w), before, "the last one out takes the maintenance app away");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_across_spaces_and_a_missing_name() {
     let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
