@@ -6,6 +6,8 @@ use clap_complete::Shell;
 
 /// The maintenance app's name when `--maintenance-app` is not given.
 pub const DEFAULT_MAINTENANCE_APP: &str = "maintenance-app";
+/// `--routes-limit` when not given: `maximumRouteLength` in Diego's BBS (`models/desired_lrp.go`).
+pub const DEFAULT_ROUTES_LIMIT: u64 = 128 * 1024;
 /// `--max-wait` when not given (seconds): capi's [`crate::capi::DEFAULT_MAX_WAIT`].
 pub const DEFAULT_MAX_WAIT_SECS: u64 = crate::capi::DEFAULT_MAX_WAIT.as_secs();
 /// Apps worked on at once when `--parallel` is not given.
@@ -163,6 +165,12 @@ pub struct SwitchArgs {
     /// Routes changed in parallel.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub concurrency: u16,
+
+    /// Diego's limit on the routes of one process, in bytes (the BBS's 128 KiB). `on` refuses,
+    /// before any change, to bring the maintenance app past three quarters of it: past the
+    /// limit, Diego refuses the maintenance app's routes and the new ones never reach the routers.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_ROUTES_LIMIT, value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
+    pub routes_limit: u64,
 }
 
 /// Arguments of `off`.

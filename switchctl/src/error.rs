@@ -528,6 +528,32 @@ pub enum Error {
         /// The space searched.
         space: String,
     },
+    /// The run would bring a maintenance app past the share of Diego's routes limit `on` allows.
+    #[error(
+        "maintenance app {name:?} in space {space:?} would carry {after_routes} routes after this run, about \
+         {after_bytes} bytes of routes for Diego, past {allowed_bytes} (three quarters of Diego's limit of {limit} \
+         bytes on one app's routes; past the limit Diego refuses the app's routes and new ones never reach the \
+         routers). It carries {carried} routes now, so about {room} more fit. Nothing was changed: switch fewer apps \
+         in one run, e.g. with a narrower --selector or fewer names"
+    )]
+    Capacity {
+        /// The maintenance app.
+        name: String,
+        /// Its space.
+        space: String,
+        /// Routes it carries now.
+        carried: usize,
+        /// Routes after the run.
+        after_routes: usize,
+        /// Estimated bytes after the run.
+        after_bytes: u64,
+        /// The most allowed.
+        allowed_bytes: u64,
+        /// `--routes-limit`.
+        limit: u64,
+        /// How many more routes fit.
+        room: usize,
+    },
     /// An app that has to answer on the routes is not running.
     #[error("{role} {name:?} cannot serve the routes: {why}; {fix}")]
     NotRunning {
@@ -561,7 +587,7 @@ impl Error {
             Error::Config(_) | Error::Usage(_) => EXIT_USAGE,
             // A name that does not exist is a mistake in the command (or its configuration), like
             // an unknown `--org`; a stopped app is the platform's state.
-            Error::AppNotFound { .. } | Error::MaintenanceAppNotFound { .. } => EXIT_USAGE,
+            Error::AppNotFound { .. } | Error::MaintenanceAppNotFound { .. } | Error::Capacity { .. } => EXIT_USAGE,
             Error::Token(t) if t.needs_login() => EXIT_USAGE,
             Error::Unreachable { nothing_changed: true, .. } => EXIT_USAGE,
             _ => EXIT_FAILURE,

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap_complete::Shell;
 
 use crate::cli::{
-    Cli, Command, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL, DEFAULT_TIMEOUT, Fleet, OffArgs,
-    OnFailure, RunArgs, StatusArgs, SwitchArgs,
+    Cli, Command, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL, DEFAULT_ROUTES_LIMIT,
+    DEFAULT_TIMEOUT, Fleet, OffArgs, OnFailure, RunArgs, StatusArgs, SwitchArgs,
 };
 
 /// Every setting of one invocation.
@@ -105,6 +105,8 @@ pub struct Switch {
     pub verify: Verification,
     /// Routes at once per app.
     pub concurrency: u16,
+    /// `--routes-limit`: Diego's limit on one process's routes, in bytes.
+    pub routes_limit: u64,
 }
 
 /// Settings of `off`.
@@ -223,6 +225,7 @@ impl Switch {
             dry_run: args.dry_run,
             verify,
             concurrency: args.concurrency,
+            routes_limit: args.routes_limit,
         }
     }
 
@@ -251,6 +254,9 @@ impl Switch {
         }
         if self.fleet.parallel != DEFAULT_PARALLEL {
             words.extend(["--parallel".into(), self.fleet.parallel.to_string()]);
+        }
+        if self.routes_limit != DEFAULT_ROUTES_LIMIT {
+            words.extend(["--routes-limit".into(), self.routes_limit.to_string()]);
         }
         words
     }

@@ -26,6 +26,9 @@ pub struct Options {
     pub startup_time: Duration,
     /// How long a deployment stays `DEPLOYING`.
     pub deployment_time: Duration,
+    /// Diego's limit on the bytes of one process's routes (the BBS's 128 KiB in production;
+    /// small in tests so that a few routes reach it), `None` for no limit.
+    pub diego_routes_limit: Option<usize>,
     /// The token signing secret.
     pub secret: Vec<u8>,
 }
@@ -39,6 +42,7 @@ impl Default for Options {
             staging_time: Duration::ZERO,
             startup_time: Duration::ZERO,
             deployment_time: Duration::ZERO,
+            diego_routes_limit: None,
             secret: b"cf-double-test-secret".to_vec(),
         }
     }
@@ -77,6 +81,7 @@ impl CfDouble {
             st.staging_time = options.staging_time;
             st.startup_time = options.startup_time;
             st.deployment_time = options.deployment_time;
+            st.diego_routes_limit = options.diego_routes_limit;
         }
         let router = Arc::new(RouterDouble::new(options.router_delay.0, options.router_delay.1));
         {

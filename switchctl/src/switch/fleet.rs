@@ -14,6 +14,7 @@ use std::{
 };
 
 use super::{
+    capacity,
     context::{self, Env, Lost, Work, each},
     outcome::{self, Advice, Report, RouteReport, Verb},
     probe::Target,
@@ -402,6 +403,10 @@ pub trait RouteJob: Send + 'static {
     fn apps(&self) -> Vec<String>;
     /// Takes over `other`'s share of the same route.
     fn merge(&mut self, other: Self);
+    /// Whether it adds the maintenance app to the route.
+    fn adds_maintenance(&self) -> bool {
+        false
+    }
 }
 
 /// An app read and planned by `on` or `off`, before anything changes.
@@ -468,6 +473,7 @@ where
             })
         })
         .collect();
+    check_capacity(env, surveys.iter().flatten()).await?;
     preflight(env, planned).await?;
     let (ok, failed): (Vec<_>, Vec<_>) = surveys.into_iter().partition(Result::is_ok);
     let ok = switch_shared(env, ok.into_iter().flatten().collect(), &shared).await;
@@ -504,6 +510,36 @@ where
         |r| out.app_done(&label_of(r)),
     )
     .await)
+}
+
+/// Refuses, before any change, a run that would bring a maintenance app past the share of Diego's
+/// routes limit it allows ([`capacity`]). Reads the routes of each maintenance app the run adds
+/// routes to, once (`off` reads them anyway).
+async fn check_capacity<'a, S: Surveyed>(env: &Env, surveys: impl Iterator<Item = &'a S>) -> Result<(), Error> {
+    let Some(limit) = env.settings.switch().map(|s| s.routes_limit) else { return Ok(()) };
+    let mut adding: HashMap<&str, (&Member, Vec<&str>)> = HashMap::new();
+    for s in surveys {
+        let Some(maint) = &s.member().maint else { continue };
+        let urls = s.planned().iter().filter(|j| j.adds_maintenance()).map(RouteJob::url);
+        adding.entry(maint.guid.as_str()).or_insert_with(|| (s.member(), Vec::new())).1.extend(urls);
+    }
+    for (maint_guid, (member, urls)) in adding.into_iter().filter(|(_, (_, urls))| !urls.is_empty()) {
+        let carried = env.maintenance_routes.of(&env.client, maint_guid).await?;
+        let load = capacity::Load::of(&carried, &urls, limit);
+        if !load.fits() {
+            return Err(Error::Capacity {
+                name: member.maint.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
+                space: member.target.space.name.clone(),
+                carried: load.carried,
+                after_routes: load.carried + load.adding,
+                after_bytes: load.after_bytes,
+                allowed_bytes: load.allowed_bytes,
+                limit,
+                room: load.room(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Switches the routes that more than one member is about to change (blue/green pairs sharing a

@@ -19,6 +19,7 @@
 //! maintenance app's routes once); each domain once per run. A failed request costs one more read
 //! of the route, so the report says what the Cloud Controller holds.
 
+pub mod capacity;
 pub mod context;
 pub mod fleet;
 pub mod off;

@@ -124,6 +124,10 @@ impl fleet::RouteJob for Job {
         self.insert_maintenance |= other.insert_maintenance;
         self.parts.extend(other.parts);
     }
+
+    fn adds_maintenance(&self) -> bool {
+        self.insert_maintenance
+    }
 }
 
 /// One app's share of a route's job.

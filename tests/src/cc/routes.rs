@@ -483,6 +483,7 @@ impl Cx<'_> {
             all.push(d);
         }
         st.map_destinations(g, all, (&self.actor.id, &self.actor.name));
+        runner_verdict(&st)?;
         let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;
         Ok(ok(present::destinations(self.base(), &st, &route)))
     }
@@ -506,6 +507,7 @@ impl Cx<'_> {
             .map(|w| route.destinations.iter().find(|e| e.same_mapping(&w)).cloned().unwrap_or(w))
             .collect();
         st.map_destinations(g, new, (&self.actor.id, &self.actor.name));
+        runner_verdict(&st)?;
         let route = st.route(g).cloned().ok_or_else(|| ApiError::not_found("Route"))?;
         Ok(ok(present::destinations(self.base(), &st, &route)))
     }
@@ -524,6 +526,7 @@ impl Cx<'_> {
         }
         let rest: Vec<Destination> = route.destinations.iter().filter(|x| x.guid != d).cloned().collect();
         st.map_destinations(g, rest, (&self.actor.id, &self.actor.name));
+        runner_verdict(&st)?;
         let mut r = Response::new(axum::body::Body::empty());
         *r.status_mut() = StatusCode::NO_CONTENT;
         Ok(r)
@@ -605,4 +608,12 @@ impl Cx<'_> {
         *r.status_mut() = StatusCode::NO_CONTENT;
         Ok(r)
     }
+}
+
+/// The answer after a destination change was committed: 500 `CF-RunnerError` when Diego refused
+/// a process's desired-LRP update (its routes past the limit), raised from CC's `after_commit`
+/// hook, so the change stays (`app/models/runtime/process_route_handler.rb`,
+/// `lib/cloud_controller/diego/bbs_apps_client.rb#handle_diego_errors`).
+fn runner_verdict(st: &crate::cc::state::State) -> Result<(), ApiError> {
+    if st.diego_refused.is_empty() { Ok(()) } else { Err(ApiError::runner_error()) }
 }

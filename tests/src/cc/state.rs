@@ -433,6 +433,19 @@ pub struct AuditEvent {
     pub data: serde_json::Value,
 }
 
+/// One route's entry in the routes CC sends Diego (see [`State::routes_size`]): compact JSON, as
+/// `Oj.dump` writes it.
+pub fn routes_entry(uri: &str, port: u16, protocol: &str) -> String {
+    serde_json::json!({
+        "hostnames": [uri],
+        "port": port,
+        "route_service_url": null,
+        "isolation_segment": null,
+        "protocol": protocol,
+    })
+    .to_string()
+}
+
 /// Everything the Cloud Controller double holds.
 #[derive(Debug, Default)]
 pub struct State {
@@ -470,6 +483,15 @@ pub struct State {
     pub startup_time: Duration,
     /// How long a deployment stays `DEPLOYING`.
     pub deployment_time: Duration,
+    /// Diego's limit on one process's routes (bytes of the JSON CC renders), `None` for none:
+    /// see [`State::routes_size`].
+    pub diego_routes_limit: Option<usize>,
+    /// Processes (app GUID, type) whose desired LRP Diego refused to update: the routers keep
+    /// their last accepted routes, and the destinations unmapped since then wait here.
+    pub diego_frozen: HashMap<(String, String), Vec<String>>,
+    /// The processes whose update the last destination change had refused (the API answers
+    /// 500 `CF-RunnerError` after committing it).
+    pub diego_refused: Vec<(String, String)>,
     seq: u64,
     events: Option<RouteSink>,
 }
@@ -692,10 +714,21 @@ impl State {
             }
         }
         self.update_process_ports(&gone, &added);
-        for destination_guid in removed {
-            self.emit(|seq| RouteEvent::Unmap { seq, destination_guid });
+        let mut touched: Vec<(String, String)> =
+            gone.iter().chain(&added).map(|d| (d.app_guid.clone(), d.process_type.clone())).collect();
+        touched.dedup();
+        let refused: Vec<(String, String)> = touched.iter().filter(|p| self.diego_refuses(p)).cloned().collect();
+        for d in gone {
+            if let Some(missed) = self.diego_frozen.get_mut(&(d.app_guid.clone(), d.process_type.clone())) {
+                missed.push(d.guid);
+                continue;
+            }
+            self.emit(|seq| RouteEvent::Unmap { seq, destination_guid: d.guid });
         }
         for d in added {
+            if self.diego_frozen.contains_key(&(d.app_guid.clone(), d.process_type.clone())) {
+                continue;
+            }
             let (fqdn, path) = (fqdn.clone(), path.clone());
             self.emit(|seq| RouteEvent::Map {
                 seq,
@@ -706,6 +739,74 @@ impl State {
                 process_type: d.process_type,
             });
         }
+        // A process back under the limit: Diego takes the whole desired state, so the routers
+        // catch up on everything they missed.
+        for p in touched.into_iter().filter(|p| !refused.contains(p)) {
+            if let Some(missed) = self.diego_frozen.remove(&p) {
+                for destination_guid in missed {
+                    self.emit(|seq| RouteEvent::Unmap { seq, destination_guid });
+                }
+                for (route_guid, d) in self.destinations_of(&p.0, &p.1) {
+                    let Some(route) = self.route(&route_guid) else { continue };
+                    let (fqdn, path) = (self.route_fqdn(route), route.path.clone());
+                    self.emit(|seq| RouteEvent::Map {
+                        seq,
+                        destination_guid: d.guid,
+                        fqdn,
+                        path,
+                        app_guid: d.app_guid,
+                        process_type: d.process_type,
+                    });
+                }
+            }
+        }
+        self.diego_refused = refused;
+    }
+
+    /// Every destination of `app_guid`'s `process_type`, with its route's GUID.
+    fn destinations_of(&self, app_guid: &str, process_type: &str) -> Vec<(String, Destination)> {
+        self.routes
+            .iter()
+            .flat_map(|r| r.destinations.iter().map(move |d| (r.guid.clone(), d.clone())))
+            .filter(|(_, d)| d.app_guid == app_guid && d.process_type == process_type)
+            .collect()
+    }
+
+    /// The bytes of the routes CC sends Diego for a process: `generate_routes` in cloud_controller_ng
+    /// `lib/cloud_controller/diego/app_recipe_builder.rb` dumps one compact JSON entry per
+    /// destination, `{"hostnames":[uri],"port":…,"route_service_url":null,"isolation_segment":null,
+    /// "protocol":"http1"}`, with `uri` the route's host.domain/path
+    /// (`lib/cloud_controller/diego/protocol/routing_info.rb#http_info`), and `[]` for the TCP and
+    /// internal routes. The BBS adds up the lengths of the route values (`models/desired_lrp.go`,
+    /// `DesiredLRPUpdate.Validate`, `maximumRouteLength` = 128 KiB). The SSH route entry the BBS
+    /// also counts is left out (UNCONFIRMED size, a few hundred bytes).
+    pub fn routes_size(&self, app_guid: &str, process_type: &str) -> usize {
+        let entries: Vec<String> = self
+            .destinations_of(app_guid, process_type)
+            .into_iter()
+            .filter_map(|(route_guid, d)| {
+                let route = self.route(&route_guid)?;
+                (route.port.is_none()).then(|| {
+                    let uri = format!("{}{}", self.route_fqdn(route), route.path);
+                    routes_entry(&uri, d.port.unwrap_or(DEFAULT_HTTP_PORT), &d.protocol)
+                })
+            })
+            .collect();
+        format!("[{}]", entries.join(",")).len() + "[]".len() * 2
+    }
+
+    /// Whether Diego refuses the desired-LRP update CC sends after a route change of `process`:
+    /// CC only sends one for a started, staged app (`process_route_handler.rb`
+    /// `notify_backend_of_route_update`), and the BBS refuses routes past the limit. A refused
+    /// process freezes: the routers keep what they had.
+    fn diego_refuses(&mut self, process: &(String, String)) -> bool {
+        let Some(limit) = self.diego_routes_limit else { return false };
+        let running = self.app(&process.0).is_some_and(|a| a.state == AppState::Started && a.droplet_guid.is_some());
+        if !running || self.routes_size(&process.0, &process.1) <= limit {
+            return false;
+        }
+        self.diego_frozen.entry(process.clone()).or_default();
+        true
     }
 
     /// [`State::set_destinations`] done through the API by `actor` (guid, name): every destination

@@ -547,3 +547,45 @@ async fn weights_must_sum_to_100_in_ccs_words() {
     assert_eq!(r.status, 422, "{}", r.text());
     assert_eq!(r.json()["errors"][0]["detail"], "Destinations must have weights that sum to 100.");
 }
+
+/// Diego refuses a desired LRP whose routes pass its limit, after CC committed the mapping: the
+/// insert answers 500 `CF-RunnerError`, the destination is stored, and the routers never hear of
+/// it; once the process is back under the limit, they get everything at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_diegos_routes_limit_the_mapping_is_kept_answered_500_and_never_routed() {
+    let entry = tests::cc::state::routes_entry("r0.apps.example.com", 8080, "http1").len();
+    // Two routes fit, the third passes the limit.
+    let limit = 2 * (entry + 1) + 4 + 2;
+    let env = Env::with(tests::Options {
+        router_delay: (Duration::ZERO, Duration::ZERO),
+        diego_routes_limit: Some(limit),
+        ..Default::default()
+    })
+    .await;
+    let app = env.cf.add_app(&env.std.space, "m");
+    let _servers = env.cf.serve_instances(&app.guid, "m", "web", 1).await.expect("instances");
+    let mut routes = Vec::new();
+    for i in 0..3 {
+        let route = env.cf.add_route(&env.std.space, &env.std.domain, &format!("r{i}"), "");
+        let reply =
+            env.send(Method::POST, &format!("/v3/routes/{route}/destinations"), &destinations(&[&app.guid])).await;
+        routes.push((route, reply));
+    }
+    assert!(env.cf.router.wait_settled(Duration::from_secs(5)).await, "router settles");
+    assert_eq!(routes[1].1.status, 200, "{}", routes[1].1.text());
+    assert_error(&routes[2].1, "500-CF-RunnerError-routes");
+    let stored = env.get(&format!("/v3/routes/{}/destinations", routes[2].0)).await.json();
+    assert_eq!(stored["destinations"][0]["app"]["guid"], json!(app.guid), "the mapping was committed");
+    let host = |i: usize| format!("r{i}.{}", "apps.example.com");
+    assert!(!env.cf.router.endpoints_for(&host(1), "/").is_empty(), "r1 routed");
+    assert!(env.cf.router.endpoints_for(&host(2), "/").is_empty(), "r2 never reached the router");
+
+    // Back under the limit (r0 unmapped): Diego takes the whole desired state, r2 included.
+    let d0 = env.get(&format!("/v3/routes/{}/destinations", routes[0].0)).await.json();
+    let d0 = d0["destinations"][0]["guid"].as_str().expect("destination").to_owned();
+    let del = env.send(Method::DELETE, &format!("/v3/routes/{}/destinations/{d0}", routes[0].0), &Value::Null).await;
+    assert_eq!(del.status, 204, "{}", del.text());
+    assert!(env.cf.router.wait_settled(Duration::from_secs(5)).await, "router settles");
+    assert!(!env.cf.router.endpoints_for(&host(2), "/").is_empty(), "r2 routed once the process fits again");
+    assert!(env.cf.router.endpoints_for(&host(0), "/").is_empty(), "r0 unmapped");
+}

@@ -184,6 +184,43 @@ async fn fifty_apps_in_blue_green_pairs_sharing_routes_round_trip_under_parallel
     assert_eq!(every(&w), before, "the last one out takes the maintenance app away");
 }
 
+/// Acceptance (issue 12, item 2): Diego refuses a process's routes past its limit after CC
+/// committed the mapping, so a maintenance app carrying too many routes stops taking new ones.
+/// `on` counts before any change and refuses a fleet that would pass three quarters of the limit;
+/// a fleet that fits is switched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_past_the_maintenance_apps_routes_capacity_is_refused_before_any_change() {
+    // About 11 routes of ~125 bytes fit in 1400 bytes; three quarters of it, about 8.
+    const LIMIT: usize = 1400;
+    let w = World::new(Setup { routes: 1, diego_routes_limit: Some(LIMIT), ..Setup::default() }).await;
+    let (fleet, _servers) = add_fleet(&w, 10, 1).await;
+    let before = every_dest(&w, &fleet);
+    let limit = LIMIT.to_string();
+
+    let refused = w.run(&["on", "--selector", SELECTOR, "--routes-limit", &limit]).await;
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("maintenance app \"maintenance-app\" in space \"dev\" would carry 10 routes")
+            && refused.stderr.contains("Nothing was changed"),
+        "says which maintenance app, how many routes and that nothing changed: {refused}"
+    );
+    assert!(w.cc_writes().is_empty(), "no write: {:?}", w.cc_writes());
+    assert_eq!(every_dest(&w, &fleet), before);
+
+    let names: Vec<&str> = fleet.iter().take(5).map(|m| m.name.as_str()).collect();
+    let mut args = vec!["on"];
+    args.extend(&names);
+    args.extend(["--routes-limit", &limit]);
+    w.run(&args).await.expect_code(0);
+    for m in fleet.iter().take(5) {
+        let to: Vec<String> = w.dests(&m.routes[0]).into_iter().map(|d| d.0).collect();
+        assert_eq!(to, std::slice::from_ref(&w.maint_guid()), "{} switched", m.name);
+    }
+    let more = w.run(&["on", "--selector", SELECTOR, "--routes-limit", &limit]).await;
+    more.expect_code(2);
+    assert!(more.stderr.contains("It carries 5 routes now, so about 3 more fit"), "{more}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_across_spaces_and_a_missing_name() {
     let w = World::new(Setup { routes: 1, ..Setup::default() }).await;

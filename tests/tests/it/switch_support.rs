@@ -215,6 +215,8 @@ pub(crate) struct Setup {
     pub(crate) user: &'static str,
     /// Lifetime of the access tokens UAA issues (the one in config.json included).
     pub(crate) access_token_lifetime: Option<Duration>,
+    /// Diego's limit on one process's routes, in bytes (`None`: no limit).
+    pub(crate) diego_routes_limit: Option<usize>,
 }
 
 impl Default for Setup {
@@ -227,6 +229,7 @@ impl Default for Setup {
             maint: Maint::Running,
             user: "developer",
             access_token_lifetime: None,
+            diego_routes_limit: None,
         }
     }
 }
@@ -249,9 +252,12 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) async fn new(setup: Setup) -> World {
-        let cf = CfDouble::start(Options { router_delay: setup.router_delay, ..Options::default() })
-            .await
-            .expect("double starts on loopback");
+        let options = Options {
+            router_delay: setup.router_delay,
+            diego_routes_limit: setup.diego_routes_limit,
+            ..Options::default()
+        };
+        let cf = CfDouble::start(options).await.expect("double starts on loopback");
         let std = cf.seed_standard();
         let app = cf.add_app_with(&std.space, "shop", 2, true);
         let app_servers = cf.serve_instances(&app.guid, "shop", "web", 2).await.expect("shop instances");
