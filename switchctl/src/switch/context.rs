@@ -18,7 +18,7 @@ use super::{
     state::{self, DefaultPort},
 };
 use crate::{
-    capi::{App, AppState, Client, Domain, InstanceState, Route},
+    capi::{App, AppState, Client, Domain, InstanceState, ProcessStats, Route},
     error::Error,
     output::Output,
     session::Target as SpaceTarget,
@@ -200,7 +200,12 @@ pub struct NotServing {
     pub fix: String,
 }
 
-/// Whether `app` can serve traffic: STARTED, with a `web` process that has a RUNNING instance.
+/// Whether `app` can serve traffic: STARTED, with a `web` process that has an instance that is
+/// RUNNING and routable. A RUNNING instance whose readiness health check fails is reported
+/// `routable: false` and gets no traffic from the router (CC `instances_stats_reporter.rb`
+/// `build_info`); one that says nothing (`routable` null: a Diego that does not report readiness)
+/// counts as routable, as the route emitter registers it. STOPPING, STARTING, CRASHED and DOWN
+/// instances never serve.
 pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotServing>, Error> {
     let start = || format!("cf start {}", crate::settings::quote(&app.name));
     if app.state != AppState::Started {
@@ -221,8 +226,20 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotSer
         }));
     }
     let stats = client.process_stats(&web.guid).await?;
-    if stats.iter().any(|s| s.state == InstanceState::Running) {
+    if stats.iter().any(serves) {
         return Ok(Ok(()));
+    }
+    let unready = stats.iter().filter(|s| s.state == InstanceState::Running).count();
+    if unready > 0 {
+        return Ok(Err(NotServing {
+            why: format!(
+                "{unready} of its {} web instances {} RUNNING but not ready (routable: false: the readiness health \
+                 check fails), so the router sends them nothing",
+                web.instances,
+                if unready == 1 { "is" } else { "are" }
+            ),
+            fix: format!("cf logs {} --recent", crate::settings::quote(&app.name)),
+        }));
     }
     let states: Vec<String> = stats.iter().map(|s| format!("{:?}", s.state).to_uppercase()).collect();
     Ok(Err(NotServing {
@@ -233,6 +250,11 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotSer
         ),
         fix: format!("cf restart {}", crate::settings::quote(&app.name)),
     }))
+}
+
+/// Whether an instance gets traffic: RUNNING, and routable or silent about it.
+pub fn serves(stats: &ProcessStats) -> bool {
+    stats.state == InstanceState::Running && stats.routable != Some(false)
 }
 
 /// APP's routes: those it has a destination on, plus those carrying its label (a route switched
