@@ -234,9 +234,10 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotSer
         return Ok(Err(NotServing {
             why: format!(
                 "{unready} of its {} web instances {} RUNNING but not ready (routable: false: the readiness health \
-                 check fails), so the router sends them nothing",
+                 check fails), so the router sends {} nothing",
                 web.instances,
-                if unready == 1 { "is" } else { "are" }
+                if unready == 1 { "is" } else { "are" },
+                if unready == 1 { "it" } else { "them" }
             ),
             fix: format!("cf logs {} --recent", crate::settings::quote(&app.name)),
         }));

@@ -256,7 +256,15 @@ async fn restage(env: &Env, member: &Member, package: &str, timeouts: Timeouts) 
         return fail(report, start_again(client, &app.guid, &app.name, &droplet, why).await);
     }
     if let Err(e) = client.set_current_droplet(&app.guid, &droplet).await {
-        let why = format!("setting droplet {droplet} failed after the stop: {}", describe(&e));
+        let mut why = format!("setting droplet {droplet} failed after the stop: {}", describe(&e));
+        // A deployment begun since the check before the window (someone's `cf restart --strategy
+        // rolling`) is the usual 422: name it and what to do.
+        if e.api().is_some_and(|a| a.status == 422)
+            && let Ok(deployments) = client.active_deployments(&app.guid).await
+            && let Some(d) = deployments.first()
+        {
+            why = format!("{why} ({})", in_progress(member, d));
+        }
         return fail(report, start_again(client, &app.guid, &app.name, &droplet, why).await);
     }
     if let Err(e) = client.start_app(&app.guid).await {

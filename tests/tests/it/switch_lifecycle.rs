@@ -130,15 +130,53 @@ async fn a_deployment_begun_during_staging_is_reported_and_the_app_started_again
         assert!(Instant::now() < deadline, "no build was created");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    w.cf.start_deployment(&w.app.guid, Duration::from_secs(600));
+    let deployment = w.cf.start_deployment(&w.app.guid, Duration::from_secs(600));
     let run = job.wait(Duration::from_secs(60)).await;
     run.expect_code(1);
     assert!(
         run.stderr.contains("Unable to assign current droplet while the app has a deployment in progress"),
         "{run}"
     );
+    assert!(
+        run.stderr.contains(&format!("(app shop has deployment {deployment} in progress (DEPLOYING)"))
+            && run.stderr.contains("`cf target -s dev && cf cancel-deployment shop`"),
+        "names the deployment and what to do: {run}"
+    );
     assert!(run.stderr.contains(&format!("the app was started again on its previous droplet {old}")), "{run}");
     assert!(run.stderr.contains("still in maintenance: shop"), "{run}");
     assert!(started(&w), "never left STOPPED");
     w.assert_all_on(&before, "after the refused droplet change").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restage_waits_for_ready_instances_and_reports_those_that_never_are() {
+    let w = World::new(Setup::default()).await;
+    let before = w.all_dests();
+    w.cf.set_unready(&w.app.web_process, 1);
+    let run = w.run(&["run", "shop", "--restage", "--startup-timeout", "2"]).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "not every web instance of shop runs after 2s (1 RUNNING but not ready (readiness health check failing), \
+             1 RUNNING; 2 wanted)"
+        ),
+        "{run}"
+    );
+    assert!(run.stderr.contains("still in maintenance: shop"), "{run}");
+    w.assert_all_on(&before, "after instances that never got ready").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_refuses_a_maintenance_app_whose_instances_are_stopping() {
+    let w = World::new(Setup::default()).await;
+    let before = w.all_dests();
+    let maint = w.maint.as_ref().expect("a maintenance app");
+    // The double reports a STOPPING instance with its actual LRP's last `routable: true`
+    // (UNCONFIRMED for Diego): a reader that trusted `routable` alone would count it.
+    w.cf.set_instance_states(&maint.web_process, Some(vec![tests::InstanceState::Stopping]));
+    let run = w.run(&["on", "shop"]).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains("none of its 1 web instances is RUNNING (STOPPING)"), "{run}");
+    assert!(w.cc_writes().is_empty(), "{:?}", w.cc_writes());
+    assert_eq!(w.all_dests(), before);
 }
