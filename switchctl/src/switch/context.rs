@@ -203,8 +203,9 @@ pub struct NotServing {
 /// Whether `app` can serve traffic: STARTED, with a `web` process that has an instance that is
 /// RUNNING and routable. A RUNNING instance whose readiness health check fails is reported
 /// `routable: false` and gets no traffic from the router (CC `instances_stats_reporter.rb`
-/// `build_info`); one that says nothing (`routable` null: a Diego that does not report readiness)
-/// counts as routable, as the route emitter registers it. STOPPING, STARTING, CRASHED and DOWN
+/// `build_info`); one that says nothing (`routable` null: the actual LRP has no `optional_routable`)
+/// counts as routable, as Diego's BBS starts an LRP whose rep sent no `routable` as routable (bbs
+/// `handlers/actual_lrp_lifecycle_handler.go` `StartActualLRP`). STOPPING, STARTING, CRASHED and DOWN
 /// instances never serve.
 pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotServing>, Error> {
     let start = || format!("cf start {}", crate::settings::quote(&app.name));
@@ -378,4 +379,25 @@ where
         results.push(result);
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(state: &str, routable: serde_json::Value) -> ProcessStats {
+        serde_json::from_value(serde_json::json!({ "type": "web", "index": 0, "state": state, "routable": routable }))
+            .expect("stats parse")
+    }
+
+    #[test]
+    fn only_running_instances_the_router_would_use_serve() {
+        assert!(serves(&instance("RUNNING", serde_json::json!(true))));
+        // No `routable` in the stats: BBS treats an LRP started without one as routable.
+        assert!(serves(&instance("RUNNING", serde_json::Value::Null)));
+        assert!(!serves(&instance("RUNNING", serde_json::json!(false))), "readiness failing");
+        assert!(!serves(&instance("STOPPING", serde_json::json!(true))), "stopping, whatever routable says");
+        assert!(!serves(&instance("STARTING", serde_json::json!(false))));
+        assert!(!serves(&instance("DOWN", serde_json::Value::Null)));
+    }
 }
