@@ -180,3 +180,33 @@ async fn on_refuses_a_maintenance_app_whose_instances_are_stopping() {
     assert!(w.cc_writes().is_empty(), "{:?}", w.cc_writes());
     assert_eq!(w.all_dests(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_start_again_fails_too_the_report_says_stopped_and_how_to_start_it() {
+    let w = World::new(Setup::default()).await;
+    let before = w.all_dests();
+    w.cf.faults.fail_next(Matcher::new(Method::PATCH, "/v3/apps/*/relationships/current_droplet"), Failure::Status500);
+    w.cf.faults.fail_next(Matcher::new(Method::POST, "/v3/apps/*/actions/start"), Failure::Status500);
+    let run = w.run(&["run", "shop", "--restage"]).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("failed after the stop")
+            && run.stderr.contains("starting it again failed too")
+            && run.stderr.contains("run `cf start shop`"),
+        "{run}"
+    );
+    assert!(!started(&w), "the double really left it stopped, as the report says");
+    assert!(run.stderr.contains("still in maintenance: shop"), "{run}");
+    w.assert_all_on(&before, "after the failed start").await;
+
+    // A start that fails after the new droplet is set: STOPPED, on the new droplet, with the command.
+    w.cf.faults.fail_next(Matcher::new(Method::POST, "/v3/apps/*/actions/start"), Failure::Status500);
+    let run = w.run(&["run", "shop", "--restage"]).await;
+    run.expect_code(1);
+    let droplet = current_droplet(&w).expect("a droplet");
+    assert!(
+        run.stderr.contains(&format!("starting it on droplet {droplet} failed"))
+            && run.stderr.contains("the app is STOPPED: run `cf start shop`"),
+        "{run}"
+    );
+}
