@@ -566,6 +566,10 @@ pub enum Error {
         /// What to do.
         fix: String,
     },
+    /// Apps to restage have a deployment in progress: the Cloud Controller would refuse their new
+    /// droplet inside the window (`PATCH …/relationships/current_droplet` is 422 while one deploys).
+    #[error("cannot restage while a deployment is in progress: {0}; nothing was changed")]
+    DeploymentInProgress(String),
     /// Arguments that parse but make no sense together.
     #[error("{0}")]
     Usage(String),

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 
 use crate::{
     cc::state::{
-        App, AppState, Destination, Domain, Droplet, InstanceState, Lifecycle, Org, Package, Process, Role, Route,
-        Space, guid,
+        App, AppState, Deployment, Destination, Domain, Droplet, InstanceState, Lifecycle, Org, Package, Process, Role,
+        Route, Space, guid,
     },
     clock::now_iso,
     metadata::Metadata,
@@ -197,6 +197,7 @@ impl CfDouble {
             droplet_guid: Some(droplet.guid.clone()),
             lifecycle,
             started_at: None,
+            stopped_at: None,
             created_at: now.clone(),
             updated_at: now,
             metadata: Metadata::default(),
@@ -227,6 +228,7 @@ impl CfDouble {
             instances,
             command: Some("./app".to_owned()),
             forced_states: None,
+            unready: 0,
             ports: None,
             created_at: now.clone(),
             updated_at: now,
@@ -265,6 +267,46 @@ impl CfDouble {
         p.forced_states = states;
         let app = p.app_guid.clone();
         st.emit_instances(&app);
+    }
+
+    /// Makes the first `n` RUNNING instances of `process` fail their readiness health check: still
+    /// RUNNING, but `routable: false` in the stats and no traffic from the router.
+    pub fn set_unready(&self, process: &str, n: u32) {
+        let mut st = self.cc.state();
+        let Some(p) = st.processes.iter_mut().find(|p| p.guid == process) else { return };
+        p.unready = n;
+        let app = p.app_guid.clone();
+        st.emit_instances(&app);
+    }
+
+    /// How long a stopped app's instances take to go, and whether CC reports them STOPPING
+    /// meanwhile (its `app_instance_stopping_state`, on by default) or DOWN.
+    pub fn set_stopping(&self, time: std::time::Duration, stopping_state: bool) {
+        let mut st = self.cc.state();
+        st.stopping_time = time;
+        st.stopping_reported_down = !stopping_state;
+    }
+
+    /// Starts a rolling deployment of `app` onto its current droplet (what `cf restart --strategy
+    /// rolling` creates) that stays DEPLOYING for `lasts`; returns its guid.
+    pub fn start_deployment(&self, app: &str, lasts: std::time::Duration) -> String {
+        let mut st = self.cc.state();
+        let droplet = st.app(app).and_then(|a| a.droplet_guid.clone());
+        let now = now_iso();
+        let dep = Deployment {
+            guid: guid(),
+            app_guid: app.to_owned(),
+            droplet_guid: droplet.clone(),
+            previous_droplet_guid: droplet,
+            strategy: "rolling".to_owned(),
+            reason: "DEPLOYING".to_owned(),
+            ready_at: std::time::Instant::now() + lasts,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let g = dep.guid.clone();
+        st.deployments.push(dep);
+        g
     }
 
     /// Adds an HTTP route `host.domain/path` (host and path may be empty).

@@ -158,6 +158,12 @@ impl Client {
         self.get(&format!("/v3/builds/{}", seg(guid)), &[]).await
     }
 
+    /// The app's deployments still in progress (`status_values=ACTIVE`): while one deploys, CC
+    /// refuses to change the app's current droplet.
+    pub async fn active_deployments(&self, app_guid: &str) -> Result<Vec<Deployment>, Error> {
+        self.get_all("/v3/deployments", &[("app_guids", app_guid), ("status_values", "ACTIVE")]).await
+    }
+
     /// Makes `droplet_guid` the app's current droplet (used at the next start).
     pub async fn set_current_droplet(&self, app_guid: &str, droplet_guid: &str) -> Result<(), Error> {
         let body = serde_json::json!({ "data": { "guid": droplet_guid } });

@@ -500,6 +500,33 @@ pub struct Build {
     pub created_at: String,
 }
 
+/// A deployment (`/v3/deployments/:guid`): a rolling or canary restart CC drives itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// GUID.
+    pub guid: String,
+    /// `value` and `reason`.
+    pub status: DeploymentStatus,
+    /// `rolling` or `canary`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// Created at.
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// A deployment's `status`: `value` `ACTIVE` (`reason` `DEPLOYING`, `PAUSED`, `CANCELING`) or
+/// `FINALIZED` (`DEPLOYED`, `CANCELED`, `SUPERSEDED`) (CC `DeploymentModel::STATUS_VALUES`,
+/// `STATUS_REASONS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentStatus {
+    /// `ACTIVE` or `FINALIZED`.
+    pub value: String,
+    /// Why, e.g. `DEPLOYING`.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 /// A droplet (`/v3/droplets/:guid`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Droplet {

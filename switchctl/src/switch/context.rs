@@ -18,7 +18,7 @@ use super::{
     state::{self, DefaultPort},
 };
 use crate::{
-    capi::{App, AppState, Client, Domain, InstanceState, Route},
+    capi::{App, AppState, Client, Domain, InstanceState, ProcessStats, Route},
     error::Error,
     output::Output,
     session::Target as SpaceTarget,
@@ -209,7 +209,13 @@ pub struct NotServing {
     pub fix: String,
 }
 
-/// Whether `app` can serve traffic: STARTED, with a `web` process that has a RUNNING instance.
+/// Whether `app` can serve traffic: STARTED, with a `web` process that has an instance that is
+/// RUNNING and routable. A RUNNING instance whose readiness health check fails is reported
+/// `routable: false` and gets no traffic from the router (CC `instances_stats_reporter.rb`
+/// `build_info`); one that says nothing (`routable` null: the actual LRP has no `optional_routable`)
+/// counts as routable, as Diego's BBS starts an LRP whose rep sent no `routable` as routable (bbs
+/// `handlers/actual_lrp_lifecycle_handler.go` `StartActualLRP`). STOPPING, STARTING, CRASHED and DOWN
+/// instances never serve.
 pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotServing>, Error> {
     let start = || format!("cf start {}", crate::settings::quote(&app.name));
     if app.state != AppState::Started {
@@ -230,8 +236,21 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotSer
         }));
     }
     let stats = client.process_stats(&web.guid).await?;
-    if stats.iter().any(|s| s.state == InstanceState::Running) {
+    if stats.iter().any(serves) {
         return Ok(Ok(()));
+    }
+    let unready = stats.iter().filter(|s| s.state == InstanceState::Running).count();
+    if unready > 0 {
+        return Ok(Err(NotServing {
+            why: format!(
+                "{unready} of its {} web instances {} RUNNING but not ready (routable: false: the readiness health \
+                 check fails), so the router sends {} nothing",
+                web.instances,
+                if unready == 1 { "is" } else { "are" },
+                if unready == 1 { "it" } else { "them" }
+            ),
+            fix: format!("cf logs {} --recent", crate::settings::quote(&app.name)),
+        }));
     }
     let states: Vec<String> = stats.iter().map(|s| format!("{:?}", s.state).to_uppercase()).collect();
     Ok(Err(NotServing {
@@ -242,6 +261,11 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotSer
         ),
         fix: format!("cf restart {}", crate::settings::quote(&app.name)),
     }))
+}
+
+/// Whether an instance gets traffic: RUNNING, and routable or silent about it.
+pub fn serves(stats: &ProcessStats) -> bool {
+    stats.state == InstanceState::Running && stats.routable != Some(false)
 }
 
 /// APP's routes: those it has a destination on, plus those carrying its label (a route switched
@@ -364,4 +388,25 @@ where
         results.push(result);
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(state: &str, routable: serde_json::Value) -> ProcessStats {
+        serde_json::from_value(serde_json::json!({ "type": "web", "index": 0, "state": state, "routable": routable }))
+            .expect("stats parse")
+    }
+
+    #[test]
+    fn only_running_instances_the_router_would_use_serve() {
+        assert!(serves(&instance("RUNNING", serde_json::json!(true))));
+        // No `routable` in the stats: BBS treats an LRP started without one as routable.
+        assert!(serves(&instance("RUNNING", serde_json::Value::Null)));
+        assert!(!serves(&instance("RUNNING", serde_json::json!(false))), "readiness failing");
+        assert!(!serves(&instance("STOPPING", serde_json::json!(true))), "stopping, whatever routable says");
+        assert!(!serves(&instance("STARTING", serde_json::json!(false))));
+        assert!(!serves(&instance("DOWN", serde_json::Value::Null)));
+    }
 }

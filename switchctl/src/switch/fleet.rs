@@ -183,7 +183,7 @@ pub async fn check_maintenance_apps(client: &Client, resolved: &Resolved, name: 
                 name: format!("{} (space {})", maint.name, m.target.space.name),
                 why: not.why,
                 fix: format!(
-                    "run `cf target -s {} && {}` and wait until an instance is running; nothing was changed",
+                    "run `cf target -s {} && {}` and wait until an instance is running and ready; nothing was changed",
                     crate::settings::quote(&m.target.space.name),
                     not.fix
                 ),

@@ -204,7 +204,7 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
                             name: member.app.name.clone(),
                             why: not.why,
                             fix: format!(
-                                "run `{}` and wait until an instance is running, or pass --force to give it its routes \
+                                "run `{}` and wait until an instance is running and ready, or pass --force to give it its routes \
                              anyway; nothing was changed",
                                 not.fix
                             ),

@@ -5,6 +5,11 @@
 //! The window is what makes the downtime of a stop-and-start harmless: users see the maintenance
 //! page meanwhile. A failed build leaves the app on its old droplet; instances that do not come up
 //! leave it down. Either way it stays in maintenance, and the report says why.
+//!
+//! A stop is never left behind by a droplet change that failed: the app is started again on the
+//! droplet it has (or the report says it is STOPPED, with `cf start`). A deployment in progress
+//! makes the Cloud Controller refuse the droplet change (422, `AppsController#assign_current_droplet`),
+//! and a stop does not end it (`AppStop`), so such apps are refused before the window opens.
 
 use std::{
     collections::HashMap,
@@ -15,12 +20,12 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    context::{Env, Lost, each},
+    context::{self, Env, Lost, each},
     fleet::{self, Member},
     signals::Interrupt,
 };
 use crate::{
-    capi::{BuildState, Client, InstanceState, Package},
+    capi::{BuildState, Client, Deployment, InstanceState, Package},
     error::{Error, describe},
     settings::RestageTimeouts as Timeouts,
 };
@@ -84,6 +89,55 @@ pub async fn packages(client: &Client, members: &[Member], parallel: u16) -> Res
             missing.join(", ")
         )))
     }
+}
+
+/// Refuses, before the window opens, members with a deployment in progress (`status_values=ACTIVE`):
+/// their droplet change would be refused inside the window, after the stop.
+pub async fn check_deployments(client: &Client, members: &[Member], parallel: u16) -> Result<(), Error> {
+    let lookups = each(
+        fleet::work(members),
+        parallel,
+        &Interrupt::default(),
+        |m| {
+            let client = client.clone();
+            async move {
+                let found = client.active_deployments(&m.app.guid).await;
+                (m.label.clone(), found.map(|d| d.first().map(|d| in_progress(&m, d))))
+            }
+        },
+        |label, _, lost| (label, Err(Error::Usage(format!("{lost:?}")))),
+        |_| {},
+    )
+    .await;
+    let mut blocked = Vec::new();
+    for (_, found) in lookups {
+        blocked.extend(found?);
+    }
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    blocked.sort();
+    Err(Error::DeploymentInProgress(blocked.join("; ")))
+}
+
+/// What to say about `member`'s deployment `d` in progress, and what to do about it.
+fn in_progress(member: &Member, d: &Deployment) -> String {
+    let name = crate::settings::quote(&member.app.name);
+    let space = crate::settings::quote(&member.target.space.name);
+    let reason = d.status.reason.as_deref().unwrap_or("ACTIVE");
+    // A canceling deployment can only be waited for; CC refuses to cancel it twice.
+    let what = if reason == "CANCELING" {
+        format!("wait until it has finished canceling (`cf target -s {space} && cf app {name}`)")
+    } else {
+        format!(
+            "wait until it has finished (`cf target -s {space} && cf app {name}` shows it), or cancel it with \
+             `cf target -s {space} && cf cancel-deployment {name}`"
+        )
+    };
+    format!(
+        "app {} has deployment {} in progress ({reason}): {what}, then run switchctl again",
+        member.app.name, d.guid
+    )
 }
 
 /// Restages every member, `parallel` at a time.
@@ -196,15 +250,31 @@ async fn restage(env: &Env, member: &Member, package: &str, timeouts: Timeouts) 
 
     // 2. Stop, new droplet, start: the window hides the downtime.
     progress.phase(label, "restarting", Some(&format!("droplet {droplet}")), true);
-    let steps = async {
-        client.stop_app(&app.guid).await?;
-        client.set_current_droplet(&app.guid, &droplet).await?;
-        client.start_app(&app.guid).await
-    };
-    if let Err(e) = steps.await {
+    if let Err(e) = client.stop_app(&app.guid).await {
+        // The stop may have gone through with its answer lost: start again whatever happened.
+        let why = format!("stopping it for droplet {droplet} failed: {}", describe(&e));
+        return fail(report, start_again(client, &app.guid, &app.name, &droplet, why).await);
+    }
+    if let Err(e) = client.set_current_droplet(&app.guid, &droplet).await {
+        let mut why = format!("setting droplet {droplet} failed after the stop: {}", describe(&e));
+        // A deployment begun since the check before the window (someone's `cf restart --strategy
+        // rolling`) is the usual 422: name it and what to do.
+        if e.api().is_some_and(|a| a.status == 422)
+            && let Ok(deployments) = client.active_deployments(&app.guid).await
+            && let Some(d) = deployments.first()
+        {
+            why = format!("{why} ({})", in_progress(member, d));
+        }
+        return fail(report, start_again(client, &app.guid, &app.name, &droplet, why).await);
+    }
+    if let Err(e) = client.start_app(&app.guid).await {
         return fail(
             report,
-            format!("restarting with droplet {droplet}: {} (`cf app {}` shows its state)", describe(&e), app.name),
+            format!(
+                "starting it on droplet {droplet} failed: {}; the app is STOPPED: run `cf start {}`",
+                describe(&e),
+                crate::settings::quote(&app.name)
+            ),
         );
     }
 
@@ -220,8 +290,30 @@ async fn restage(env: &Env, member: &Member, package: &str, timeouts: Timeouts) 
     }
 }
 
-/// Waits until every instance of the app's web process is RUNNING. Fails at once when all have
-/// crashed, as cf does; otherwise at the timeout, with the instances' states.
+/// After a failed stop or droplet change: starts the app again on the droplet it has, so that a
+/// failed restage never leaves it STOPPED, and says which droplet that is (read back: a change
+/// whose answer was lost may have gone through).
+async fn start_again(client: &Client, app_guid: &str, app_name: &str, new_droplet: &str, why: String) -> String {
+    let name = crate::settings::quote(app_name);
+    if let Err(e) = client.start_app(app_guid).await {
+        return format!(
+            "{why}; starting it again failed too: {}; the app may be STOPPED: run `cf start {name}` (`cf app {name}` \
+             shows its state)",
+            describe(&e)
+        );
+    }
+    let on = match client.current_droplet(app_guid).await {
+        Ok(Some(d)) if d.guid == new_droplet => format!("on the new droplet {new_droplet} (the change went through)"),
+        Ok(Some(d)) => format!("on its previous droplet {}", d.guid),
+        Ok(None) => "(it has no current droplet)".to_owned(),
+        Err(_) => "on its current droplet (`cf app {name}` shows which)".replace("{name}", &name),
+    };
+    format!("{why}; the app was started again {on} (`cf app {name}` shows when its instances run)")
+}
+
+/// Waits until every instance of the app's web process is RUNNING and ready (routable): only then
+/// does the router send it traffic. Fails at once when all have crashed, as cf does; otherwise at
+/// the timeout, with the instances' states.
 async fn wait_running(client: &Client, app_guid: &str, app_name: &str, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let mut pause = POLL_FIRST;
@@ -231,14 +323,17 @@ async fn wait_running(client: &Client, app_guid: &str, app_name: &str, timeout: 
             return Err(format!("app {app_name} has no web process"));
         };
         let stats = client.process_stats(&web.guid).await.map_err(|e| describe(&e))?;
-        let running = stats.iter().filter(|s| s.state == InstanceState::Running).count();
-        if web.instances == 0 || (running == stats.len() && running >= web.instances as usize) {
+        let ready = stats.iter().filter(|s| context::serves(s)).count();
+        if web.instances == 0 || (ready == stats.len() && ready >= web.instances as usize) {
             return Ok(());
         }
         let states = || {
             let mut counts: Vec<(String, usize)> = Vec::new();
             for s in &stats {
-                let name = format!("{:?}", s.state).to_uppercase();
+                let mut name = format!("{:?}", s.state).to_uppercase();
+                if s.state == InstanceState::Running && !context::serves(s) {
+                    name.push_str(" but not ready (readiness health check failing)");
+                }
                 match counts.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, c)) => *c += 1,
                     None => counts.push((name, 1)),

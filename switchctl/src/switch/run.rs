@@ -106,7 +106,10 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     let resolved = fleet::resolve(session, &sw.fleet, &sw.maintenance_app).await?;
     fleet::check_maintenance_apps(client, &resolved, &sw.maintenance_app).await?;
     let packages = match args.restage {
-        Some(_) => restage::packages(client, &resolved.members, sw.fleet.parallel).await?,
+        Some(_) => {
+            restage::check_deployments(client, &resolved.members, sw.fleet.parallel).await?;
+            restage::packages(client, &resolved.members, sw.fleet.parallel).await?
+        }
         None => HashMap::new(),
     };
 

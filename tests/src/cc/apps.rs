@@ -194,6 +194,17 @@ impl Cx<'_> {
         let mut st = self.st();
         let app = self.find_app(&st, g)?;
         self.require_write(&st, &app.space_guid.clone(), APP_MANAGERS)?;
+        // After the role and suspension checks, before the droplet is looked at:
+        // `deployment_in_progress! if app.deploying?` (cloud_controller_ng
+        // `app/controllers/v3/apps_controller.rb` `assign_current_droplet`). A deployment finished by
+        // now must not block, so the clock moves first.
+        st.advance();
+        if st.deployments.iter().any(|d| d.app_guid == g && d.deploying()) {
+            return Err(ApiError::unprocessable(
+                "Unable to assign current droplet while the app has a deployment in progress. Wait for the \
+                 deployment to complete or cancel it.",
+            ));
+        }
         if !st.droplets.iter().any(|d| d.guid == droplet && d.app_guid == g) {
             return Err(ApiError::unprocessable(
                 "Unable to assign current droplet. Ensure the droplet exists and belongs to this app.",
@@ -221,10 +232,17 @@ impl Cx<'_> {
         };
         let startup = st.startup_time;
         let Some(a) = st.app_mut(g) else { return Err(ApiError::not_found("App")) };
+        // Stopping sets the desired state only: a deployment in flight goes on (`AppStop.stop`,
+        // `app/actions/app_stop.rb`, touches the app and its processes, never its deployments), so
+        // a droplet change right after a stop is still refused.
         if start {
             a.state = AppState::Started;
             a.started_at = Some(Instant::now());
+            a.stopped_at = None;
         } else {
+            if a.state == AppState::Started {
+                a.stopped_at = Some(Instant::now());
+            }
             a.state = AppState::Stopped;
             a.started_at = None;
         }
@@ -363,7 +381,7 @@ impl Cx<'_> {
         }
         let strategy = body.get("strategy").and_then(Value::as_str).unwrap_or("rolling").to_owned();
         // A newer deployment supersedes the one in flight, as in CC.
-        for d in st.deployments.iter_mut().filter(|d| d.app_guid == app_guid && d.reason == "DEPLOYING") {
+        for d in st.deployments.iter_mut().filter(|d| d.app_guid == app_guid && d.deploying()) {
             d.reason = "SUPERSEDED".to_owned();
         }
         let now = now_iso();
@@ -381,6 +399,35 @@ impl Cx<'_> {
         let v = present::deployment(self.base(), &st, &dep);
         st.deployments.push(dep);
         Ok(json_response(StatusCode::CREATED, &v))
+    }
+
+    /// `GET /v3/deployments` with the filters of `DeploymentsListMessage` (`app_guids`, `states`,
+    /// `status_reasons`, `status_values`, `label_selector`; cloud_controller_ng
+    /// `app/messages/deployments_list_message.rb`, `app/fetchers/deployment_list_fetcher.rb`), only
+    /// over apps in spaces the user can read.
+    pub(crate) fn list_deployments(&self) -> Result<Response, ApiError> {
+        let q = self.list_query(
+            &["app_guids", "states", "status_reasons", "status_values", "label_selector"],
+            &["created_at", "updated_at"],
+        )?;
+        let mut st = self.st();
+        st.advance();
+        let no_labels = std::collections::BTreeMap::new();
+        let items: Vec<Value> = st
+            .deployments
+            .iter()
+            .filter(|d| st.app(&d.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
+            .filter(|d| {
+                q.allows("app_guids", &d.app_guid)
+                    && q.allows("states", d.state())
+                    && q.allows("status_reasons", &d.reason)
+                    && q.allows("status_values", d.status_value())
+                    // The double keeps no deployment metadata (presented empty).
+                    && q.selects(&no_labels)
+            })
+            .map(|d| present::deployment(self.base(), &st, d))
+            .collect();
+        Ok(self.page(&ordered(items, &q), &q, "/v3/deployments"))
     }
 
     pub(crate) fn get_deployment(&self, g: &str) -> Result<Response, ApiError> {
@@ -405,7 +452,7 @@ impl Cx<'_> {
             .ok_or_else(|| ApiError::not_found("Deployment"))?;
         let space = st.app(&d.app_guid).map(|a| a.space_guid.clone()).unwrap_or_default();
         self.require_write(&st, &space, APP_MANAGERS)?;
-        if d.reason != "DEPLOYING" {
+        if !d.deploying() {
             return Err(ApiError::unprocessable("Cannot cancel a deployment that is not deploying."));
         }
         if let Some(x) = st.deployments.iter_mut().find(|x| x.guid == g) {

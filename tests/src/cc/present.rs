@@ -159,17 +159,20 @@ pub fn process(base: &str, st: &State, p: &Process) -> Value {
 }
 
 /// `{"resources": [instance stats…]}` (not paginated). Instances that are not up are the DOWN
-/// stubs CC fills in (`fill_unreported_instances_with_down_instances`).
+/// stubs CC fills in (`fill_unreported_instances_with_down_instances`), whose `routable` is null:
+/// the stub hash has none (`process_stats_presenter.rb` `down_instance_stats_hash`).
 pub fn stats(st: &State, p: &Process) -> Value {
+    let routable = st.instance_routable(p);
     let resources: Vec<Value> = st
         .instance_states(p)
         .iter()
+        .zip(routable)
         .enumerate()
-        .map(|(index, state)| {
+        .map(|(index, (state, routable))| {
             let s = state.as_str();
             if matches!(state, super::state::InstanceState::Down) {
                 return json!({
-                    "type": p.process_type, "index": index, "state": s, "routable": false, "uptime": 0,
+                    "type": p.process_type, "index": index, "state": s, "routable": routable, "uptime": 0,
                     "isolation_segment": null, "details": null,
                 });
             }
@@ -177,7 +180,7 @@ pub fn stats(st: &State, p: &Process) -> Value {
             json!({
                 "type": p.process_type, "index": index,
                 "instance_guid": format!("{}-{index}", &p.guid[..8]),
-                "state": s, "routable": running,
+                "state": s, "routable": routable,
                 "usage": { "time": crate::clock::now_iso(), "cpu": 0.001, "cpu_entitlement": 0.01,
                            "mem": 19_177_472, "disk": 69_705_728, "log_rate": 0 },
                 "host": "10.244.16.10", "instance_internal_ip": "10.255.93.167",
@@ -331,7 +334,7 @@ pub fn droplet(base: &str, st: &State, d: &Droplet) -> Value {
 /// A deployment.
 pub fn deployment(base: &str, st: &State, d: &Deployment) -> Value {
     let g = &d.guid;
-    let value = if d.reason == "DEPLOYING" { "ACTIVE" } else { "FINALIZED" };
+    let value = d.status_value();
     let web = st.process_of(&d.app_guid, "web");
     json!({
         "guid": g,

@@ -112,6 +112,8 @@ pub struct App {
     pub lifecycle: Lifecycle,
     /// When it was last started (instances report STARTING until the startup time has passed).
     pub started_at: Option<Instant>,
+    /// When it was last stopped (its instances report STOPPING until the stopping time has passed).
+    pub stopped_at: Option<Instant>,
     /// Creation time (ISO).
     pub created_at: String,
     /// Last update (ISO).
@@ -163,6 +165,12 @@ pub struct Process {
     pub command: Option<String>,
     /// States forced by a test; `None` derives them from the app's state.
     pub forced_states: Option<Vec<InstanceState>>,
+    /// How many RUNNING instances (the lowest indices) fail their readiness health check: Diego
+    /// keeps them RUNNING but sets the actual LRP's `routable` to false, the route emitter does not
+    /// register them, and CC reports `routable: false` (cloud_controller_ng
+    /// `lib/cloud_controller/diego/reporters/instances_stats_reporter.rb` `build_info`:
+    /// `info[:routable] = (actual_lrp.routable if actual_lrp.optional_routable)`).
+    pub unready: u32,
     /// The ports Diego opens (`process.ports`, not in the v3 presenter): the explicit ports of the
     /// process's destinations, `[8080]` for a buildpack app with none, `None` for a Docker app
     /// with none (then the image's ports apply). Kept as `UpdateRouteDestinations#update_processes`
@@ -339,7 +347,8 @@ pub struct Deployment {
     pub previous_droplet_guid: Option<String>,
     /// `rolling` or `canary`.
     pub strategy: String,
-    /// `DEPLOYING` until `ready_at`, then `DEPLOYED`; or `CANCELED`.
+    /// `status.reason`: `DEPLOYING` (or `PAUSED`, canary) until `ready_at`, then `DEPLOYED`; or
+    /// `CANCELED`, `SUPERSEDED`.
     pub reason: String,
     /// When the deployment finishes.
     pub ready_at: Instant,
@@ -347,6 +356,34 @@ pub struct Deployment {
     pub created_at: String,
     /// Last update (ISO).
     pub updated_at: String,
+}
+
+impl Deployment {
+    /// Whether it blocks a droplet change: `AppModel#deploying?` is a deployment in one of
+    /// `DeploymentModel::PROGRESSING_STATES` (`DEPLOYING`, `PREPAUSED`, `PAUSED`; cloud_controller_ng
+    /// `app/models/runtime/app_model.rb`, `deployment_model.rb`). `CANCELING` is active but does not
+    /// block.
+    pub fn deploying(&self) -> bool {
+        matches!(self.reason.as_str(), "DEPLOYING" | "PAUSED")
+    }
+
+    /// `status.value`: `ACTIVE` while deploying, paused or canceling, else `FINALIZED`
+    /// (`DeploymentModel::ACTIVE_STATES`).
+    pub fn status_value(&self) -> &'static str {
+        if self.deploying() || self.reason == "CANCELING" { "ACTIVE" } else { "FINALIZED" }
+    }
+
+    /// The legacy `state` column the `states` filter reads (`DeploymentModel::DEPLOYMENT_STATES`).
+    /// A superseded deployment that was deploying becomes `DEPLOYED` (`DeploymentCreate#supersede_deployment`).
+    pub fn state(&self) -> &'static str {
+        match self.reason.as_str() {
+            "DEPLOYING" => "DEPLOYING",
+            "PAUSED" => "PAUSED",
+            "CANCELING" => "CANCELING",
+            "CANCELED" => "CANCELED",
+            _ => "DEPLOYED",
+        }
+    }
 }
 
 /// An asynchronous job (already complete: the double does the work synchronously).
@@ -492,6 +529,13 @@ pub struct State {
     /// The processes whose update the last destination change had refused (the API answers
     /// 500 `CF-RunnerError` after committing it).
     pub diego_refused: Vec<(String, String)>,
+    /// How long a stopped app's instances take to go (Diego stops the actual LRPs after CC
+    /// deletes the desired LRP); zero: gone at once.
+    pub stopping_time: Duration,
+    /// CC's `app_instance_stopping_state: false`: instances still stopping are reported DOWN, not
+    /// STOPPING (`instances_stats_reporter.rb` `app_instance_stopping_state`). CC's own config
+    /// defaults it to true (`config/cloud_controller.yml`); capi-release's default is UNCONFIRMED.
+    pub stopping_reported_down: bool,
     seq: u64,
     events: Option<RouteSink>,
 }
@@ -617,12 +661,43 @@ impl State {
                 let up = app.started_at.is_none_or(|t| t.elapsed() >= self.startup_time);
                 vec![if up { InstanceState::Running } else { InstanceState::Starting }; n]
             }
+            // A stopped process has no desired LRP, but its actual LRPs live until Diego has
+            // stopped them: CC reports those STOPPING (or DOWN when `app_instance_stopping_state`
+            // is off), and the rest as DOWN stubs (`instances_stats_reporter.rb`
+            // `handle_no_running_instances`, `reporter_mixins.rb`).
+            Some(app) if app.stopped_at.is_some_and(|t| t.elapsed() < self.stopping_time) => {
+                let s = if self.stopping_reported_down { InstanceState::Down } else { InstanceState::Stopping };
+                vec![s; n]
+            }
             _ => vec![InstanceState::Down; n],
         }
     }
 
+    /// `routable` of each instance as CC reports it: a RUNNING instance is routable unless it
+    /// fails its readiness check ([`Process::unready`]); a STARTING or CRASHED one is not. A
+    /// STOPPING one keeps what its actual LRP last said (UNCONFIRMED: whether Diego clears
+    /// `routable` when it starts to stop an instance; true here so that a reader that trusts
+    /// `routable` alone counts a stopping instance as serving and is caught). DOWN stubs carry no
+    /// `routable` at all: `None` (`process_stats_presenter.rb` `down_instance_stats_hash`).
+    pub fn instance_routable(&self, process: &Process) -> Vec<Option<bool>> {
+        self.instance_states(process)
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                InstanceState::Running => Some(i >= process.unready as usize),
+                InstanceState::Stopping => Some(true),
+                InstanceState::Down => None,
+                InstanceState::Starting | InstanceState::Crashed => Some(false),
+            })
+            .collect()
+    }
+
+    // What the router learns: the route emitter registers only RUNNING instances whose actual
+    // LRP is routable (readiness passed).
     fn running(&self, process: &Process) -> Vec<bool> {
-        self.instance_states(process).iter().map(|s| *s == InstanceState::Running).collect()
+        let states = self.instance_states(process);
+        let routable = self.instance_routable(process);
+        states.iter().zip(routable).map(|(s, r)| *s == InstanceState::Running && r == Some(true)).collect()
     }
 
     /// Tells the router which instances of every process of `app_guid` run now.
@@ -896,7 +971,7 @@ impl State {
         }
         self.droplets.extend(new_droplets);
         let mut restarted = Vec::new();
-        for d in self.deployments.iter_mut().filter(|d| d.reason == "DEPLOYING" && d.ready_at <= now) {
+        for d in self.deployments.iter_mut().filter(|d| d.deploying() && d.ready_at <= now) {
             d.reason = "DEPLOYED".to_owned();
             d.updated_at = now_iso();
             restarted.push((d.app_guid.clone(), d.droplet_guid.clone()));

@@ -13,6 +13,7 @@ mod switch_errors;
 mod switch_faults;
 mod switch_fleet;
 mod switch_honest;
+mod switch_lifecycle;
 mod switch_load;
 mod switch_order;
 mod switch_ports;

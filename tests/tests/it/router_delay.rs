@@ -183,3 +183,32 @@ async fn one_call_replace_drops_requests_but_make_before_break_does_not() {
     assert_eq!((replace.bad_gateway, mbb.bad_gateway, replace.other, mbb.other), (0, 0, 0, 0));
     assert!(mbb.a > 0 && mbb.b > 0 && replace.a > 0 && replace.b > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_failing_readiness_get_no_traffic() {
+    let env = Env::with(Options { router_delay: (Duration::ZERO, Duration::ZERO), ..Options::default() }).await;
+    let web = env.cf.add_app_with(&env.std.space, "web", 2, true);
+    let root = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    env.cf.map_route(&root, &web.guid, "web", 8080);
+    let _web = env.cf.serve_instances(&web.guid, "web", "web", 2).await.expect("backends");
+    // Instance 0 fails its readiness check: the route emitter unregisters it, instance 1 serves.
+    env.cf.set_unready(&web.web_process, 1);
+    assert!(env.cf.router.wait_settled(Duration::from_secs(2)).await);
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        served.push(
+            through_router(&env, "shop.apps.example.com", "/").await.header("x-backend").unwrap_or("").to_owned(),
+        );
+    }
+    assert_eq!(served, ["web/1"; 4], "only the ready instance");
+    env.cf.set_unready(&web.web_process, 0);
+    assert!(env.cf.router.wait_settled(Duration::from_secs(2)).await);
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        served.push(
+            through_router(&env, "shop.apps.example.com", "/").await.header("x-backend").unwrap_or("").to_owned(),
+        );
+    }
+    served.sort();
+    assert_eq!(served, ["web/0", "web/0", "web/1", "web/1"], "both again once ready");
+}

@@ -589,3 +589,103 @@ async fn past_diegos_routes_limit_the_mapping_is_kept_answered_500_and_never_rou
     assert!(!env.cf.router.endpoints_for(&host(2), "/").is_empty(), "r2 routed once the process fits again");
     assert!(env.cf.router.endpoints_for(&host(0), "/").is_empty(), "r0 unmapped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_failing_readiness_run_but_are_not_routable_and_down_stubs_say_nothing() {
+    let env = Env::new().await;
+    let app = env.cf.add_app_with(&env.std.space, "a", 3, true);
+    env.cf.set_unready(&app.web_process, 2);
+    let stats = env.get(&format!("/v3/processes/{}/stats", app.web_process)).await.json();
+    let seen: Vec<(Value, Value)> = stats["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|i| (i["state"].clone(), i["routable"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(json!("RUNNING"), json!(false)), (json!("RUNNING"), json!(false)), (json!("RUNNING"), json!(true))]
+    );
+    // A DOWN stub has no `routable` (CC's stub hash has none): null, not false.
+    env.send(Method::POST, &format!("/v3/apps/{}/actions/stop", app.guid), &json!({})).await;
+    let down = env.get(&format!("/v3/processes/{}/stats", app.web_process)).await.json();
+    assert_eq!(
+        (down["resources"][0]["state"].clone(), down["resources"][0]["routable"].clone()),
+        (json!("DOWN"), Value::Null)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_app_reports_stopping_until_its_instances_are_gone_unless_the_flag_is_off() {
+    let env = Env::new().await;
+    let app = env.cf.add_app_with(&env.std.space, "a", 2, true);
+    let stats = format!("/v3/processes/{}/stats", app.web_process);
+    let states = |v: &Value| -> Vec<String> {
+        v["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .map(|i| i["state"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    env.cf.set_stopping(Duration::from_millis(400), true);
+    let stop = env.send(Method::POST, &format!("/v3/apps/{}/actions/stop", app.guid), &json!({})).await;
+    assert_eq!(stop.json()["state"], "STOPPED");
+    assert_eq!(states(&env.get(&stats).await.json()), ["STOPPING", "STOPPING"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while states(&env.get(&stats).await.json()) != ["DOWN", "DOWN"] {
+        assert!(tokio::time::Instant::now() < deadline, "the instances never went");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Started again, nothing is stopping any more.
+    env.send(Method::POST, &format!("/v3/apps/{}/actions/start", app.guid), &json!({})).await;
+    assert_eq!(states(&env.get(&stats).await.json()), ["RUNNING", "RUNNING"]);
+    // `app_instance_stopping_state: false`: the same stop reads DOWN at once.
+    env.cf.set_stopping(Duration::from_secs(30), false);
+    env.send(Method::POST, &format!("/v3/apps/{}/actions/stop", app.guid), &json!({})).await;
+    assert_eq!(states(&env.get(&stats).await.json()), ["DOWN", "DOWN"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_in_progress_blocks_the_droplet_change_even_after_a_stop() {
+    let env = Env::new().await;
+    let app = env.cf.add_app_with(&env.std.space, "a", 2, true);
+    let other = env.cf.add_app(&env.std.space, "b");
+    let dep = env.cf.start_deployment(&app.guid, Duration::from_secs(60));
+    env.cf.start_deployment(&other.guid, Duration::from_secs(60));
+    let list = |q: String| {
+        let env = &env;
+        async move {
+            let v = env.get(&format!("/v3/deployments?{q}")).await.json();
+            v["resources"]
+                .as_array()
+                .expect("resources")
+                .iter()
+                .map(|d| (d["guid"].as_str().unwrap_or("").to_owned(), d["status"]["reason"].clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let mine = format!("app_guids={}", app.guid);
+    assert_eq!(list(format!("{mine}&status_values=ACTIVE")).await, vec![(dep.clone(), json!("DEPLOYING"))]);
+    assert_eq!(list(format!("{mine}&states=DEPLOYING&status_reasons=DEPLOYING")).await.len(), 1);
+    assert!(list(format!("{mine}&status_values=FINALIZED")).await.is_empty());
+    assert!(list(format!("{mine}&status_reasons=DEPLOYED,CANCELED")).await.is_empty());
+    assert_eq!(list("status_values=ACTIVE".to_owned()).await.len(), 2, "every app's");
+    assert_eq!(env.get("/v3/deployments?app_guid=x").await.status, 400, "unknown filters are refused");
+
+    let stop = env.send(Method::POST, &format!("/v3/apps/{}/actions/stop", app.guid), &json!({})).await;
+    assert_eq!(stop.json()["state"], "STOPPED");
+    assert_eq!(list(format!("{mine}&status_values=ACTIVE")).await.len(), 1, "a stop does not end the deployment");
+    let droplet = json!({ "data": { "guid": app.droplet } });
+    let path = format!("/v3/apps/{}/relationships/current_droplet", app.guid);
+    assert_error(&env.send(Method::PATCH, &path, &droplet).await, "422-CF-UnprocessableEntity-deployment-in-progress");
+    // Checked before the droplet is: an unknown droplet gets the same answer while deploying.
+    let unknown = json!({ "data": { "guid": "00000000-0000-0000-0000-000000000000" } });
+    assert_error(&env.send(Method::PATCH, &path, &unknown).await, "422-CF-UnprocessableEntity-deployment-in-progress");
+
+    let cancel = env.send(Method::POST, &format!("/v3/deployments/{dep}/actions/cancel"), &json!({})).await;
+    assert_eq!(cancel.status, 200);
+    assert_eq!(list(format!("{mine}&status_values=FINALIZED")).await, vec![(dep, json!("CANCELED"))]);
+    let set = env.send(Method::PATCH, &path, &droplet).await;
+    assert_eq!(set.status, 200, "{}", set.text());
+}
