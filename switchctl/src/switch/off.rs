@@ -1,7 +1,7 @@
 //! `switchctl off APP…`: the apps' switched routes back to them, from the record on each route.
 //!
 //! Per route: (1) APP's recorded destinations back next to the maintenance app, (2) a wait until
-//! APP answers on the route, (3) the maintenance app's destination deleted (unless another app
+//! APP answers on the route on every router (one of its web instances asked for by name), (3) the maintenance app's destination deleted (unless another app
 //! on the route is still in maintenance, or it was mapped before `on`), (4) a check that only APP
 //! answers, (5) the record removed last. If (2) times out, the destinations just added are taken
 //! off again: the route stays in maintenance, consistent, and the record says how to go on.
@@ -22,7 +22,7 @@ use super::{
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OffPlan},
-    probe::{CONSECUTIVE, Target, Want},
+    probe::{CONSECUTIVE, Instance, Target, Want},
     state::{self, Record},
     trail::{self, LostRoute},
 };
@@ -149,7 +149,7 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
         [(member.app.guid.clone(), member.app.name.clone()), (maint_guid.clone(), maint_name)].into_iter().collect();
     if !routes.is_empty() && !force {
         match context::running_web(client, &member.app).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(indexes)) => env.running.record(&member.app.guid, indexes),
             Ok(Err(not)) => {
                 return Err(Box::new(
                     report().failed(
@@ -233,6 +233,8 @@ struct Ctx {
     force: bool,
     app_guid: String,
     maint_guid: String,
+    /// APP's web instance step 2 asks for.
+    app_instance: Option<Instance>,
     names: HashMap<String, String>,
 }
 
@@ -265,6 +267,7 @@ async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
         verify: env.verify.clone(),
         force: off.force,
         app_guid: member.app.guid.clone(),
+        app_instance: env.running.instance(&member.app.guid),
         maint_guid,
         names,
     });
@@ -314,7 +317,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
     if ctx.force {
         ctx.verify.settle().await;
         notes.push("not verified: --force".to_owned());
-    } else if let Err(not) = ctx.verify.after_change(&target, Want::App, 1).await {
+    } else if let Err(not) = ctx.verify.present(&target, Want::App, ctx.pinnable(&plan.record)).await {
         return ctx.roll_back(url, &route.guid, &plan.record, &inserted, not).await;
     }
 
@@ -367,6 +370,14 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
 }
 
 impl Ctx {
+    /// The instance of APP step 2 asks for: its web instance, when the route maps APP's web
+    /// process. Gorouter matches `X-CF-APP-INSTANCE` on app and index only, so a route with only
+    /// other processes of APP could have no instance of that index; there step 2 falls back to one
+    /// plain answer.
+    fn pinnable(&self, record: &Record) -> Option<&Instance> {
+        record.destinations.iter().any(|d| d.process == "web").then_some(self.app_instance.as_ref()).flatten()
+    }
+
     /// A request failed (possibly after the Cloud Controller carried it out): reads the route and
     /// reports what it holds.
     async fn after_failure(&self, url: String, route_guid: &str, cause: Cause) -> RouteReport {
