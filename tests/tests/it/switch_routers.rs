@@ -33,6 +33,10 @@ fn disagreeing(w: &World, want: &[SocketAddr]) -> Vec<(usize, String, Vec<Socket
     tables(w).into_iter().filter(|(_, _, e)| *e != want).collect()
 }
 
+/// Round trips per run: a prober that verifies one router gets through one round trip unharmed
+/// about one time in seven (measured with the keep-alive prober), through three about one in 350.
+const ROUND_TRIPS: usize = 3;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_router_agrees_when_on_and_off_return_and_no_request_fails_meanwhile() {
     let w = World::new(Setup {
@@ -48,35 +52,42 @@ async fn every_router_agrees_when_on_and_off_return_and_no_request_fails_meanwhi
     let load = Load::spread(w.cf.router_url(), w.routes.clone(), 200);
     load.wait_more(40, Duration::from_secs(10)).await;
 
-    let on_start = Instant::now();
-    let on = w.run(&["on", "shop"]).await;
-    let on_end = Instant::now();
-    // Read before anything else: the routers keep applying whatever is still on its way.
-    let lagging_after_on = disagreeing(&w, &maint);
-    on.expect_code(0);
-    load.wait_more(60, Duration::from_secs(10)).await;
+    let mut lagging = Vec::new();
+    let mut windows = Vec::new();
+    for round in 0..ROUND_TRIPS {
+        let on_start = Instant::now();
+        let on = w.run(&["on", "shop"]).await;
+        let on_end = Instant::now();
+        // Read before anything else: the routers keep applying whatever is still on their way.
+        lagging.extend(disagreeing(&w, &maint).into_iter().map(|d| (round, "on", d)));
+        on.expect_code(0);
+        load.wait_more(40, Duration::from_secs(10)).await;
 
-    let off_start = Instant::now();
-    let off = w.run(&["off", "shop"]).await;
-    let off_end = Instant::now();
-    let lagging_after_off = disagreeing(&w, &w.app_addrs());
-    off.expect_code(0);
-    load.wait_more(60, Duration::from_secs(10)).await;
+        let off_start = Instant::now();
+        let off = w.run(&["off", "shop"]).await;
+        let off_end = Instant::now();
+        lagging.extend(disagreeing(&w, &w.app_addrs()).into_iter().map(|d| (round, "off", d)));
+        off.expect_code(0);
+        load.wait_more(40, Duration::from_secs(10)).await;
+        windows.push((on_start, on_end, off_start, off_end, on.took, off.took));
+    }
     let samples = load.stop().await;
 
     let during = |from: Instant, to: Instant| tally(samples.iter().filter(|s| s.sent >= from && s.sent < to));
-    let (during_on, during_off, all) = (during(on_start, on_end), during(off_start, off_end), tally(&samples));
     let spread = w.cf.router_connections().expect("a balancer in front of three routers");
     println!("3 routers, 0-500 ms each, ~200 req/s on new connections; connections per router {spread:?}");
-    println!("on took {:?}: {during_on:?}; off took {:?}: {during_off:?}; all: {all:?}", on.took, off.took);
+    for (on_start, on_end, off_start, off_end, on_took, off_took) in &windows {
+        let (on, off) = (during(*on_start, *on_end), during(*off_start, *off_end));
+        println!("on took {on_took:?}: {on:?}; off took {off_took:?}: {off:?}");
+        assert!(on.contains_key(&Answer::App) || on.contains_key(&Answer::Maintenance), "traffic during on");
+    }
+    let all = tally(&samples);
+    println!("all: {all:?}");
     assert!(spread.iter().all(|n| *n >= 20), "the balancer spread the load over every router: {spread:?}");
     assert!(
-        lagging_after_on.is_empty(),
-        "when `on` returns, every router sends every route only to the maintenance app: {lagging_after_on:?}"
-    );
-    assert!(
-        lagging_after_off.is_empty(),
-        "when `off` returns, every router sends every route only to shop: {lagging_after_off:?}"
+        lagging.is_empty(),
+        "when `on` (`off`) returns, every router sends every route only to the maintenance app (to shop): \
+         {lagging:?}"
     );
     let count = |a| all.get(&a).copied().unwrap_or(0);
     assert_eq!(
@@ -84,7 +95,6 @@ async fn every_router_agrees_when_on_and_off_return_and_no_request_fails_meanwhi
         (0, 0, 0),
         "no 404, no router 503, no 502, no failed request on any router: {all:?}"
     );
-    assert!(during_on.contains_key(&Answer::App) || during_on.contains_key(&Answer::Maintenance));
     w.assert_restored(&before, "after off").await;
 }
 
