@@ -270,6 +270,8 @@ struct Shared {
 pub struct RouterDouble {
     table: Mutex<Table>,
     shared: Arc<Shared>,
+    /// Every `Host` asked for, as sent (a test can see what a client probed).
+    hosts: Mutex<std::collections::BTreeSet<String>>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -306,6 +308,7 @@ impl RouterDouble {
         RouterDouble {
             table: Mutex::new(Table::default()),
             shared,
+            hosts: Mutex::new(std::collections::BTreeSet::new()),
             client: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build(connector),
         }
     }
@@ -367,6 +370,11 @@ impl RouterDouble {
         tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0)).await.is_ok_and(|r| r.is_ok())
     }
 
+    /// Every `Host` header this router was asked for so far, as sent.
+    pub fn hosts_seen(&self) -> Vec<String> {
+        lock(&self.hosts).iter().cloned().collect()
+    }
+
     /// The live endpoints this router would use for `host` + `path` now.
     pub fn endpoints_for(&self, host: &str, path: &str) -> Vec<SocketAddr> {
         let backends = lock(&self.shared.backends).clone();
@@ -385,6 +393,7 @@ impl RouterDouble {
             .or_else(|| req.uri().host())
             .unwrap_or("")
             .to_owned();
+        lock(&self.hosts).insert(host.clone());
         let host_only = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_lowercase();
         let path = req.uri().path().to_owned();
         // Go's Header.Get: the first value; an empty one counts as absent.

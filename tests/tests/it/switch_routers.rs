@@ -125,5 +125,10 @@ async fn a_wildcard_route_round_trips_through_on_and_off_verified() {
     let off = w.run(&["off", "shop"]).await;
     off.expect_code(0);
     assert_eq!(disagreeing(&w, &w.app_addrs()), [], "every router sends the wildcard's hosts to shop again");
+    // switchctl asked under a host of its own making, never for the literal `*` (which gorouter
+    // would serve too, but which cannot be a TLS name when probing without --probe-via).
+    let hosts: Vec<String> = w.cf.routers().iter().flat_map(|r| r.hosts_seen()).collect();
+    assert!(hosts.iter().all(|h| !h.contains('*')), "{hosts:?}");
+    assert!(hosts.iter().any(|h| h.starts_with("switchctl-probe-") && h.ends_with(".apps.example.com")), "{hosts:?}");
     w.assert_restored(&before, "after off").await;
 }
