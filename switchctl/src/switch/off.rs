@@ -1,9 +1,10 @@
 //! `switchctl off APP…`: the apps' switched routes back to them, from the record on each route.
 //!
 //! Per route: (1) APP's recorded destinations back next to the maintenance app, (2) a wait until
-//! APP answers on the route on every router (one of its web instances asked for by name), (3) the maintenance app's destination deleted (unless another app
-//! on the route is still in maintenance, or it was mapped before `on`), (4) a check that only APP
-//! answers, (5) the record removed last. If (2) times out, the destinations just added are taken
+//! APP answers on the route on every router (one of its web instances asked for by name), (3) the
+//! maintenance app's destination deleted (unless another app on the route is still in
+//! maintenance, or it was mapped before `on`), (4) a check that only APP answers, (5) the record
+//! removed last. If (2) times out, the destinations just added are taken
 //! off again: the route stays in maintenance, consistent, and the record says how to go on.
 //!
 //! A route is APP's when it carries APP's label or, should someone have removed the label by
