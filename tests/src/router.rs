@@ -272,6 +272,8 @@ pub struct RouterDouble {
     shared: Arc<Shared>,
     /// Every `Host` asked for, as sent (a test can see what a client probed).
     hosts: Mutex<std::collections::BTreeSet<String>>,
+    /// Requests that carried `X-CF-APP-INSTANCE`.
+    pinned: AtomicUsize,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -309,6 +311,7 @@ impl RouterDouble {
             table: Mutex::new(Table::default()),
             shared,
             hosts: Mutex::new(std::collections::BTreeSet::new()),
+            pinned: AtomicUsize::new(0),
             client: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build(connector),
         }
     }
@@ -375,6 +378,11 @@ impl RouterDouble {
         lock(&self.hosts).iter().cloned().collect()
     }
 
+    /// How many requests asked this router for one instance (`X-CF-APP-INSTANCE`).
+    pub fn pinned_requests(&self) -> usize {
+        self.pinned.load(Ordering::Relaxed)
+    }
+
     /// The live endpoints this router would use for `host` + `path` now.
     pub fn endpoints_for(&self, host: &str, path: &str) -> Vec<SocketAddr> {
         let backends = lock(&self.shared.backends).clone();
@@ -399,6 +407,9 @@ impl RouterDouble {
         // Go's Header.Get: the first value; an empty one counts as absent.
         let instance = req.headers().get(APP_INSTANCE_HEADER).map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
         let instance = instance.filter(|v| !v.is_empty());
+        if instance.is_some() {
+            self.pinned.fetch_add(1, Ordering::Relaxed);
+        }
         let wanted = match instance.as_deref().map(parse_app_instance) {
             None => None,
             Some(Some((guid, index))) => Some((guid.to_owned(), index.to_owned())),
