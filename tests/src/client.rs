@@ -77,6 +77,15 @@ impl Http {
         Http { client: Client::builder(TokioExecutor::new()).build(connector), timeout: Duration::from_secs(10) }
     }
 
+    /// A client that opens a new connection for every request (no idle pool), as many users do:
+    /// a balancer in front of several routers then spreads its requests over them.
+    pub fn fresh() -> Http {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
+        Http { client, timeout: Duration::from_secs(10) }
+    }
+
     /// Sends `method url` with `headers` and `body`.
     pub async fn send(
         &self,

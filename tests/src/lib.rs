@@ -28,6 +28,7 @@ pub use cc::state::{InstanceState, Role};
 pub use cli_config::seed_cli_config;
 pub use error::{ApiError, Error};
 pub use faults::{Failure, Matcher, PausePoint, RateLimit};
+pub use router::Balance;
 pub use spawn::{CfDouble, Options};
 
 /// The content type CC answers JSON with (Rails' default).

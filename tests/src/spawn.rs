@@ -1,5 +1,10 @@
 //! Starts the CC, UAA and gorouter doubles on `127.0.0.1:0` listeners and wires them together.
 //! Everything stops when the [`CfDouble`] is dropped.
+//!
+//! With several routers ([`Options::routers`]), each router listens on its own port and a
+//! [`Front`] (an L4 balancer) on the router address hands each connection to one of them. CC's
+//! route changes fan out to every router, as NATS delivers every registration to every gorouter
+//! subscribed, and each router applies each change after its own delay.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -7,10 +12,11 @@ use tokio::net::TcpListener;
 
 use crate::{
     cc::Cc,
+    cc::state::RouteSink,
     client::Http,
     error::Error,
     faults::Faults,
-    router::RouterDouble,
+    router::{self, Balance, Front, RouterDouble},
     serve::{FaultLayer, Handler, Server, axum_handler, spawn},
     uaa::{self, Uaa},
 };
@@ -18,8 +24,12 @@ use crate::{
 /// How the double behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Range of the delay each route change takes to reach the router.
+    /// Range of the delay each route change takes to reach the router (each router draws its own).
     pub router_delay: (Duration, Duration),
+    /// How many routers answer on the router address (at least 1).
+    pub routers: usize,
+    /// How the balancer in front of several routers spreads connections.
+    pub balance: Balance,
     /// How long a build stays `STAGING`.
     pub staging_time: Duration,
     /// How long started instances report `STARTING`.
@@ -39,6 +49,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             router_delay: (Duration::ZERO, Duration::from_millis(50)),
+            routers: 1,
+            balance: Balance::RoundRobin,
             staging_time: Duration::ZERO,
             startup_time: Duration::ZERO,
             deployment_time: Duration::ZERO,
@@ -57,11 +69,14 @@ pub struct CfDouble {
     pub uaa: Arc<Uaa>,
     /// Faults and request log (CC and UAA).
     pub faults: Arc<Faults>,
-    /// The gorouter double.
+    /// The gorouter double (the first router when there are several; its `register`,
+    /// `set_delay` and `wait_settled` act on all of them).
     pub router: Arc<RouterDouble>,
+    routers: Vec<Arc<RouterDouble>>,
     cc_server: Server,
     uaa_server: Server,
-    router_server: Server,
+    router_servers: Vec<Server>,
+    front: Option<Front>,
 }
 
 impl CfDouble {
@@ -83,27 +98,45 @@ impl CfDouble {
             st.deployment_time = options.deployment_time;
             st.diego_routes_limit = options.diego_routes_limit;
         }
-        let router = Arc::new(RouterDouble::new(options.router_delay.0, options.router_delay.1));
+        let routers = router::several(options.routers, options.router_delay.0, options.router_delay.1);
         {
             // Subscribe and snapshot under one lock so that no change falls between the two.
             let mut st = cc.state();
-            st.subscribe(router.sink());
-            router.apply_now(st.snapshot_events());
+            let sinks: Vec<RouteSink> = routers.iter().map(RouterDouble::sink).collect();
+            st.subscribe(RouteSink(Box::new(move |event| {
+                for sink in &sinks {
+                    (sink.0)(event.clone());
+                }
+            })));
+            let snapshot = st.snapshot_events();
+            for r in &routers {
+                r.apply_now(snapshot.clone());
+            }
         }
 
         let cc_handler: Handler = {
             let cc = Arc::clone(&cc);
             Arc::new(move |req| Box::pin(Arc::clone(&cc).handle(req)))
         };
-        let router_handler: Handler = {
-            let router = Arc::clone(&router);
-            Arc::new(move |req| Box::pin(Arc::clone(&router).proxy(req)))
-        };
         let layer = |service| FaultLayer { faults: Arc::clone(&faults), service, uaa: Arc::clone(&uaa) };
         let cc_server = spawn(cc_listener, cc_handler, Some(layer("cc")))?;
         let uaa_server = spawn(uaa_listener, axum_handler(uaa::router(Arc::clone(&uaa))), Some(layer("uaa")))?;
-        let router_server = spawn(router_listener, router_handler, None)?;
-        let double = CfDouble { cc, uaa, faults, router, cc_server, uaa_server, router_server };
+        let handler = |router: &Arc<RouterDouble>| -> Handler {
+            let router = Arc::clone(router);
+            Arc::new(move |req| Box::pin(Arc::clone(&router).proxy(req)))
+        };
+        let (router_servers, front) = if let [only] = routers.as_slice() {
+            (vec![spawn(router_listener, handler(only), None)?], None)
+        } else {
+            let mut servers = Vec::new();
+            for r in &routers {
+                servers.push(spawn(TcpListener::bind("127.0.0.1:0").await?, handler(r), None)?);
+            }
+            let addrs = servers.iter().map(Server::addr).collect();
+            (servers, Some(Front::start(router_listener, addrs, options.balance)?))
+        };
+        let router = Arc::clone(&routers[0]);
+        let double = CfDouble { cc, uaa, faults, router, routers, cc_server, uaa_server, router_servers, front };
         double.wait_ready(Duration::from_secs(5)).await?;
         Ok(double)
     }
@@ -134,14 +167,35 @@ impl CfDouble {
         self.uaa_server.url()
     }
 
-    /// The router's URL; send requests with a `Host` header naming the route.
+    /// The router's URL (the balancer's, with several routers); send requests with a `Host`
+    /// header naming the route.
     pub fn router_url(&self) -> String {
-        self.router_server.url()
+        format!("http://{}", self.router_addr())
     }
 
-    /// The router's address.
+    /// The router's address (the balancer's, with several routers).
     pub fn router_addr(&self) -> SocketAddr {
-        self.router_server.addr()
+        self.front.as_ref().map_or_else(|| self.router_servers[0].addr(), Front::addr)
+    }
+
+    /// Every router, each with its own table.
+    pub fn routers(&self) -> &[Arc<RouterDouble>] {
+        &self.routers
+    }
+
+    /// Each router's own address (past the balancer).
+    pub fn router_addrs(&self) -> Vec<SocketAddr> {
+        self.router_servers.iter().map(Server::addr).collect()
+    }
+
+    /// How many connections the balancer handed to each router (`None` with one router).
+    pub fn router_connections(&self) -> Option<Vec<usize>> {
+        self.front.as_ref().map(Front::connections)
+    }
+
+    /// Waits until every router applied every change (or `timeout`); whether they settled.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        self.router.wait_settled(timeout).await
     }
 
     /// `bearer <token>` for `user_name`, as `cf login` stores it.

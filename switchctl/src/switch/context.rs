@@ -13,7 +13,7 @@ use tokio::{sync::Semaphore, task::JoinSet};
 use super::{
     outcome::{Advice, RouteState, Verb},
     plan,
-    probe::{Answer, Prober, Target, Want},
+    probe::{Answer, CONSECUTIVE, Instance, Prober, Target, Want},
     signals::Interrupt,
     state::{self, DefaultPort},
 };
@@ -42,6 +42,8 @@ pub struct Env {
     pub interrupt: Interrupt,
     /// The invocation's settings (for the commands printed).
     pub settings: Arc<Settings>,
+    /// The running web instances of the apps read so far (for probes that name an instance).
+    pub running: Running,
 }
 
 impl Env {
@@ -65,6 +67,7 @@ impl Env {
             maintenance_routes: MaintenanceRoutes::default(),
             interrupt,
             settings: Arc::clone(settings),
+            running: Running::default(),
         })
     }
 
@@ -141,6 +144,20 @@ impl Verify {
         }
     }
 
+    /// Waits until `want`'s app is on the route on every router (or, unverified, the settle
+    /// time): [`CONSECUTIVE`] answers in a row from `instance`, one connection each (see
+    /// [`probe`](super::probe)'s model). Without a known instance, one plain answer of `want`,
+    /// which proves it for one router only.
+    pub async fn present(&self, target: &Target, want: Want, instance: Option<&Instance>) -> Result<(), NotVerified> {
+        let (Verification::Probe { timeout, .. }, Some(instance)) = (&self.mode, instance) else {
+            return self.after_change(target, want, 1).await;
+        };
+        self.prober.wait_pinned(target, instance, want, CONSECUTIVE, *timeout).await.map_err(|last| NotVerified {
+            timeout_s: timeout.as_secs(),
+            last: last.map_or_else(|| "none".to_owned(), |a| a.to_string()),
+        })
+    }
+
     /// The settle time of `--no-verify` (nothing when probing).
     pub async fn settle(&self) {
         if let Verification::Settle(settle) = &self.mode {
@@ -151,6 +168,29 @@ impl Verify {
     /// One probe of `target`; `None` when routes are not probed.
     pub async fn probe_once(&self, target: &Target) -> Option<Answer> {
         if self.probes() { Some(self.prober.probe(target).await) } else { None }
+    }
+}
+
+/// The RUNNING web instances of apps, by app GUID, as read from their process stats by the
+/// checks before a switch; shared by every task of a run, so that naming an instance in probes
+/// costs no request of its own.
+#[derive(Debug, Clone, Default)]
+pub struct Running(Arc<Mutex<HashMap<String, Vec<u32>>>>);
+
+impl Running {
+    /// Notes `app_guid`'s running web instance indexes.
+    pub fn record(&self, app_guid: &str, indexes: Vec<u32>) {
+        self.lock().insert(app_guid.to_owned(), indexes);
+    }
+
+    /// The instance of `app_guid` probes name: its lowest running web instance, if known.
+    pub fn instance(&self, app_guid: &str) -> Option<Instance> {
+        let index = self.lock().get(app_guid).and_then(|i| i.iter().min().copied())?;
+        Some(Instance { app_guid: app_guid.to_owned(), index })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u32>>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -216,7 +256,7 @@ pub struct NotServing {
 /// counts as routable, as Diego's BBS starts an LRP whose rep sent no `routable` as routable (bbs
 /// `handlers/actual_lrp_lifecycle_handler.go` `StartActualLRP`). STOPPING, STARTING, CRASHED and DOWN
 /// instances never serve.
-pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotServing>, Error> {
+pub async fn running_web(client: &Client, app: &App) -> Result<Result<Vec<u32>, NotServing>, Error> {
     let start = || format!("cf start {}", crate::settings::quote(&app.name));
     if app.state != AppState::Started {
         let state = if app.state == AppState::Stopped { "STOPPED" } else { "not STARTED" };
@@ -236,8 +276,9 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<(), NotSer
         }));
     }
     let stats = client.process_stats(&web.guid).await?;
-    if stats.iter().any(serves) {
-        return Ok(Ok(()));
+    let running: Vec<u32> = stats.iter().filter(|s| serves(s)).map(|s| s.index).collect();
+    if !running.is_empty() {
+        return Ok(Ok(running));
     }
     let unready = stats.iter().filter(|s| s.state == InstanceState::Running).count();
     if unready > 0 {

@@ -165,8 +165,14 @@ fn space_of(app: &App) -> Option<&str> {
     app.relationships.space.guid()
 }
 
-/// Checks, before any change, that every space of the fleet has its maintenance app running.
-pub async fn check_maintenance_apps(client: &Client, resolved: &Resolved, name: &str) -> Result<(), Error> {
+/// Checks, before any change, that every space of the fleet has its maintenance app running; the
+/// instances found running (probes name one of them).
+pub async fn check_maintenance_apps(
+    client: &Client,
+    resolved: &Resolved,
+    name: &str,
+) -> Result<context::Running, Error> {
+    let running = context::Running::default();
     let mut checked: HashSet<&str> = HashSet::new();
     for m in &resolved.members {
         if !checked.insert(m.target.space.guid.as_str()) {
@@ -177,20 +183,23 @@ pub async fn check_maintenance_apps(client: &Client, resolved: &Resolved, name: 
             org: m.target.org.name.clone(),
             space: m.target.space.name.clone(),
         })?;
-        if let Err(not) = context::running_web(client, maint).await? {
-            return Err(Error::NotRunning {
-                role: "maintenance app",
-                name: format!("{} (space {})", maint.name, m.target.space.name),
-                why: not.why,
-                fix: format!(
-                    "run `cf target -s {} && {}` and wait until an instance is running and ready; nothing was changed",
-                    crate::settings::quote(&m.target.space.name),
-                    not.fix
-                ),
-            });
+        match context::running_web(client, maint).await? {
+            Ok(indexes) => running.record(&maint.guid, indexes),
+            Err(not) => {
+                return Err(Error::NotRunning {
+                    role: "maintenance app",
+                    name: format!("{} (space {})", maint.name, m.target.space.name),
+                    why: not.why,
+                    fix: format!(
+                        "run `cf target -s {} && {}` and wait until an instance is running and ready; nothing was changed",
+                        crate::settings::quote(&m.target.space.name),
+                        not.fix
+                    ),
+                });
+            }
         }
     }
-    Ok(())
+    Ok(running)
 }
 
 /// A route about to change, for the check before the first change.
@@ -290,12 +299,14 @@ pub async fn command(
     work: impl AsyncFnOnce(&Env, &Resolved) -> Result<Vec<Report>, Error>,
 ) -> Result<ExitCode, Error> {
     let resolved = resolve(session, &switch.fleet, &switch.maintenance_app).await?;
-    if verb == Verb::On {
-        check_maintenance_apps(session.client(), &resolved, &switch.maintenance_app).await?;
-    }
+    let running = if verb == Verb::On {
+        check_maintenance_apps(session.client(), &resolved, &switch.maintenance_app).await?
+    } else {
+        context::Running::default()
+    };
     out.set_fleet(resolved.fleet);
     let signals = Signals::install(out);
-    let env = Env::new(session.client(), settings, switch, out, signals.phase())?;
+    let env = Env { running, ..Env::new(session.client(), settings, switch, out, signals.phase())? };
     announce(out, verb, &resolved, switch);
     let reports = work(&env, &resolved).await?;
     let code = finish(&env, verb, switch, &resolved, &reports);

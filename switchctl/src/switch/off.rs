@@ -1,9 +1,10 @@
 //! `switchctl off APP…`: the apps' switched routes back to them, from the record on each route.
 //!
 //! Per route: (1) APP's recorded destinations back next to the maintenance app, (2) a wait until
-//! APP answers on the route, (3) the maintenance app's destination deleted (unless another app
-//! on the route is still in maintenance, or it was mapped before `on`), (4) a check that only APP
-//! answers, (5) the record removed last. If (2) times out, the destinations just added are taken
+//! APP answers on the route on every router (one of its web instances asked for by name), (3) the
+//! maintenance app's destination deleted (unless another app on the route is still in
+//! maintenance, or it was mapped before `on`), (4) a check that only APP answers, (5) the record
+//! removed last. If (2) times out, the destinations just added are taken
 //! off again: the route stays in maintenance, consistent, and the record says how to go on.
 //!
 //! A route is APP's when it carries APP's label or, should someone have removed the label by
@@ -22,7 +23,7 @@ use super::{
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OffPlan},
-    probe::{CONSECUTIVE, Target, Want},
+    probe::{CONSECUTIVE, Instance, Target, Want},
     state,
     trail::{self, LostRoute},
 };
@@ -195,7 +196,7 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
         [(member.app.guid.clone(), member.app.name.clone()), (maint_guid.clone(), maint_name)].into_iter().collect();
     if !routes.is_empty() && !force {
         match context::running_web(client, &member.app).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(indexes)) => env.running.record(&member.app.guid, indexes),
             Ok(Err(not)) => {
                 return Err(Box::new(
                     report().failed(
@@ -281,6 +282,8 @@ struct Ctx {
     client: Client,
     verify: context::Verify,
     force: bool,
+    /// The apps' running web instances, as the survey read them.
+    running: context::Running,
     maint_guid: String,
     names: HashMap<String, String>,
 }
@@ -293,7 +296,25 @@ impl Ctx {
         let mut names: HashMap<String, String> =
             members.iter().map(|m| (m.app.guid.clone(), m.app.name.clone())).collect();
         names.insert(maint_guid.clone(), maint_name);
-        Ctx { client: env.client.clone(), verify: env.verify.clone(), force, maint_guid, names }
+        Ctx {
+            client: env.client.clone(),
+            verify: env.verify.clone(),
+            force,
+            running: env.running.clone(),
+            maint_guid,
+            names,
+        }
+    }
+
+    /// The instance step 2 asks for by name: the lowest running web instance of an app whose
+    /// record maps its web process. Gorouter matches `X-CF-APP-INSTANCE` on app and index only, so
+    /// a route with only other processes of the apps could have no instance of that index; there
+    /// step 2 falls back to one plain answer.
+    fn pinnable(&self, parts: &[Part]) -> Option<Instance> {
+        parts
+            .iter()
+            .filter(|p| p.plan.record.destinations.iter().any(|d| d.process == "web"))
+            .find_map(|p| self.running.instance(&p.app))
     }
 }
 
@@ -321,8 +342,14 @@ async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
         );
     };
     decided.iter().for_each(print);
-    let ctx =
-        Arc::new(Ctx { client: env.client.clone(), verify: env.verify.clone(), force: off.force, maint_guid, names });
+    let ctx = Arc::new(Ctx {
+        client: env.client.clone(),
+        verify: env.verify.clone(),
+        force: off.force,
+        running: env.running.clone(),
+        maint_guid,
+        names,
+    });
     let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
     let app = member.app.guid.clone();
     let done = each(
@@ -399,7 +426,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     if ctx.force {
         ctx.verify.settle().await;
         notes.push("not verified: --force".to_owned());
-    } else if let Err(not) = ctx.verify.after_change(&target, Want::App, 1).await {
+    } else if let Err(not) = ctx.verify.present(&target, Want::App, ctx.pinnable(&parts).as_ref()).await {
         return ctx.roll_back(&url, &route.guid, &parts, &inserted, not).await;
     }
 

@@ -1,7 +1,8 @@
 //! `switchctl on APP…`: every HTTP route of the apps to the maintenance app.
 //!
 //! Per route: (1) the record first, (2) the maintenance app added next to APP, (3) a wait until
-//! the maintenance app answers on the route, (4) APP's destinations deleted one by one (every
+//! the maintenance app answers on the route on every router (its instance asked for by name, see
+//! [`probe`](super::probe)), (4) APP's destinations deleted one by one (every
 //! other app's untouched, as CC stored them), (5) a check that only the maintenance app answers. If (3) times out,
 //! the maintenance destination and the record are taken back: the route is as it was, and never
 //! stays mixed because a probe failed. After any failed request the route is read again, and the
@@ -14,7 +15,7 @@ use super::{
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OnPlan},
-    probe::{CONSECUTIVE, Target, Want},
+    probe::{CONSECUTIVE, Instance, Target, Want},
     state::{self, DefaultPort, Record},
 };
 use crate::{
@@ -235,6 +236,8 @@ struct Ctx {
     client: Client,
     verify: context::Verify,
     maint_guid: String,
+    /// The maintenance app's instance step 3 asks for.
+    maint_instance: Option<Instance>,
     names: HashMap<String, String>,
 }
 
@@ -259,6 +262,7 @@ async fn switch_app(env: Env, survey: Survey, switch: Arc<Switch>) -> Report {
         client: env.client.clone(),
         verify: env.verify.clone(),
         names: names(&member, &maint_guid, &advice.maintenance_app),
+        maint_instance: env.running.instance(&maint_guid),
         maint_guid,
     });
     let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
@@ -339,8 +343,8 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
         added.push(DestinationView::new(&new, &ctx.names));
     }
 
-    // 3. Only remove the apps once the maintenance app answers on the route.
-    if let Err(not) = ctx.verify.after_change(&target, Want::Maintenance, 1).await {
+    // 3. Only remove the apps once the maintenance app answers on the route, on every router.
+    if let Err(not) = ctx.verify.present(&target, Want::Maintenance, ctx.maint_instance.as_ref()).await {
         return ctx.roll_back(&url, &route.guid, &apps, not).await;
     }
 
@@ -408,6 +412,7 @@ impl Ctx {
             client: env.client.clone(),
             verify: env.verify.clone(),
             names: members.iter().flat_map(|m| names(m, &maint_guid, &maint_name)).collect(),
+            maint_instance: env.running.instance(&maint_guid),
             maint_guid,
         }
     }

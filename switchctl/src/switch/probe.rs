@@ -1,9 +1,42 @@
 //! Verification over HTTP: who answers on a route, as its users see it.
 //!
 //! The maintenance app marks every answer with `X-Maintenance-App: cf-maintenance`; switchctl asks
-//! the route until the answers say what the API change promised. CF's router spreads requests
-//! over all destinations and learns of changes with a delay, so one answer proves little: the
-//! final checks want several in a row.
+//! the route until the answers say what the API change promised.
+//!
+//! # What a check proves: the model
+//!
+//! A foundation runs k gorouters (at most about 4 in the deployments this is meant for) behind a
+//! load balancer that spreads *connections*, round robin or at random. Every router learns each
+//! registration and unregistration on its own, after its own delay, and keeps it once it has it.
+//! A route is safe to change further only when *every* router has the change: a router still
+//! without the maintenance app's registration when APP's unregistration reaches it answers 404.
+//!
+//! So every probe opens a new connection (no keep-alive: one connection would only ever ask one
+//! router), and a check wants [`CONSECUTIVE`] (N) wanted answers in a row, one connection each:
+//!
+//! - round-robin balancer: N ≥ k connections in a row reach every router;
+//! - random balancer, or a round robin shared with other clients' connections: a router that has
+//!   not caught up is missed by N connections in a row with probability ((k−1)/k)^N — for N = 25,
+//!   0.08 % at k = 4, 0.004 % at k = 3, 3·10⁻⁸ at k = 2. Any miss resets the streak, so the check
+//!   ends only after N answers in a row that all saw the change.
+//!
+//! "Present on every router" (before the app's destinations go, or, for `off`, the maintenance
+//! app's) cannot be asked with plain requests: while both apps are mapped each router alternates
+//! between them, so one answer of either says nothing about the other. Gorouter routes a request
+//! carrying `X-CF-APP-INSTANCE: APP_GUID:INDEX` to that instance of the route's pool and answers
+//! 400 `unknown_route` when its pool does not hold that instance (handlers/lookup.go,
+//! registry.go#LookupWithAppInstance), so N pinned answers in a row from the wanted app, one
+//! connection each, show that the routers hold its registration. The index is the lowest RUNNING
+//! web instance read from the process stats before the switch. One instance suffices: a router
+//! with any instance of the app registered serves the route with it.
+//!
+//! The final check (only the maintenance app, or only the app, answers) wants N plain answers in a
+//! row, one connection each: a router that still holds the removed destination answers from it
+//! about every other request, and N in a row miss that router as above.
+//!
+//! A wildcard route (`*.domain`) is asked under an invented host of the domain
+//! (`switchctl-probe-<random>.domain`): gorouter serves any host without a route of its own from
+//! the wildcard's pool (registry.go#lookup, route/uris.go#NextWildcard).
 
 use std::time::Duration;
 
@@ -21,9 +54,11 @@ pub const MARKER_HEADER: &str = "x-maintenance-app";
 pub const MARKER_VALUE: &str = "cf-maintenance";
 /// The header gorouter sets on answers it makes itself (unknown route, failed endpoint).
 const ROUTER_ERROR_HEADER: &str = "x-cf-routererror";
+/// The header that asks gorouter for one instance of an app (handlers/lookup.go `CfAppInstance`).
+const APP_INSTANCE_HEADER: &str = "x-cf-app-instance";
 
-/// Answers in a row a final check wants.
-pub const CONSECUTIVE: u32 = 10;
+/// Answers in a row a check wants, each over a new connection (N of the module docs' model).
+pub const CONSECUTIVE: u32 = 25;
 /// Pause between probes that got the wanted answer.
 const STREAK_PAUSE: Duration = Duration::from_millis(15);
 /// Pause after an unwanted answer (the router has not caught up yet).
@@ -40,6 +75,15 @@ pub struct Target {
     pub fqdn: String,
     /// The route's path (`""` for none).
     pub path: String,
+}
+
+/// One instance of an app, as `X-CF-APP-INSTANCE` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The app's GUID.
+    pub app_guid: String,
+    /// The instance's index.
+    pub index: u32,
 }
 
 /// One answer, classified.
@@ -69,6 +113,7 @@ impl std::fmt::Display for Answer {
             Answer::Maintenance(s) => write!(f, "the maintenance app (HTTP {s})"),
             Answer::App(s) => write!(f, "the app (HTTP {s})"),
             Answer::Router(404) => f.write_str("the router: 404, no live destination"),
+            Answer::Router(400) => f.write_str("the router: 400, the app's instance is not on the route there (yet)"),
             Answer::Router(s) => write!(f, "the router: HTTP {s}"),
             Answer::Error(e) => write!(f, "no answer: {e}"),
         }
@@ -95,6 +140,8 @@ impl Want {
 pub struct Prober {
     http: reqwest::Client,
     via: Option<String>,
+    /// The host label that stands for `*` of a wildcard route, one per run.
+    wildcard_label: String,
 }
 
 impl Prober {
@@ -107,35 +154,55 @@ impl Prober {
             .connect_timeout(Duration::from_secs(2))
             // A redirect is an answer of whoever serves the route; following it would ask someone else.
             .redirect(reqwest::redirect::Policy::none())
+            // A new connection per probe: the balancer in front of the routers spreads connections,
+            // not requests (see the module docs).
+            .pool_max_idle_per_host(0)
             .tls_danger_accept_invalid_certs(skip_ssl_validation);
         if via.is_some() {
             // The address is given explicitly: a proxy from the environment must not intercept it.
             builder = builder.no_proxy();
         }
-        Ok(Prober { http: builder.build().map_err(ConfigError::HttpClient)?, via })
+        let wildcard_label = format!("switchctl-probe-{:08x}", fastrand::u32(..));
+        Ok(Prober { http: builder.build().map_err(ConfigError::HttpClient)?, via, wildcard_label })
+    }
+
+    /// The host a probe asks for: the route's, or for a wildcard route one invented under its domain.
+    fn host(&self, target: &Target) -> String {
+        match target.fqdn.strip_prefix("*.") {
+            Some(domain) => format!("{}.{domain}", self.wildcard_label),
+            None => target.fqdn.clone(),
+        }
     }
 
     fn url(&self, target: &Target) -> Option<Url> {
         let path = if target.path.is_empty() { "/" } else { target.path.as_str() };
         match &self.via {
             Some(via) => Url::parse(&format!("http://{via}{path}")).ok(),
-            None => Url::parse(&format!("https://{}{path}", target.fqdn)).ok(),
+            None => Url::parse(&format!("https://{}{path}", self.host(target))).ok(),
         }
     }
 
     /// Asks the route once.
     pub async fn probe(&self, target: &Target) -> Answer {
+        self.ask(target, None).await
+    }
+
+    /// Asks the route once, for `instance` when given.
+    async fn ask(&self, target: &Target, instance: Option<&Instance>) -> Answer {
         let Some(url) = self.url(target) else {
             return Answer::Error(format!("{}{} is not a valid URL", target.fqdn, target.path));
         };
-        let mut request = self.http.get(url).header("cache-control", "no-cache");
+        // `Connection: close` as well as no idle pool: neither end keeps the connection.
+        let mut request = self.http.get(url).header("cache-control", "no-cache").header("connection", "close");
         if self.via.is_some() {
-            request = request.header(HOST, target.fqdn.as_str());
+            request = request.header(HOST, self.host(target));
+        }
+        if let Some(i) = instance {
+            request = request.header(APP_INSTANCE_HEADER, format!("{}:{}", i.app_guid, i.index));
         }
         match request.send().await {
             Ok(response) => {
                 let answer = classify(response.status(), response.headers());
-                // Read (and drop) the body so the connection can be reused for the next probe.
                 let _ = response.bytes().await;
                 answer
             }
@@ -153,6 +220,31 @@ impl Prober {
         consecutive: u32,
         timeout: Duration,
     ) -> Result<(), Option<Answer>> {
+        self.wait_for(target, None, want, consecutive, timeout).await
+    }
+
+    /// As [`wait`](Self::wait), every probe asking for `instance` (`X-CF-APP-INSTANCE`): a router
+    /// that does not hold that instance on the route answers its own 400, so `consecutive` wanted
+    /// answers in a row show the instance is on every router reached.
+    pub async fn wait_pinned(
+        &self,
+        target: &Target,
+        instance: &Instance,
+        want: Want,
+        consecutive: u32,
+        timeout: Duration,
+    ) -> Result<(), Option<Answer>> {
+        self.wait_for(target, Some(instance), want, consecutive, timeout).await
+    }
+
+    async fn wait_for(
+        &self,
+        target: &Target,
+        instance: Option<&Instance>,
+        want: Want,
+        consecutive: u32,
+        timeout: Duration,
+    ) -> Result<(), Option<Answer>> {
         let deadline = Instant::now() + timeout;
         let mut streak = 0u32;
         let mut last: Option<Answer> = None;
@@ -161,7 +253,7 @@ impl Prober {
             if remaining.is_zero() {
                 break;
             }
-            let answer = match tokio::time::timeout(remaining, self.probe(target)).await {
+            let answer = match tokio::time::timeout(remaining, self.ask(target, instance)).await {
                 Ok(answer) => answer,
                 Err(_) => Answer::Error("timed out".to_owned()),
             };
@@ -253,5 +345,20 @@ mod tests {
         let via = Prober::new(Some("127.0.0.1:8081".into()), false).expect("client");
         let root = Target { path: String::new(), ..t };
         assert_eq!(via.url(&root).map(String::from).as_deref(), Some("http://127.0.0.1:8081/"));
+    }
+
+    #[test]
+    fn a_wildcard_route_is_probed_under_an_invented_host_of_its_domain() {
+        let wild = Target { fqdn: "*.apps.example.com".into(), path: "/x".into() };
+        let direct = Prober::new(None, false).expect("client");
+        let url = direct.url(&wild).map(String::from).unwrap_or_default();
+        let host = url.strip_prefix("https://").and_then(|u| u.strip_suffix(".apps.example.com/x")).unwrap_or_default();
+        assert!(host.starts_with("switchctl-probe-") && !host.contains('.') && !host.contains('*'), "{url}");
+        // The same host for every probe of a run, and as the Host header through --probe-via.
+        assert_eq!(direct.host(&wild), direct.host(&wild));
+        let via = Prober::new(Some("127.0.0.1:8081".into()), false).expect("client");
+        assert!(via.host(&wild).ends_with(".apps.example.com") && !via.host(&wild).starts_with('*'));
+        let plain = Target { fqdn: "shop.apps.example.com".into(), path: String::new() };
+        assert_eq!(via.host(&plain), "shop.apps.example.com");
     }
 }

@@ -104,7 +104,7 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     }
     let client = session.client();
     let resolved = fleet::resolve(session, &sw.fleet, &sw.maintenance_app).await?;
-    fleet::check_maintenance_apps(client, &resolved, &sw.maintenance_app).await?;
+    let running = fleet::check_maintenance_apps(client, &resolved, &sw.maintenance_app).await?;
     let packages = match args.restage {
         Some(_) => {
             restage::check_deployments(client, &resolved.members, sw.fleet.parallel).await?;
@@ -115,7 +115,7 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
 
     out.set_fleet(resolved.fleet);
     let signals = Signals::install(out);
-    let env = Env::new(client, settings, sw, out, signals.phase())?;
+    let env = Env { running, ..Env::new(client, settings, sw, out, signals.phase())? };
     out.event(
         "start",
         serde_json::json!({

@@ -18,6 +18,7 @@ mod switch_load;
 mod switch_order;
 mod switch_ports;
 mod switch_ratelimit;
+mod switch_routers;
 mod switch_run;
 mod switch_shared;
 mod switch_support;

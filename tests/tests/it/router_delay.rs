@@ -212,3 +212,45 @@ async fn instances_failing_readiness_get_no_traffic() {
     served.sort();
     assert_eq!(served, ["web/0", "web/0", "web/1", "web/1"], "both again once ready");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_routers_behind_a_balancer_get_whole_connections_and_tables_of_their_own() {
+    let env = Env::with(Options {
+        router_delay: (Duration::ZERO, Duration::ZERO),
+        routers: 3,
+        balance: tests::Balance::RoundRobin,
+        ..Options::default()
+    })
+    .await;
+    let web = env.cf.add_app_with(&env.std.space, "web", 2, true);
+    let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    env.cf.map_route(&route, &web.guid, "web", 8080);
+    let servers = env.cf.serve_instances(&web.guid, "web", "web", 2).await.expect("backends");
+    assert!(env.cf.wait_settled(Duration::from_secs(2)).await);
+    let mut addrs: Vec<_> = servers.iter().map(tests::serve::Server::addr).collect();
+    addrs.sort();
+    for router in env.cf.routers() {
+        let mut e = router.endpoints_for("shop.apps.example.com", "/");
+        e.sort();
+        assert_eq!(e, addrs, "every router got the registration");
+    }
+    let url = format!("{}/", env.cf.router_url());
+    let fresh = Http::fresh();
+    for _ in 0..6 {
+        let r = fresh.send(Method::GET, &url, &[("host", "shop.apps.example.com")], None).await.expect("answer");
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(env.cf.router_connections(), Some(vec![2, 2, 2]), "one connection per request, round robin");
+    // Two requests on one connection: one connection handed to one router, both answered.
+    let mut conn = tokio::net::TcpStream::connect(env.cf.router_addr()).await.expect("connect");
+    let get = "GET / HTTP/1.1\r\nhost: shop.apps.example.com\r\n\r\n";
+    let last = "GET / HTTP/1.1\r\nhost: shop.apps.example.com\r\nconnection: close\r\n\r\n";
+    tokio::io::AsyncWriteExt::write_all(&mut conn, format!("{get}{last}").as_bytes()).await.expect("write");
+    let mut answers = String::new();
+    let read = tokio::io::AsyncReadExt::read_to_string(&mut conn, &mut answers);
+    tokio::time::timeout(Duration::from_secs(5), read).await.expect("answered in time").expect("read");
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+    assert_eq!(env.cf.router_connections(), Some(vec![3, 2, 2]), "two requests, one connection");
+    let hosts: Vec<usize> = env.cf.routers().iter().map(|r| r.hosts_seen().len()).collect();
+    assert_eq!(hosts, [1, 1, 1]);
+}

@@ -23,7 +23,7 @@ use std::{
 
 use http::Method;
 use tests::{
-    CfDouble, Options,
+    Balance, CfDouble, Options,
     client::Http,
     faults::LoggedRequest,
     serve::Server,
@@ -217,6 +217,8 @@ pub(crate) struct Setup {
     pub(crate) access_token_lifetime: Option<Duration>,
     /// Diego's limit on one process's routes, in bytes (`None`: no limit).
     pub(crate) diego_routes_limit: Option<usize>,
+    /// Routers behind the router address, and how connections are spread over them.
+    pub(crate) routers: (usize, Balance),
 }
 
 impl Default for Setup {
@@ -230,6 +232,7 @@ impl Default for Setup {
             user: "developer",
             access_token_lifetime: None,
             diego_routes_limit: None,
+            routers: (1, Balance::RoundRobin),
         }
     }
 }
@@ -255,6 +258,8 @@ impl World {
         let options = Options {
             router_delay: setup.router_delay,
             diego_routes_limit: setup.diego_routes_limit,
+            routers: setup.routers.0,
+            balance: setup.routers.1,
             ..Options::default()
         };
         let cf = CfDouble::start(options).await.expect("double starts on loopback");
@@ -325,6 +330,16 @@ impl World {
             _app_servers: app_servers,
             _maint_process: maint_process,
         }
+    }
+
+    /// The address of the maintenance app's one instance, when it runs.
+    pub(crate) fn maint_addr(&self) -> Option<SocketAddr> {
+        self._maint_process.as_ref().map(|p| p.addr)
+    }
+
+    /// The addresses of `shop`'s instances.
+    pub(crate) fn app_addrs(&self) -> Vec<SocketAddr> {
+        self._app_servers.iter().map(Server::addr).collect()
     }
 
     pub(crate) fn maint_guid(&self) -> String {
@@ -734,12 +749,21 @@ impl Load {
     /// Sends `rate` requests per second in all, round robin over `routes` (at most 60 s and
     /// 30 000 requests).
     pub(crate) fn start(router: String, routes: Vec<HttpRoute>, rate: u32) -> Load {
+        Load::start_with(Http::new(), router, routes, rate)
+    }
+
+    /// As [`Load::start`], each request on a new connection, so that a balancer in front of
+    /// several routers spreads the load over them.
+    pub(crate) fn spread(router: String, routes: Vec<HttpRoute>, rate: u32) -> Load {
+        Load::start_with(Http::fresh(), router, routes, rate)
+    }
+
+    fn start_with(http: Http, router: String, routes: Vec<HttpRoute>, rate: u32) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let done = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&done);
         let task = tokio::spawn(async move {
-            let http = Http::new();
             let mut samples = Vec::new();
             let period = Duration::from_secs(1) / rate.max(1);
             let mut tick = tokio::time::interval(period);
