@@ -26,7 +26,10 @@ use hyper_util::{
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 
-use crate::cc::state::{RouteEvent, RouteSink};
+use crate::{
+    cc::state::{RouteEvent, RouteSink},
+    route_service::{RouteServices, Verdict},
+};
 
 #[derive(Debug, Clone)]
 struct Mapping {
@@ -137,7 +140,7 @@ impl Table {
     }
 }
 
-fn path_prefix(route_path: &str, request_path: &str) -> bool {
+pub(crate) fn path_prefix(route_path: &str, request_path: &str) -> bool {
     if route_path.is_empty() || route_path == "/" {
         return true;
     }
@@ -153,6 +156,8 @@ pub struct RouterDouble {
     delay: Mutex<(Duration, Duration)>,
     pending: watch::Sender<usize>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Route services and route-policy domains ([`crate::route_service`]).
+    pub services: RouteServices,
 }
 
 impl RouterDouble {
@@ -166,6 +171,7 @@ impl RouterDouble {
             delay: Mutex::new((min, max.max(min))),
             pending: watch::Sender::new(0),
             client: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build(connector),
+            services: RouteServices::default(),
         }
     }
 
@@ -243,22 +249,25 @@ impl RouterDouble {
             .to_owned();
         let host_only = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_lowercase();
         let path = req.uri().path().to_owned();
+        if let Some(refused) = self.services.refuse(&host_only) {
+            return refused;
+        }
         let target = {
             let mut t = self.table();
             match t.lookup(&host_only, &path) {
                 Lookup::Pool(key, pool) => {
-                    let n = t.round_robin.entry(key).or_insert(0);
+                    let n = t.round_robin.entry(key.clone()).or_insert(0);
                     let addr = pool[*n % pool.len()];
                     *n = n.wrapping_add(1);
-                    Ok(addr)
+                    Ok((key, addr))
                 }
                 other => Err(other),
             }
         };
         // Gorouter names the route by the request's Host as sent, port included
         // (handlers/lookup.go#handleMissingRoute / #handleUnavailableRoute use `r.Host`).
-        let addr = match target {
-            Ok(addr) => addr,
+        let (key, addr) = match target {
+            Ok(target) => target,
             Err(Lookup::Empty) => {
                 // handlers/lookup.go#handleUnavailableRoute: a short public cache, not no-store.
                 let mut r = router_error(
@@ -279,6 +288,13 @@ impl RouterDouble {
                 r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
                 return r;
             }
+        };
+        // Route services (handlers/routeservice.go) come after the lookup. (Gorouter chooses the
+        // endpoint only for requests that go to the pool; the double has advanced its round robin
+        // already, which only shifts which instance answers next.)
+        let req = match self.services.intercept(&self.client, req, &host, &key).await {
+            Verdict::Pool(req) => req,
+            Verdict::Answered(answer) => return answer,
         };
         let (parts, body) = req.into_parts();
         let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
