@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap_complete::Shell;
 
 use crate::cli::{
-    Cli, Command, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL, DEFAULT_TIMEOUT, Fleet, OffArgs,
-    OnFailure, RunArgs, StatusArgs, SwitchArgs,
+    Cli, Command, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL, DEFAULT_SETTLE, DEFAULT_TIMEOUT,
+    Fleet, OffArgs, OnFailure, RunArgs, StatusArgs, SwitchArgs,
 };
 
 /// Every setting of one invocation.
@@ -80,6 +80,10 @@ pub enum Verification {
         via: Option<String>,
         /// `--timeout`.
         timeout: Duration,
+        /// `--settle`: how long a route that cannot be probed (bound to a route service that
+        /// answers itself, or on a domain enforcing route policies) gets for the router to take a
+        /// change.
+        settle: Duration,
     },
     /// `--no-verify`: wait this long after each change instead.
     Settle(Duration),
@@ -215,7 +219,11 @@ impl Switch {
         let verify = if args.no_verify {
             Verification::Settle(Duration::from_secs(args.settle))
         } else {
-            Verification::Probe { via: args.probe_via.clone(), timeout: Duration::from_secs(args.timeout) }
+            Verification::Probe {
+                via: args.probe_via.clone(),
+                timeout: Duration::from_secs(args.timeout),
+                settle: Duration::from_secs(args.settle),
+            }
         };
         Switch {
             fleet: FleetSelection::from_args(&args.fleet),
@@ -234,12 +242,15 @@ impl Switch {
             words.extend(["--maintenance-app".into(), quote(&self.maintenance_app)]);
         }
         match &self.verify {
-            Verification::Probe { via, timeout } => {
+            Verification::Probe { via, timeout, settle } => {
                 if let Some(via) = via {
                     words.extend(["--probe-via".into(), quote(via)]);
                 }
                 if timeout.as_secs() != DEFAULT_TIMEOUT {
                     words.extend(["--timeout".into(), timeout.as_secs().to_string()]);
+                }
+                if settle.as_secs() != DEFAULT_SETTLE {
+                    words.extend(["--settle".into(), settle.as_secs().to_string()]);
                 }
             }
             Verification::Settle(settle) => {

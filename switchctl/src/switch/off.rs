@@ -10,6 +10,10 @@
 //! hand, APP's annotation (found among the maintenance app's routes). Should both be gone, the
 //! audit trail still shows the routes APP was unmapped from ([`trail`]): one that only the
 //! maintenance app serves is reported with its exact repair, and `off` exits 1.
+//!
+//! A route bound to a route service, or on a domain enforcing route policies, is checked as
+//! [`plan::Probing`] says; for a bound route, one probe before the change tells whether the
+//! service passes requests on (the maintenance app's marker comes through it).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -21,7 +25,7 @@ use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
-    plan::{self, OffPlan},
+    plan::{self, OffPlan, Probing},
     probe::{CONSECUTIVE, Target, Want},
     state::{self, Record},
     trail::{self, LostRoute},
@@ -73,7 +77,7 @@ impl fleet::Surveyed for Survey {
     }
 
     fn targets(&self) -> Vec<(String, Target)> {
-        self.jobs.iter().map(|j| (j.url.clone(), j.target.clone())).collect()
+        self.jobs.iter().filter(|j| j.probing.preflight()).map(|j| (j.url.clone(), j.target.clone())).collect()
     }
 }
 
@@ -89,6 +93,7 @@ struct Job {
     url: String,
     target: Target,
     plan: OffPlan,
+    probing: Probing,
 }
 
 /// APP's routes in maintenance: labelled for it, or (label removed by hand) annotated for it.
@@ -174,6 +179,9 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
     let all: Vec<Route> = routes.iter().chain(lost.iter().map(|l| &l.route)).cloned().collect();
     let domains = env.domains.of(client, &all).await.map_err(|e| Box::new(report().failed(describe(&e))))?;
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
+    let bound = context::route_services(client, &routes, &domains)
+        .await
+        .map_err(|e| Box::new(report().failed(describe(&e))))?;
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
     for l in lost {
         let url = plan::url(&l.route, domain_of(&l.route, &domains));
@@ -181,9 +189,13 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
     }
     for route in routes {
         let domain = domain_of(&route, &domains);
+        let probing = plan::probing(domain, bound.get(&route.guid));
         match decide(&route, domain, &member.app.guid, &maint_guid, dry_run, &names) {
+            Decision::Done(r) if dry_run && r.result == Outcome::Restored => {
+                decided.push((*r).with_reach(env.verify.reach(&probing)));
+            }
             Decision::Done(r) => decided.push(*r),
-            Decision::Do(job) => jobs.push(*job),
+            Decision::Do(job) => jobs.push(Job { probing, ..*job }),
         }
     }
     Ok(Survey { member, advice, maint_guid, names, decided, jobs })
@@ -212,9 +224,13 @@ fn decide(
             r.metadata = Some(serde_json::json!({"labels": {&key: null}, "annotations": {&key: null}}));
             Decision::Done(Box::new(if plan.keep_maintenance { r.with_note(keep_note(&plan)) } else { r }))
         }
-        Ok(Some(plan)) => {
-            Decision::Do(Box::new(Job { target: plan::target(route, domain), url, route: route.clone(), plan }))
-        }
+        Ok(Some(plan)) => Decision::Do(Box::new(Job {
+            target: plan::target(route, domain),
+            url,
+            route: route.clone(),
+            plan,
+            probing: Probing::Direct,
+        })),
     }
 }
 
@@ -289,10 +305,11 @@ async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
 
 /// Steps 1–5 for one route.
 async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
-    let Job { route, url, target, plan } = job;
+    let Job { route, url, target, plan, probing } = job;
     let (app, client) = (ctx.app_guid.as_str(), &ctx.client);
     let api = |step, e: Error| Cause::Api { step, error: describe(&e) };
     let mut notes = Vec::new();
+    let probing = if ctx.force { probing } else { ctx.verify.learn(&target, probing).await };
 
     // 1. APP's recorded destinations back, next to the maintenance app.
     let mut inserted = Vec::new();
@@ -311,12 +328,16 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
 
     // 2. Only remove the maintenance app once APP answers. With --force APP may not be running:
     // there is nothing to wait for then, beyond the router taking the change.
-    if ctx.force {
+    let probing = if ctx.force {
         ctx.verify.settle().await;
         notes.push("not verified: --force".to_owned());
-    } else if let Err(not) = ctx.verify.after_change(&target, Want::App, 1).await {
-        return ctx.roll_back(url, &route.guid, &plan.record, &inserted, not).await;
-    }
+        probing
+    } else {
+        match ctx.verify.first(&target, Want::App, probing).await {
+            Ok(probing) => probing,
+            Err(not) => return ctx.roll_back(url, &route.guid, &plan.record, &inserted, not).await,
+        }
+    };
 
     // 3. The maintenance app removed, unless it must stay. Decided on the
     // route as it is now: another app's record may have come or gone since the survey.
@@ -342,7 +363,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
 
     // 4. The router must agree before the record goes: without it, `off` could not resume.
     if !keep && !ctx.force {
-        if let Err(NotVerified { timeout_s, last }) = ctx.verify.after_change(&target, Want::App, CONSECUTIVE).await {
+        if let Err(NotVerified { timeout_s, last }) = ctx.verify.last(&target, Want::App, CONSECUTIVE, &probing).await {
             let cause = Cause::RouterLagging { who: Who::App, timeout_s, last };
             return RouteReport::failed(url, route.guid.clone(), cause, RouteState::RecordOnly);
         }
@@ -363,7 +384,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
     }
     report.destinations_added = plan.insert.iter().map(|d| DestinationView::new(d, &ctx.names)).collect();
     report.destinations_removed = removed.into_iter().map(|d| DestinationView::of(d, &ctx.names)).collect();
-    report
+    if ctx.force { report } else { report.with_reach(ctx.verify.reach(&probing)) }
 }
 
 impl Ctx {

@@ -6,6 +6,10 @@
 //! the maintenance destination and the record are taken back: the route is as it was, and never
 //! stays mixed because a probe failed. After any failed request the route is read again, and the
 //! report says what the Cloud Controller holds.
+//!
+//! A route bound to a route service, or on a domain enforcing route policies, cannot always be
+//! probed from here; how `on` checks those is [`plan::Probing`]'s to say, and the route's report
+//! carries it (`reach`).
 
 use std::{collections::HashMap, process::ExitCode, sync::Arc};
 
@@ -13,7 +17,7 @@ use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Report, RouteReport, RouteState, Step, Verb, Who},
-    plan::{self, OnPlan},
+    plan::{self, OnPlan, Probing},
     probe::{CONSECUTIVE, Target, Want},
     state::{self, DefaultPort, Record},
 };
@@ -67,7 +71,7 @@ impl fleet::Surveyed for Survey {
     }
 
     fn targets(&self) -> Vec<(String, Target)> {
-        self.jobs.iter().map(|j| (j.url.clone(), j.target.clone())).collect()
+        self.jobs.iter().filter(|j| j.probing.preflight()).map(|j| (j.url.clone(), j.target.clone())).collect()
     }
 }
 
@@ -84,6 +88,7 @@ struct Job {
     target: Target,
     record: Option<String>,
     insert_maintenance: bool,
+    probing: Probing,
 }
 
 /// Reads `member`'s routes and decides what to do with each; a failure here changed nothing.
@@ -105,6 +110,10 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
         },
         Err(e) => return Err(Box::new(report().failed(describe(&e)))),
     };
+    let bound = match context::route_services(client, &routes, &domains).await {
+        Ok(bound) => bound,
+        Err(e) => return Err(Box::new(report().failed(describe(&e)))),
+    };
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
     let default_port = match context::default_port(client, &member.app).await {
         Ok(port) => port,
@@ -116,9 +125,13 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
     for route in routes {
         let domain = domain_of(&route, &domains);
+        let probing = plan::probing(domain, bound.get(&route.guid));
         match decide(&route, domain, (&member, default_port), &maint.guid, &since, dry_run, &names) {
+            Decision::Done(report) if dry_run && report.result == Outcome::Switched => {
+                decided.push(report.with_reach(env.verify.reach(&probing)));
+            }
             Decision::Done(report) => decided.push(report),
-            Decision::Do(job) => jobs.push(job),
+            Decision::Do(job) => jobs.push(Job { probing, ..job }),
         }
     }
     Ok(Survey { member, advice, decided, jobs })
@@ -172,6 +185,7 @@ fn decide(
                 record,
                 insert_maintenance,
                 route: route.clone(),
+                probing: Probing::Direct,
             });
         }
     })
@@ -236,7 +250,7 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
 /// Steps 1–5 for one route; never returns before the route is in a state `on` or `off` can
 /// continue from, and says which.
 async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
-    let Job { route, url, target, record, insert_maintenance } = job;
+    let Job { route, url, target, record, insert_maintenance, probing } = job;
     let (app, maint, client) = (ctx.app_guid.as_str(), ctx.maint_guid.as_str(), &ctx.client);
     let api = |step, e: Error| Cause::Api { step, error: describe(&e) };
 
@@ -257,10 +271,13 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
         added.push(DestinationView::new(&new, &ctx.names));
     }
 
-    // 3. Only remove APP once the maintenance app answers on the route.
-    if let Err(not) = ctx.verify.after_change(&target, Want::Maintenance, 1).await {
-        return ctx.roll_back(url, &route.guid, not).await;
-    }
+    // 3. Only remove APP once the maintenance app answers on the route (a route that cannot be
+    // verified from here gets --settle instead: see `Probing`).
+    let probing = match ctx.verify.first(&target, Want::Maintenance, probing).await {
+        Ok(probing) => probing,
+        Err(not) => return ctx.roll_back(url, &route.guid, not).await,
+    };
+    let reach = ctx.verify.reach(&probing);
 
     // 4. APP's destinations removed one by one. Not one replace: that re-sends every other
     // destination, and CC cannot be told "as stored" for a Docker app's destination created
@@ -289,7 +306,7 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
         RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly)
             .with_note("other apps on this route keep serving it")
     } else {
-        match ctx.verify.after_change(&target, Want::Maintenance, CONSECUTIVE).await {
+        match ctx.verify.last(&target, Want::Maintenance, CONSECUTIVE, &probing).await {
             Ok(()) => {
                 let r = RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly);
                 if ctx.verify.probes() { r } else { r.with_note("not verified: --no-verify") }
@@ -304,7 +321,7 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> RouteReport {
     };
     report.destinations_removed = removed.into_iter().map(|d| DestinationView::of(d, &ctx.names)).collect();
     report.destinations_added = added;
-    report
+    report.with_reach(reach)
 }
 
 impl Ctx {
