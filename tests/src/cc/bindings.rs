@@ -18,8 +18,10 @@ use serde_json::{Value, json};
 use super::{Cx, ok, ordered, present, state::RouteBinding};
 use crate::error::ApiError;
 
+/// In CC's order, which its "Valid parameters are" text follows: `ListMessage`'s `guids`, the
+/// message's `QUERY_PARAMS`, then `MetadataListMessage`'s `label_selector`.
 const LIST_KEYS: &[&str] =
-    &["guids", "route_guids", "service_instance_guids", "service_instance_names", "include", "label_selector"];
+    &["guids", "service_instance_guids", "service_instance_names", "route_guids", "include", "label_selector"];
 
 /// `ServiceRouteBindingsListMessage`'s `IncludeParamValidator` values, in CC's order.
 const INCLUDES: &[&str] = &["route", "service_instance"];
