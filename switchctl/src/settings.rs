@@ -366,6 +366,9 @@ mod tests {
         assert_eq!(s.command("status", "o", "s", &["shop"]), "switchctl --org o --space s status shop");
         let s = settings(&["switchctl", "on", "shop"]);
         assert_eq!(s.command("on", "o", "s", &["shop"]), "switchctl --org o --space s on shop");
+        // Probing, --settle is still the wait for routes that cannot be probed: repeated when set.
+        let s = settings(&["switchctl", "on", "shop", "--settle", "2"]);
+        assert_eq!(s.command("off", "o", "s", &["shop"]), "switchctl --org o --space s off shop --settle 2");
     }
 
     #[test]
