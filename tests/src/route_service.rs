@@ -121,15 +121,15 @@ impl RouteServices {
             return Verdict::Pool(req);
         };
         if let Some(signature) = req.headers().get(SIGNATURE).and_then(|v| v.to_str().ok()) {
-            return match self.validate(signature, key) {
-                Ok(()) => {
+            return match self.refusal(signature, key) {
+                None => {
                     let mut req = req;
                     for h in [SIGNATURE, METADATA, FORWARDED_URL] {
                         req.headers_mut().remove(h);
                     }
                     Verdict::Pool(req)
                 }
-                Err(answer) => Verdict::Answered(answer),
+                Some(answer) => Verdict::Answered(answer),
             };
         }
         let host_only = host.rsplit_once(':').map_or(host, |(h, _)| h);
@@ -181,9 +181,9 @@ impl RouteServices {
         }
     }
 
-    /// `ArrivedViaRouteService`: a signature this router issued, not expired, for a URL of the
-    /// same pool.
-    fn validate(&self, signature: &str, key: &(String, String)) -> Result<(), Response<Body>> {
+    /// `ArrivedViaRouteService`: `None` for a signature this router issued, not expired, for a URL
+    /// of the same pool; else the router's answer.
+    fn refusal(&self, signature: &str, key: &(String, String)) -> Option<Response<Body>> {
         let failed = |why: &str| {
             plain(
                 StatusCode::BAD_GATEWAY,
@@ -191,18 +191,18 @@ impl RouteServices {
             )
         };
         let Some((forwarded, at)) = self.lock().issued.get(signature).cloned() else {
-            return Err(failed("invalid signature"));
+            return Some(failed("invalid signature"));
         };
         if at.elapsed() > SIGNATURE_TIMEOUT {
-            return Err(plain(
+            return Some(plain(
                 StatusCode::GATEWAY_TIMEOUT,
                 "504 Gateway Timeout: Failed to validate Route Service Signature: route service request expired\n",
             ));
         }
-        let Ok(url) = forwarded.parse::<Uri>() else { return Err(failed("bad forwarded URL")) };
+        let Ok(url) = forwarded.parse::<Uri>() else { return Some(failed("bad forwarded URL")) };
         let same_pool = url.host().is_some_and(|h| h.eq_ignore_ascii_case(&key.0))
             && crate::router::path_prefix(&key.1, url.path());
-        if same_pool { Ok(()) } else { Err(failed(&format!("route service forwarded URL {forwarded} does not match"))) }
+        (!same_pool).then(|| failed(&format!("route service forwarded URL {forwarded} does not match")))
     }
 }
 

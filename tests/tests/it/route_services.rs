@@ -67,15 +67,15 @@ async fn route_bindings_have_the_docs_shape_and_filter_by_route_and_instance() {
     let both = env.get(&format!("/v3/service_route_bindings?route_guids={route},{other}")).await.json();
     assert_eq!(guids(&both), [b1.clone(), b2.clone()]);
     let first = env.get(&format!("/v3/service_route_bindings?route_guids={route}")).await.json();
-    assert_eq!(guids(&first), [b1.clone()]);
+    assert_eq!(guids(&first), [b1.as_str()]);
     let named = env.get("/v3/service_route_bindings?service_instance_names=limiter").await.json();
-    assert_eq!(guids(&named), [b2.clone()]);
+    assert_eq!(guids(&named), [b2.as_str()]);
     assert_eq!(guids(&env.get("/v3/service_route_bindings?route_guids=nope").await.json()), Vec::<String>::new());
     // `GET /v3/routes?service_instance_guids=` finds the bound route.
     let instance =
         first["resources"][0]["relationships"]["service_instance"]["data"]["guid"].as_str().unwrap_or("").to_owned();
     let routes = env.get(&format!("/v3/routes?service_instance_guids={instance}")).await.json();
-    assert_eq!(guids(&routes), [route.clone()]);
+    assert_eq!(guids(&routes), [route.as_str()]);
 
     let included =
         env.get(&format!("/v3/service_route_bindings?route_guids={route}&include=service_instance,route")).await.json();

@@ -70,7 +70,7 @@ async fn a_route_behind_an_sso_route_service_is_switched_and_reported_not_verifi
     let query = lists[0].query.clone().unwrap_or_default();
     assert!(w.routes.iter().all(|r| query.contains(&r.guid)), "route_guids of both routes: {query}");
 
-    assert_eq!(w.dests(&bound.guid).iter().map(|d| d.0.clone()).collect::<Vec<_>>(), [maint.clone()]);
+    assert_eq!(w.dests(&bound.guid).iter().map(|d| d.0.clone()).collect::<Vec<_>>(), [maint.as_str()]);
     assert!(w.cf.router.wait_settled(Duration::from_secs(5)).await);
     assert_eq!(with_session(&w, &bound.host).await, Answer::Maintenance, "behind the SSO, the page answers");
     assert_eq!(w.probe(&w.routes[1]).await, Answer::Maintenance);
