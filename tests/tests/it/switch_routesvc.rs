@@ -138,3 +138,21 @@ async fn a_route_on_a_route_policy_domain_is_switched_and_reported_as_not_probed
     assert_eq!(w.dests(&route), before, "restored exactly");
     assert!(w.switch_metadata(&route).0.is_empty(), "no label left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_does_not_probe_a_route_on_a_route_policy_domain() {
+    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let domain = w.cf.add_policy_domain("apps.identity", "any");
+    let route = w.cf.add_route(&w.std.space, &domain, "shop", "");
+    w.cf.map_route(&route, &w.app.guid, "web", 8080);
+    assert!(w.cf.router.wait_settled(Duration::from_secs(5)).await);
+    let status = w.run(&["--json", "status", "shop"]).await;
+    status.expect_code(0);
+    let doc = status.json();
+    let policy = doc["routes"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["url"] == "shop.apps.identity"))
+        .cloned()
+        .unwrap_or_else(|| panic!("the route is listed: {doc}"));
+    assert_eq!(policy["answered_by"], "not probed", "{policy}");
+}
