@@ -16,6 +16,8 @@ pub const DEFAULT_PARALLEL: u16 = 8;
 pub const DEFAULT_CONCURRENCY: u16 = 4;
 /// Seconds a verification step waits when `--timeout` is not given.
 pub const DEFAULT_TIMEOUT: u64 = 60;
+/// Seconds of `--settle` when not given.
+pub const DEFAULT_SETTLE: u64 = 5;
 
 /// Shown at the end of `--help`.
 const AFTER_LONG_HELP: &str = "\
@@ -150,8 +152,10 @@ pub struct SwitchArgs {
     #[arg(long)]
     pub no_verify: bool,
 
-    /// With --no-verify: seconds to wait after each destination change (router tables settle).
-    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
+    /// With --no-verify: seconds to wait after each destination change (router tables settle);
+    /// also what a route that cannot be probed gets (bound to a route service that answers
+    /// itself, or on a domain enforcing route policies).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SETTLE, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub settle: u64,
 
     /// Send verification probes to this router address (HOST:PORT) with each route's Host header.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap_complete::Shell;
 
 use crate::cli::{
-    Cli, Command, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL, DEFAULT_ROUTES_LIMIT,
+    Cli, Command, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL, DEFAULT_ROUTES_LIMIT, DEFAULT_SETTLE,
     DEFAULT_TIMEOUT, Fleet, OffArgs, OnFailure, RunArgs, StatusArgs, SwitchArgs,
 };
 
@@ -80,6 +80,10 @@ pub enum Verification {
         via: Option<String>,
         /// `--timeout`.
         timeout: Duration,
+        /// `--settle`: how long a route that cannot be probed (bound to a route service that
+        /// answers itself, or on a domain enforcing route policies) gets for the router to take a
+        /// change.
+        settle: Duration,
     },
     /// `--no-verify`: wait this long after each change instead.
     Settle(Duration),
@@ -217,7 +221,11 @@ impl Switch {
         let verify = if args.no_verify {
             Verification::Settle(Duration::from_secs(args.settle))
         } else {
-            Verification::Probe { via: args.probe_via.clone(), timeout: Duration::from_secs(args.timeout) }
+            Verification::Probe {
+                via: args.probe_via.clone(),
+                timeout: Duration::from_secs(args.timeout),
+                settle: Duration::from_secs(args.settle),
+            }
         };
         Switch {
             fleet: FleetSelection::from_args(&args.fleet),
@@ -237,12 +245,15 @@ impl Switch {
             words.extend(["--maintenance-app".into(), quote(&self.maintenance_app)]);
         }
         match &self.verify {
-            Verification::Probe { via, timeout } => {
+            Verification::Probe { via, timeout, settle } => {
                 if let Some(via) = via {
                     words.extend(["--probe-via".into(), quote(via)]);
                 }
                 if timeout.as_secs() != DEFAULT_TIMEOUT {
                     words.extend(["--timeout".into(), timeout.as_secs().to_string()]);
+                }
+                if settle.as_secs() != DEFAULT_SETTLE {
+                    words.extend(["--settle".into(), settle.as_secs().to_string()]);
                 }
             }
             Verification::Settle(settle) => {
@@ -361,6 +372,9 @@ mod tests {
         assert_eq!(s.command("status", "o", "s", &["shop"]), "switchctl --org o --space s status shop");
         let s = settings(&["switchctl", "on", "shop"]);
         assert_eq!(s.command("on", "o", "s", &["shop"]), "switchctl --org o --space s on shop");
+        // Probing, --settle is still the wait for routes that cannot be probed: repeated when set.
+        let s = settings(&["switchctl", "on", "shop", "--settle", "2"]);
+        assert_eq!(s.command("off", "o", "s", &["shop"]), "switchctl --org o --space s off shop --settle 2");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod faults;
 pub mod jwt;
 pub mod metadata;
 pub mod pagination;
+pub mod route_service;
 pub mod router;
 pub mod selector;
 pub mod serve;

@@ -57,7 +57,10 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::cc::state::{RouteEvent, RouteSink};
+use crate::{
+    cc::state::{RouteEvent, RouteSink},
+    route_service::{RouteServices, Verdict},
+};
 
 /// The header that asks gorouter for one instance of an app (handlers/lookup.go `CfAppInstance`).
 pub const APP_INSTANCE_HEADER: &str = "x-cf-app-instance";
@@ -110,7 +113,7 @@ enum Lookup {
 
 /// Gorouter's key of a route: `host.domain/path`, lower case, one trailing `/` trimmed
 /// (route/uris.go `RouteKey` and `String`).
-fn route_key(fqdn: &str, path: &str) -> String {
+pub(crate) fn route_key(fqdn: &str, path: &str) -> String {
     let key = format!("{fqdn}{path}").to_lowercase();
     key.strip_suffix('/').map(str::to_owned).unwrap_or(key)
 }
@@ -263,6 +266,9 @@ struct Shared {
     backends: Mutex<Backends>,
     delay: Mutex<(Duration, Duration)>,
     pending: watch::Sender<usize>,
+    /// Route services and route-policy domains ([`crate::route_service`]): the bindings are the
+    /// foundation's, so every router sees the same.
+    services: Arc<RouteServices>,
 }
 
 /// One gorouter double: its own table, fed by its own [`sink`](Self::sink).
@@ -284,6 +290,7 @@ pub fn several(n: usize, min: Duration, max: Duration) -> Vec<Arc<RouterDouble>>
         backends: Mutex::new(HashMap::new()),
         delay: Mutex::new((min, max.max(min))),
         pending: watch::Sender::new(0),
+        services: Arc::new(RouteServices::default()),
     });
     (0..n.max(1)).map(|_| Arc::new(RouterDouble::with(Arc::clone(&shared)))).collect()
 }
@@ -299,8 +306,14 @@ impl RouterDouble {
             backends: Mutex::new(HashMap::new()),
             delay: Mutex::new((min, max.max(min))),
             pending: watch::Sender::new(0),
+            services: Arc::new(RouteServices::default()),
         });
         RouterDouble::with(shared)
+    }
+
+    /// Route services and route-policy domains, the same for every router of the foundation.
+    pub fn services(&self) -> &RouteServices {
+        &self.shared.services
     }
 
     fn with(shared: Arc<Shared>) -> RouterDouble {
@@ -424,6 +437,9 @@ impl RouterDouble {
                 return r;
             }
         };
+        if let Some(refused) = self.shared.services.refuse(&host_only) {
+            return refused;
+        }
         let backends = lock(&self.shared.backends).clone();
         let target = {
             let mut t = self.table();
@@ -431,26 +447,26 @@ impl RouterDouble {
                 // registry.go#LookupWithAppInstance: a pool of the one endpoint with that app and
                 // index (the last one in the pool, should several match), or none at all — even
                 // for a pool that exists, even for an empty one.
-                (Lookup::Pool(_, pool), Some((guid, index))) => pool
+                (Lookup::Pool(key, pool), Some((guid, index))) => pool
                     .iter()
                     .rev()
                     .find(|e| e.app_guid == *guid && e.index.to_string() == *index)
-                    .map(|e| e.addr)
+                    .map(|e| (key.clone(), e.addr))
                     .ok_or(Lookup::Unknown),
                 (Lookup::Empty, Some(_)) => Err(Lookup::Unknown),
                 (Lookup::Pool(key, pool), None) => {
-                    let n = t.round_robin.entry(key).or_insert(0);
+                    let n = t.round_robin.entry(key.clone()).or_insert(0);
                     let addr = pool[*n % pool.len()].addr;
                     *n = n.wrapping_add(1);
-                    Ok(addr)
+                    Ok((key, addr))
                 }
                 (other, _) => Err(other),
             }
         };
         // Gorouter names the route by the request's Host as sent, port included
         // (handlers/lookup.go#handleMissingRoute / #handleUnavailableRoute use `r.Host`).
-        let addr = match target {
-            Ok(addr) => addr,
+        let (key, addr) = match target {
+            Ok(target) => target,
             Err(Lookup::Empty) => {
                 // handlers/lookup.go#handleUnavailableRoute: a short public cache, not no-store.
                 let mut r = router_error(
@@ -477,6 +493,13 @@ impl RouterDouble {
                 r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
                 return r;
             }
+        };
+        // Route services (handlers/routeservice.go) come after the lookup. (Gorouter chooses the
+        // endpoint only for requests that go to the pool; the double has advanced its round robin
+        // already, which only shifts which instance answers next.)
+        let req = match self.shared.services.intercept(&self.client, req, &host, &key).await {
+            Verdict::Pool(req) => req,
+            Verdict::Answered(answer) => return answer,
         };
         let (parts, body) = req.into_parts();
         let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {

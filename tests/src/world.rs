@@ -124,6 +124,7 @@ impl CfDouble {
             internal,
             router_group,
             org_guid: org.map(str::to_owned),
+            route_policies_scope: None,
             created_at: now.clone(),
             updated_at: now,
             metadata: Metadata::default(),

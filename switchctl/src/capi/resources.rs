@@ -109,6 +109,42 @@ impl Client {
         self.send_json(Method::PATCH, &format!("/v3/routes/{}", seg(guid)), &body, Repeat::Safe).await
     }
 
+    /// The route services `route_guids` are bound to, by route GUID: one request per
+    /// [`ROUTES_PER_BINDINGS_REQUEST`] routes (`GET /v3/service_route_bindings?route_guids=a,b,…
+    /// &include=service_instance`), not one per route. A route has at most one binding
+    /// (cloud_controller_ng `app/actions/service_route_binding_create.rb`: "A route may only be
+    /// bound to a single service instance"), so each request's answer fits one page.
+    pub async fn route_services(
+        &self,
+        route_guids: &[&str],
+    ) -> Result<std::collections::HashMap<String, BoundService>, Error> {
+        let mut bound = std::collections::HashMap::new();
+        for chunk in route_guids.chunks(ROUTES_PER_BINDINGS_REQUEST) {
+            let guids = chunk.join(",");
+            let per_page = chunk.len().max(1).to_string();
+            let query =
+                [("route_guids", guids.as_str()), ("include", "service_instance"), ("per_page", per_page.as_str())];
+            let page: RouteBindingPage = self.get("/v3/service_route_bindings", &query).await?;
+            for b in page.resources {
+                let (Some(route), Some(instance)) =
+                    (b.relationships.route.guid(), b.relationships.service_instance.guid())
+                else {
+                    continue;
+                };
+                let name = page.included.service_instances.iter().find(|i| i.guid == instance).map(|i| i.name.clone());
+                bound.insert(
+                    route.to_owned(),
+                    BoundService {
+                        name: name.unwrap_or_else(|| instance.to_owned()),
+                        instance_guid: instance.to_owned(),
+                        url: b.route_service_url,
+                    },
+                );
+            }
+        }
+        Ok(bound)
+    }
+
     /// A domain by GUID.
     pub async fn get_domain(&self, guid: &str) -> Result<Domain, Error> {
         self.get(&format!("/v3/domains/{}", seg(guid)), &[]).await
@@ -184,6 +220,10 @@ impl Client {
         self.send_json(Method::POST, &path, &serde_json::json!({}), Repeat::Safe).await
     }
 }
+/// Route GUIDs per `GET /v3/service_route_bindings` (keeps the URL well under common limits:
+/// 50 GUIDs are about 1.9 kB).
+const ROUTES_PER_BINDINGS_REQUEST: usize = 50;
+
 /// A GUID as one path segment (GUIDs need no escaping; anything else is escaped rather than
 /// allowed to change the path).
 fn seg(value: &str) -> String {

@@ -427,9 +427,84 @@ pub struct Domain {
     /// `["http"]` or `["tcp"]`.
     #[serde(default, deserialize_with = "null_default")]
     pub supported_protocols: Vec<String>,
+    /// Routes on the domain are reached only by callers with an instance identity that a route
+    /// policy allows (CC 3.228). CC presents the key only when true
+    /// (`app/presenters/v3/domain_presenter.rb`), so absent means false, as on older CCs.
+    #[serde(default, deserialize_with = "null_default")]
+    pub enforce_route_policies: bool,
+    /// `any`, `org` or `space`, with `enforce_route_policies`.
+    #[serde(default)]
+    pub route_policies_scope: Option<String>,
     /// Labels and annotations.
     #[serde(default, deserialize_with = "null_default")]
     pub metadata: Metadata,
+}
+
+/// The relationships of a service route binding.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteBindingRelationships {
+    /// The bound route.
+    #[serde(default)]
+    pub route: ToOne,
+    /// The service instance.
+    #[serde(default)]
+    pub service_instance: ToOne,
+}
+
+/// A service route binding (`/v3/service_route_bindings`, cloud_controller_ng
+/// `app/presenters/v3/service_route_binding_presenter.rb`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteBinding {
+    /// GUID.
+    pub guid: String,
+    /// Where the router sends the route's requests (null while a broker has not answered yet).
+    #[serde(default)]
+    pub route_service_url: Option<String>,
+    /// The route and the service instance.
+    #[serde(default)]
+    pub relationships: RouteBindingRelationships,
+}
+
+/// A resource of an `included` block named by GUID (only the name is read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Named {
+    /// GUID.
+    pub guid: String,
+    /// Name.
+    pub name: String,
+}
+
+/// `included` of `GET /v3/service_route_bindings?include=service_instance`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteBindingIncluded {
+    /// The bindings' service instances.
+    #[serde(default, deserialize_with = "null_default")]
+    pub service_instances: Vec<Named>,
+}
+
+/// One page of service route bindings with their service instances.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RouteBindingPage {
+    /// Pagination.
+    pub pagination: Pagination,
+    /// The bindings.
+    #[serde(default, deserialize_with = "null_default")]
+    pub resources: Vec<RouteBinding>,
+    /// Their service instances.
+    #[serde(default)]
+    pub included: RouteBindingIncluded,
+}
+
+/// The route service a route is bound to, as reports name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoundService {
+    /// The service instance's name (its GUID if the name was not included).
+    pub name: String,
+    /// The service instance's GUID.
+    pub instance_guid: String,
+    /// The route service URL, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// A space's relationships.

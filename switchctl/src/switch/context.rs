@@ -6,19 +6,20 @@ use std::{
     collections::{HashMap, HashSet},
     future::Future,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use tokio::{sync::Semaphore, task::JoinSet};
 
 use super::{
-    outcome::{Advice, RouteState, Verb},
-    plan,
+    outcome::{Advice, Reach, RouteState, Through, Verb},
+    plan::{self, Probing},
     probe::{Answer, CONSECUTIVE, Instance, Prober, Target, Want},
     signals::Interrupt,
     state::{self, DefaultPort},
 };
 use crate::{
-    capi::{App, AppState, Client, Domain, InstanceState, ProcessStats, Route},
+    capi::{App, AppState, BoundService, Client, Domain, InstanceState, ProcessStats, Route},
     error::Error,
     output::Output,
     session::Target as SpaceTarget,
@@ -169,6 +170,121 @@ impl Verify {
     pub async fn probe_once(&self, target: &Target) -> Option<Answer> {
         if self.probes() { Some(self.prober.probe(target).await) } else { None }
     }
+
+    /// `--settle`, probing or not.
+    fn settle_time(&self) -> Duration {
+        match &self.mode {
+            Verification::Probe { settle, .. } | Verification::Settle(settle) => *settle,
+        }
+    }
+
+    /// The first check after adding the new side of a route reached as `probing` (see
+    /// [`Probing`]): what is now known of the route. `Err` only for a route that can be verified
+    /// and was not: the caller takes the change back.
+    /// A route probed directly is checked on every router through `instance` ([`Verify::present`]).
+    pub async fn first(
+        &self,
+        target: &Target,
+        want: Want,
+        probing: Probing,
+        instance: Option<&Instance>,
+    ) -> Result<Probing, NotVerified> {
+        match probing {
+            Probing::Direct => self.present(target, want, instance).await.map(|()| probing),
+            // A route service forwards what it passes on; whether it keeps the instance header is
+            // up to it, so one marked answer is what can be asked of it.
+            Probing::PassingOn(_) => self.after_change(target, want, 1).await.map(|()| probing),
+            // Only the maintenance app's marker tells a service that passes requests on from one
+            // that answers itself; `off` learns it before its change ([`Verify::learn`]).
+            Probing::RouteService(service) if self.probes() && want == Want::Maintenance => {
+                let window = self.settle_time().max(THROUGH_SERVICE_MIN);
+                match self.prober.wait(target, want, 1, window).await {
+                    Ok(()) => Ok(Probing::PassingOn(service)),
+                    Err(last) => Ok(Probing::AnsweringItself {
+                        service,
+                        last: last.map_or_else(|| "no answer".to_owned(), |a| a.to_string()),
+                    }),
+                }
+            }
+            other => {
+                tokio::time::sleep(self.settle_time()).await;
+                Ok(other)
+            }
+        }
+    }
+
+    /// For `off`, before its change: one probe of a route bound to a route service that only the
+    /// maintenance app serves. A marked answer came through the service, so it passes requests on.
+    pub async fn learn(&self, target: &Target, probing: Probing) -> Probing {
+        let Probing::RouteService(service) = probing else { return probing };
+        match self.probe_once(target).await {
+            Some(Answer::Maintenance(_)) => Probing::PassingOn(service),
+            Some(answer) => Probing::AnsweringItself { service, last: answer.to_string() },
+            None => Probing::RouteService(service),
+        }
+    }
+
+    /// The final check that only `want` answers: `consecutive` answers for a route that can be
+    /// verified, `--settle` for one that cannot.
+    pub async fn last(
+        &self,
+        target: &Target,
+        want: Want,
+        consecutive: u32,
+        probing: &Probing,
+    ) -> Result<(), NotVerified> {
+        match probing {
+            Probing::Direct | Probing::PassingOn(_) => self.after_change(target, want, consecutive).await,
+            _ => {
+                tokio::time::sleep(self.settle_time()).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// What the report says about a route reached as `probing` (`None`: probed as usual).
+    pub fn reach(&self, probing: &Probing) -> Option<Reach> {
+        let settle_s = self.settle_time().as_secs();
+        match probing {
+            Probing::Direct => None,
+            Probing::RouteService(service) => Some(Reach::RouteService {
+                service: service.clone(),
+                through: if self.probes() { Through::Planned } else { Through::NotProbed },
+            }),
+            Probing::PassingOn(service) => {
+                Some(Reach::RouteService { service: service.clone(), through: Through::PassedOn })
+            }
+            Probing::AnsweringItself { service, last } => Some(Reach::RouteService {
+                service: service.clone(),
+                through: Through::AnsweredItself { last: last.clone(), settle_s },
+            }),
+            Probing::Never { domain, scope } => {
+                Some(Reach::RoutePolicies { domain: domain.clone(), scope: scope.clone(), settle_s })
+            }
+        }
+    }
+}
+
+/// The shortest time a route bound to a route service is probed for the maintenance app's marker
+/// (`--settle` when longer): enough for a router that takes changes within a second.
+const THROUGH_SERVICE_MIN: Duration = Duration::from_secs(1);
+
+/// The route services `routes` are bound to, by route GUID; TCP and internal routes are left out
+/// (CC refuses route services on internal routes, and neither passes the HTTP router).
+pub async fn route_services(
+    client: &Client,
+    routes: &[Route],
+    domains: &HashMap<String, Domain>,
+) -> Result<HashMap<String, BoundService>, Error> {
+    let guids: Vec<&str> = routes
+        .iter()
+        .filter(|r| plan::skip_reason(r, domain_of(r, domains)).is_none())
+        .map(|r| r.guid.as_str())
+        .collect();
+    if guids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    client.route_services(&guids).await
 }
 
 /// The RUNNING web instances of apps, by app GUID, as read from their process stats by the
@@ -320,9 +436,11 @@ pub async fn app_and_labelled_routes(client: &Client, space_guid: &str, app_guid
     Ok(routes)
 }
 
-/// Domains read so far in this run, shared by every app: a fleet on one domain reads it once.
+/// Domains read so far in this run, shared by every app: a fleet on one domain reads it once. The
+/// lock is held across the read, so apps asking for the same domain at once wait for one request
+/// instead of each sending their own (a 50-app fleet read the shared domain 5 to 8 times).
 #[derive(Debug, Clone, Default)]
-pub struct Domains(Arc<Mutex<HashMap<String, Domain>>>);
+pub struct Domains(Arc<tokio::sync::Mutex<HashMap<String, Domain>>>);
 
 impl Domains {
     /// The domains of `routes` (TCP routes need none: they are skipped anyway).
@@ -333,22 +451,18 @@ impl Domains {
             if found.contains_key(guid) {
                 continue;
             }
-            let known = self.lock().get(guid).cloned();
-            let domain = match known {
-                Some(domain) => domain,
+            let mut known = self.0.lock().await;
+            let domain = match known.get(guid) {
+                Some(domain) => domain.clone(),
                 None => {
                     let domain = client.get_domain(guid).await?;
-                    self.lock().insert(guid.to_owned(), domain.clone());
+                    known.insert(guid.to_owned(), domain.clone());
                     domain
                 }
             };
             found.insert(guid.to_owned(), domain);
         }
         Ok(found)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Domain>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -418,6 +418,11 @@ pub trait RouteJob: Send + 'static {
     fn adds_maintenance(&self) -> bool {
         false
     }
+    /// Whether the check before the first change probes it (not a route that can never be
+    /// probed from here, see [`super::plan::Probing`]).
+    fn preflight(&self) -> bool {
+        true
+    }
 }
 
 /// An app read and planned by `on` or `off`, before anything changes.
@@ -476,7 +481,7 @@ where
         .flatten()
         .flat_map(|s| {
             let (m, t) = (s.member(), &s.member().target);
-            s.planned().iter().map(move |j| Planned {
+            s.planned().iter().filter(|j| j.preflight()).map(move |j| Planned {
                 url: j.url().to_owned(),
                 target: j.target().clone(),
                 app: m.app.name.clone(),

@@ -13,7 +13,8 @@
 //! reads.
 //!
 //! Requests per switched route: `on` 4 (metadata, insert, read, a delete per destination of APP),
-//! `off` 5 (insert, read, a delete of the maintenance app's destination, metadata); per app, its routes (2 lists for `on`, 1 for `off`) and, for `off`, its
+//! `off` 5 (insert, read, a delete of the maintenance app's destination, metadata); per app, its routes (2 lists for `on`, 1 for `off`), their
+//! route-service bindings (one list per 50 routes, [`plan::Probing`]) and, for `off`, its
 //! processes and their stats, and its audit trail when the maintenance app has a route no record
 //! explains ([`trail`]); per space, the apps and the maintenance app (and, for `off`, the
 //! maintenance app's routes once); each domain once per run. A failed request costs one more read

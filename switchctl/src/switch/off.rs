@@ -11,6 +11,10 @@
 //! hand, APP's annotation (found among the maintenance app's routes). Should both be gone, the
 //! audit trail still shows the routes APP was unmapped from ([`trail`]): one that only the
 //! maintenance app serves is reported with its exact repair, and `off` exits 1.
+//!
+//! A route bound to a route service, or on a domain enforcing route policies, is checked as
+//! [`plan::Probing`] says; for a bound route, one probe before the change tells whether the
+//! service passes requests on (the maintenance app's marker comes through it).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -22,7 +26,7 @@ use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
-    plan::{self, OffPlan},
+    plan::{self, OffPlan, Probing},
     probe::{CONSECUTIVE, Instance, Target, Want},
     state,
     trail::{self, LostRoute},
@@ -105,6 +109,7 @@ struct Job {
     route: Route,
     url: String,
     target: Target,
+    probing: Probing,
     parts: Vec<Part>,
 }
 
@@ -135,6 +140,10 @@ impl fleet::RouteJob for Job {
 
     fn merge(&mut self, other: Job) {
         self.parts.extend(other.parts);
+    }
+
+    fn preflight(&self) -> bool {
+        self.probing.preflight()
     }
 }
 
@@ -221,6 +230,9 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
     let all: Vec<Route> = routes.iter().chain(lost.iter().map(|l| &l.route)).cloned().collect();
     let domains = env.domains.of(client, &all).await.map_err(|e| Box::new(report().failed(describe(&e))))?;
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
+    let bound = context::route_services(client, &routes, &domains)
+        .await
+        .map_err(|e| Box::new(report().failed(describe(&e))))?;
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
     for l in lost {
         let url = plan::url(&l.route, domain_of(&l.route, &domains));
@@ -228,9 +240,13 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
     }
     for route in routes {
         let domain = domain_of(&route, &domains);
+        let probing = plan::probing(domain, bound.get(&route.guid));
         match decide(&route, domain, &member.app.guid, &maint_guid, dry_run, &names) {
+            Decision::Done(r) if dry_run && r.result == Outcome::Restored => {
+                decided.push((*r).with_reach(env.verify.reach(&probing)));
+            }
             Decision::Done(r) => decided.push(*r),
-            Decision::Do(job) => jobs.push(*job),
+            Decision::Do(job) => jobs.push(Job { probing, ..*job }),
         }
     }
     Ok(Survey { member, advice, maint_guid, names, decided, jobs })
@@ -265,6 +281,7 @@ fn decide(
             url,
             route: route.clone(),
             parts: vec![Part { app: app.to_owned(), plan }],
+            probing: Probing::Direct,
         })),
     }
 }
@@ -383,8 +400,9 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
 
 /// Steps 1–5 for one route and every app of the fleet on it, a report per app.
 async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
-    let Job { route, url, target, parts } = job;
+    let Job { route, url, target, probing, parts } = job;
     let client = &ctx.client;
+    let probing = if ctx.force { probing } else { ctx.verify.learn(&target, probing).await };
     let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
     let api = |step, e: &Error| Cause::Api { step, error: describe(e) };
     let mut notes = Vec::new();
@@ -421,14 +439,18 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
             .collect();
     }
 
-    // 2. Only remove the maintenance app once the apps answer. With --force they may not be
-    // running: there is nothing to wait for then, beyond the router taking the change.
-    if ctx.force {
+    // 2. Only remove the maintenance app once the apps answer, on every router. With --force they
+    // may not be running: there is nothing to wait for then, beyond the router taking the change.
+    let probing = if ctx.force {
         ctx.verify.settle().await;
         notes.push("not verified: --force".to_owned());
-    } else if let Err(not) = ctx.verify.present(&target, Want::App, ctx.pinnable(&parts).as_ref()).await {
-        return ctx.roll_back(&url, &route.guid, &parts, &inserted, not).await;
-    }
+        probing
+    } else {
+        match ctx.verify.first(&target, Want::App, probing, ctx.pinnable(&parts).as_ref()).await {
+            Ok(probing) => probing,
+            Err(not) => return ctx.roll_back(&url, &route.guid, &parts, &inserted, not).await,
+        }
+    };
 
     // 3. The maintenance app removed, unless it must stay. Decided on the route as it is now:
     // another app's record may have come or gone since the survey.
@@ -458,7 +480,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
 
     // 4. The router must agree before the records go: without them, `off` could not resume.
     if !keep && !ctx.force {
-        if let Err(NotVerified { timeout_s, last }) = ctx.verify.after_change(&target, Want::App, CONSECUTIVE).await {
+        if let Err(NotVerified { timeout_s, last }) = ctx.verify.last(&target, Want::App, CONSECUTIVE, &probing).await {
             let cause = Cause::RouterLagging { who: Who::App, timeout_s, last };
             let failed = RouteReport::failed(url, route.guid.clone(), cause, RouteState::RecordOnly);
             return apps.iter().map(|a| ((*a).to_owned(), failed.clone())).collect();
@@ -482,13 +504,14 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
         report = report.with_note(notes.join("; "));
     }
     report.destinations_removed = removed.into_iter().map(|d| DestinationView::of(d, &ctx.names)).collect();
+    let reach = if ctx.force { None } else { ctx.verify.reach(&probing) };
     report.recovered = recovered;
     parts
         .iter()
         .map(|p| {
             let mut r = report.clone();
             r.destinations_added = p.plan.insert.iter().map(|d| DestinationView::new(d, &ctx.names)).collect();
-            (p.app.clone(), r)
+            (p.app.clone(), r.with_reach(reach.clone()))
         })
         .collect()
 }

@@ -7,6 +7,10 @@
 //! the maintenance destination and the record are taken back: the route is as it was, and never
 //! stays mixed because a probe failed. After any failed request the route is read again, and the
 //! report says what the Cloud Controller holds.
+//!
+//! A route bound to a route service, or on a domain enforcing route policies, cannot always be
+//! probed from here; how `on` checks those is [`plan::Probing`]'s to say, and the route's report
+//! carries it (`reach`).
 
 use std::{collections::HashMap, process::ExitCode, sync::Arc};
 
@@ -14,7 +18,7 @@ use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
-    plan::{self, OnPlan},
+    plan::{self, OnPlan, Probing},
     probe::{CONSECUTIVE, Instance, Target, Want},
     state::{self, DefaultPort, Record},
 };
@@ -101,6 +105,7 @@ struct Job {
     url: String,
     target: Target,
     insert_maintenance: bool,
+    probing: Probing,
     parts: Vec<Part>,
 }
 
@@ -128,6 +133,10 @@ impl fleet::RouteJob for Job {
 
     fn adds_maintenance(&self) -> bool {
         self.insert_maintenance
+    }
+
+    fn preflight(&self) -> bool {
+        self.probing.preflight()
     }
 }
 
@@ -159,6 +168,10 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
         },
         Err(e) => return Err(Box::new(report().failed(describe(&e)))),
     };
+    let bound = match context::route_services(client, &routes, &domains).await {
+        Ok(bound) => bound,
+        Err(e) => return Err(Box::new(report().failed(describe(&e)))),
+    };
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
     let default_port = match context::default_port(client, &member.app).await {
         Ok(port) => port,
@@ -170,9 +183,13 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
     for route in routes {
         let domain = domain_of(&route, &domains);
+        let probing = plan::probing(domain, bound.get(&route.guid));
         match decide(&route, domain, (&member, default_port), &maint.guid, &since, dry_run, &names) {
+            Decision::Done(report) if dry_run && report.result == Outcome::Switched => {
+                decided.push(report.with_reach(env.verify.reach(&probing)));
+            }
             Decision::Done(report) => decided.push(report),
-            Decision::Do(job) => jobs.push(job),
+            Decision::Do(job) => jobs.push(Job { probing, ..job }),
         }
     }
     Ok(Survey { member, advice, decided, jobs })
@@ -226,6 +243,7 @@ fn decide(
                 insert_maintenance,
                 route: route.clone(),
                 parts: vec![Part { app: app.guid.clone(), record }],
+                probing: Probing::Direct,
             });
         }
     })
@@ -309,7 +327,7 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
 /// Steps 1–5 for one route and every app of the fleet on it; never returns before the route is
 /// in a state `on` or `off` can continue from, and says which, per app.
 async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
-    let Job { route, url, target, insert_maintenance, parts } = job;
+    let Job { route, url, target, insert_maintenance, probing, parts } = job;
     let (maint, client) = (ctx.maint_guid.as_str(), &ctx.client);
     let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
     let api = |step, e: &Error| Cause::Api { step, error: describe(e) };
@@ -343,10 +361,13 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
         added.push(DestinationView::new(&new, &ctx.names));
     }
 
-    // 3. Only remove the apps once the maintenance app answers on the route, on every router.
-    if let Err(not) = ctx.verify.present(&target, Want::Maintenance, ctx.maint_instance.as_ref()).await {
-        return ctx.roll_back(&url, &route.guid, &apps, not).await;
-    }
+    // 3. Only remove the apps once the maintenance app answers on the route, on every router (a
+    // route that cannot be verified from here gets --settle instead: see `Probing`).
+    let probing = match ctx.verify.first(&target, Want::Maintenance, probing, ctx.maint_instance.as_ref()).await {
+        Ok(probing) => probing,
+        Err(not) => return ctx.roll_back(&url, &route.guid, &apps, not).await,
+    };
+    let reach = ctx.verify.reach(&probing);
 
     // 4. The apps' destinations removed one by one. Not one replace: that re-sends every other
     // destination, and CC cannot be told "as stored" for a Docker app's destination created
@@ -377,7 +398,7 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
         RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly)
             .with_note("other apps on this route keep serving it")
     } else {
-        match ctx.verify.after_change(&target, Want::Maintenance, CONSECUTIVE).await {
+        match ctx.verify.last(&target, Want::Maintenance, CONSECUTIVE, &probing).await {
             Ok(()) => {
                 let r = RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly);
                 if ctx.verify.probes() { r } else { r.with_note("not verified: --no-verify") }
@@ -398,7 +419,7 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
                 removed.iter().filter(|d| d.app.guid == p.app).map(|d| DestinationView::of(d, &ctx.names)).collect();
             r.destinations_added.clone_from(&added);
             r.recovered.clone_from(&recovered);
-            (p.app.clone(), r)
+            (p.app.clone(), r.with_reach(reach.clone()))
         })
         .collect()
 }

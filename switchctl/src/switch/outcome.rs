@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    capi::{Destination, NewDestination},
+    capi::{BoundService, Destination, NewDestination},
     output::{plural, table},
 };
 
@@ -281,6 +281,76 @@ impl std::fmt::Display for Recovered {
     }
 }
 
+/// A route a plain probe cannot verify, and what switchctl did instead: the route's `reach` in
+/// reports and `--json` events. Routes without one were probed as usual.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reach {
+    /// Bound to a route service: the router sends every request to it first, probes included.
+    RouteService {
+        /// The service instance.
+        service: BoundService,
+        /// What the probes showed.
+        through: Through,
+    },
+    /// On a domain that enforces route policies: the router only lets callers with an instance
+    /// identity a route policy allows through, so the route is switched without probes, waiting
+    /// `--settle` after each change.
+    RoutePolicies {
+        /// The domain.
+        domain: String,
+        /// Its `route_policies_scope`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        /// The wait after each change.
+        settle_s: u64,
+    },
+}
+
+/// What probes through a route service showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Through {
+    /// `--dry-run`: verified through it if it passes requests on, else switched after `--settle`.
+    Planned,
+    /// It passes requests on: the change was verified through it as for any route.
+    PassedOn,
+    /// It answered itself (a login redirect, say) and never passed a probe on within `--settle`:
+    /// not verified; the route was switched after waiting `settle_s`.
+    AnsweredItself {
+        /// Its last answer.
+        last: String,
+        /// The wait after each change.
+        settle_s: u64,
+    },
+    /// `--no-verify` (or `off --force`): nothing was probed.
+    NotProbed,
+}
+
+impl Reach {
+    /// What the report says about the route.
+    pub fn describe(&self) -> String {
+        match self {
+            Reach::RouteService { service, through } => {
+                let name = &service.name;
+                match through {
+                    Through::Planned => format!(
+                        "bound to route service {name}: verified through it if it passes requests on, else not                          verified and switched after --settle"
+                    ),
+                    Through::PassedOn => format!("verified through route service {name}"),
+                    Through::AnsweredItself { last, settle_s } => format!(
+                        "bound to route service {name}, which answered itself ({last}): not verified; checked with                          --settle {settle_s}"
+                    ),
+                    Through::NotProbed => format!("bound to route service {name}: not verified"),
+                }
+            }
+            Reach::RoutePolicies { domain, settle_s, .. } => format!(
+                "domain {domain} enforces route policies, so the router refuses probes from here: not verified;                  checked with --settle {settle_s}"
+            ),
+        }
+    }
+}
+
 /// One route's line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteReport {
@@ -308,6 +378,9 @@ pub struct RouteReport {
     /// Writes answered with an error that the route shows were carried out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recovered: Vec<Recovered>,
+    /// How a route a plain probe cannot verify was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Reach>,
 }
 
 impl RouteReport {
@@ -324,6 +397,7 @@ impl RouteReport {
             destinations_added: Vec::new(),
             metadata: None,
             recovered: Vec::new(),
+            reach: None,
         }
     }
 
@@ -346,6 +420,22 @@ impl RouteReport {
             None => note,
         });
         self
+    }
+
+    /// With how it was checked, when a plain probe cannot.
+    pub fn with_reach(mut self, reach: Option<Reach>) -> RouteReport {
+        self.reach = reach;
+        self
+    }
+
+    /// The note and the reach, as the line shows them.
+    fn remarks(&self) -> Vec<String> {
+        self.note
+            .iter()
+            .cloned()
+            .chain(self.reach.as_ref().map(Reach::describe))
+            .chain(self.recovered.iter().map(ToString::to_string))
+            .collect()
     }
 }
 
@@ -516,15 +606,12 @@ impl RouteReport {
                 if !self.destinations_removed.is_empty() {
                     steps.push(format!("remove {}", list(&self.destinations_removed)));
                 }
-                if let Some(note) = &self.note {
-                    steps.push(note.clone());
-                }
+                steps.extend(self.remarks());
                 format!("Would {would} route {url} to {to}: {}", steps.join("; "))
             }
             Outcome::Switched | Outcome::Restored => {
-                let notes: Vec<String> =
-                    self.note.iter().cloned().chain(self.recovered.iter().map(ToString::to_string)).collect();
-                let note = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+                let remarks = self.remarks();
+                let note = if remarks.is_empty() { String::new() } else { format!(" ({})", remarks.join("; ")) };
                 format!("{doing} route {url} to {to}... OK{note}")
             }
         }

@@ -7,7 +7,7 @@ use super::{
     probe::Target,
     state::{self, DefaultPort, Record},
 };
-use crate::capi::{Destination, Domain, NewDestination, Route};
+use crate::capi::{BoundService, Destination, Domain, NewDestination, Route};
 
 /// Why a route is left alone.
 pub fn skip_reason(route: &Route, domain: Option<&Domain>) -> Option<&'static str> {
@@ -23,6 +23,66 @@ pub fn skip_reason(route: &Route, domain: Option<&Domain>) -> Option<&'static st
         );
     }
     None
+}
+
+/// How a route's changes can be checked from here. A plain probe says who answers only when the
+/// router sends it to the route's destinations; two kinds of route break that:
+///
+/// * **Bound to a route service**: the router sends every request to the service first
+///   (gorouter `handlers/routeservice.go`). One that passes requests on lets the maintenance
+///   app's marker through; one that answers itself (an SSO's 302 to its login page) never does,
+///   and from outside the two cannot be told apart until the marker shows up. So `on` probes a
+///   bound route for the marker for at most `--settle` (at least a second): seen, the service
+///   passes requests on and the route is verified as any other; not seen, the route is switched
+///   all the same, after `--settle`, and reported as not verified — never rolled back or failed
+///   for a service that answers itself. `off` learns it from one probe before its change: a
+///   marked answer came through the service.
+/// * **On a domain enforcing route policies** (CC 3.228): the router refuses every caller
+///   without an instance identity that a route policy allows, so probes from here cannot
+///   succeed (over HTTPS the TLS handshake fails). Such a route is never probed, not even
+///   before the first change; it is switched with `--settle` after each change and reported so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probing {
+    /// Probed as usual.
+    Direct,
+    /// Bound to a route service not yet known to pass requests on or not.
+    RouteService(BoundService),
+    /// Bound to a route service that passes requests on: probed as usual, through it.
+    PassingOn(BoundService),
+    /// Bound to a route service that answers itself: not probed, switched after `--settle`.
+    AnsweringItself {
+        /// The service.
+        service: BoundService,
+        /// Its answer.
+        last: String,
+    },
+    /// On a domain enforcing route policies: never probed.
+    Never {
+        /// The domain's name.
+        domain: String,
+        /// Its `route_policies_scope`.
+        scope: Option<String>,
+    },
+}
+
+impl Probing {
+    /// Whether the route is probed before the first change (the reachability check): a route on
+    /// a route-policy domain would fail it from anywhere but an app instance.
+    pub fn preflight(&self) -> bool {
+        !matches!(self, Probing::Never { .. })
+    }
+}
+
+/// How `route` on `domain`, bound to `bound` (if it is), can be checked. The domain's refusal
+/// comes first: gorouter refuses the caller before a route service sees the request.
+pub fn probing(domain: Option<&Domain>, bound: Option<&BoundService>) -> Probing {
+    match (domain, bound) {
+        (Some(d), _) if d.enforce_route_policies => {
+            Probing::Never { domain: d.name.clone(), scope: d.route_policies_scope.clone() }
+        }
+        (_, Some(service)) => Probing::RouteService(service.clone()),
+        _ => Probing::Direct,
+    }
 }
 
 /// Where users reach the route.
@@ -154,6 +214,20 @@ mod tests {
             "metadata": {"labels": labels, "annotations": annotations}
         }))
         .expect("route")
+    }
+
+    #[test]
+    fn a_route_policy_domain_is_never_probed_and_a_bound_route_goes_through_its_service() {
+        let domain = |json: serde_json::Value| -> Domain { serde_json::from_value(json).expect("domain") };
+        let plain = domain(json!({"guid": "d", "name": "apps.example.com", "internal": false}));
+        let enforcing = domain(json!({"guid": "e", "name": "apps.identity", "enforce_route_policies": true,
+                                      "route_policies_scope": "space"}));
+        let service = BoundService { name: "sso".into(), instance_guid: "i".into(), url: None };
+        assert_eq!(probing(Some(&plain), None), Probing::Direct);
+        assert_eq!(probing(Some(&plain), Some(&service)), Probing::RouteService(service.clone()));
+        let never = probing(Some(&enforcing), Some(&service));
+        assert_eq!(never, Probing::Never { domain: "apps.identity".into(), scope: Some("space".into()) });
+        assert!(!never.preflight() && Probing::RouteService(service).preflight());
     }
 
     #[test]

@@ -169,6 +169,8 @@ async fn probe_all(routes: &[Route], domains: &HashMap<String, Domain>, prober: 
     let work: Vec<Work<_>> = routes
         .iter()
         .filter(|r| plan::skip_reason(r, domain_of(r, domains)).is_none())
+        // A route-policy domain refuses probes from outside: "not probed", not a false problem.
+        .filter(|r| plan::probing(domain_of(r, domains), None).preflight())
         .map(|r| Work {
             label: String::new(),
             guid: r.guid.clone(),

@@ -6,6 +6,7 @@
 //! (unknown path, or a known path with another method) gets CC's 404 body, not axum's 404/405.
 
 mod apps;
+mod bindings;
 mod events;
 pub mod present;
 mod routes;
@@ -199,6 +200,8 @@ impl Cc {
             ("GET" | "HEAD", ["v3", "routes", g, "relationships", "shared_spaces"]) => cx.shared_spaces(g),
             ("POST", ["v3", "routes", g, "relationships", "shared_spaces"]) => cx.share_route(g),
             ("DELETE", ["v3", "routes", g, "relationships", "shared_spaces", s]) => cx.unshare_route(g, s),
+            ("GET" | "HEAD", ["v3", "service_route_bindings"]) => cx.list_route_bindings(),
+            ("GET" | "HEAD", ["v3", "service_route_bindings", g]) => cx.get_route_binding(g),
             _ => Err(ApiError::unknown_request()),
         }
     }
@@ -211,7 +214,8 @@ impl Cc {
         match segs {
             ["v3", "organizations" | "spaces" | "domains" | "processes" | "packages"] => get,
             ["v3", "organizations" | "spaces" | "domains" | "jobs" | "packages" | "droplets", _] => get,
-            ["v3", "apps" | "audit_events"] => get,
+            ["v3", "apps" | "audit_events" | "service_route_bindings"] => get,
+            ["v3", "service_route_bindings", _] => get,
             ["v3", "apps", _] => get || patch,
             ["v3", "apps", _, "routes" | "processes"] => get,
             ["v3", "apps", _, "processes", _] | ["v3", "apps", _, "processes", _, "stats"] => get,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::state::{
     App, AuditEvent, Build, Deployment, Destination, Domain, Droplet, Job, Lifecycle, Org, Package, Process, Route,
-    Space, State,
+    RouteBinding, Space, State,
 };
 
 fn href(url: String) -> Value {
@@ -65,7 +65,7 @@ pub fn domain(base: &str, d: &Domain) -> Value {
     if let Some(rg) = &d.router_group {
         links["router_group"] = href(format!("{base}/routing/v1/router_groups/{rg}"));
     }
-    json!({
+    let mut v = json!({
         "guid": g, "created_at": d.created_at, "updated_at": d.updated_at, "name": d.name,
         "internal": d.internal,
         "router_group": d.router_group.as_ref().map(|rg| json!({ "guid": rg })),
@@ -75,6 +75,44 @@ pub fn domain(base: &str, d: &Domain) -> Value {
             "shared_organizations": { "data": [] },
         },
         "metadata": d.metadata.to_json(),
+        "links": links,
+    });
+    // `app/presenters/v3/domain_presenter.rb`: both keys are deleted unless the domain enforces
+    // route policies, so a client must read their absence as "does not enforce".
+    if let Some(scope) = &d.route_policies_scope {
+        v["enforce_route_policies"] = json!(true);
+        v["route_policies_scope"] = json!(scope);
+    }
+    v
+}
+
+/// A service route binding (`app/presenters/v3/service_route_binding_presenter.rb`): the
+/// `parameters` link only for a managed instance's binding; `last_operation` as
+/// `RouteBindingOperation#to_hash` (its `export_attributes`) for a binding created through v3.
+pub fn route_binding(base: &str, b: &RouteBinding) -> Value {
+    let g = &b.guid;
+    let mut links = json!({
+        "self": href(format!("{base}/v3/service_route_bindings/{g}")),
+        "service_instance": href(format!("{base}/v3/service_instances/{}", b.service_instance_guid)),
+        "route": href(format!("{base}/v3/routes/{}", b.route_guid)),
+    });
+    if b.managed {
+        links["parameters"] = href(format!("{base}/v3/service_route_bindings/{g}/parameters"));
+    }
+    json!({
+        "guid": g,
+        "route_service_url": b.route_service_url,
+        "created_at": b.created_at,
+        "updated_at": b.updated_at,
+        "last_operation": {
+            "type": "create", "state": "succeeded", "description": "",
+            "created_at": b.created_at, "updated_at": b.updated_at,
+        },
+        "metadata": b.metadata.to_json(),
+        "relationships": {
+            "service_instance": rel(Some(&b.service_instance_guid)),
+            "route": rel(Some(&b.route_guid)),
+        },
         "links": links,
     })
 }

@@ -110,7 +110,12 @@ impl Cx<'_> {
                     && q.list("app_guids")
                         .is_none_or(|apps| r.destinations.iter().any(|d| apps.contains(&d.app_guid.as_str())))
                     && app.is_none_or(|a| r.destinations.iter().any(|d| d.app_guid == a))
-                    && q.list("service_instance_guids").is_none()
+                    && q.list("service_instance_guids").is_none_or(|instances| {
+                        // `RouteFetcher`: routes bound to one of the instances.
+                        st.route_bindings
+                            .iter()
+                            .any(|b| b.route_guid == r.guid && instances.contains(&b.service_instance_guid.as_str()))
+                    })
                     && q.selects(&r.metadata.labels)
             })
             .cloned()

@@ -61,6 +61,11 @@ pub struct Domain {
     pub router_group: Option<String>,
     /// Owning org of a private domain; `None` for shared domains.
     pub org_guid: Option<String>,
+    /// `route_policies_scope` (`any`, `org`, `space`) of a domain created with
+    /// `enforce_route_policies: true` (CC 3.228, `db/migrations/20260421074454_…` and
+    /// `app/messages/domain_create_message.rb`: the scope is required when enforcing); `None` for
+    /// a domain that does not enforce route policies. Immutable once created.
+    pub route_policies_scope: Option<String>,
     /// Creation time (ISO).
     pub created_at: String,
     /// Last update (ISO).
@@ -268,6 +273,35 @@ pub struct Route {
     pub options: Option<serde_json::Map<String, serde_json::Value>>,
     /// Destinations (kept sorted by guid).
     pub destinations: Vec<Destination>,
+    /// Creation time (ISO).
+    pub created_at: String,
+    /// Last update (ISO).
+    pub updated_at: String,
+    /// Labels and annotations.
+    pub metadata: Metadata,
+}
+
+/// A service route binding (cloud_controller_ng `app/models/services/route_binding.rb`): at most
+/// one per route (`A route may only be bound to a single service instance`,
+/// `app/actions/service_route_binding_create.rb`), and the service instance lives in the route's
+/// space (`The service instance and the route are in different spaces`).
+#[derive(Debug, Clone)]
+pub struct RouteBinding {
+    /// GUID.
+    pub guid: String,
+    /// The bound route.
+    pub route_guid: String,
+    /// The service instance's GUID.
+    pub service_instance_guid: String,
+    /// The service instance's name (`service_instance_names` filter).
+    pub service_instance_name: String,
+    /// The instance's space (what CC's visibility of a binding follows:
+    /// `RouteBindingListFetcher.fetch_some` joins the spaces on the service instance).
+    pub space_guid: String,
+    /// A managed (brokered) instance's binding has a `parameters` link; a user-provided one not.
+    pub managed: bool,
+    /// Where gorouter sends the route's requests.
+    pub route_service_url: Option<String>,
     /// Creation time (ISO).
     pub created_at: String,
     /// Last update (ISO).
@@ -512,6 +546,8 @@ pub struct State {
     pub roles: Vec<(String, String, Role)>,
     /// Audit events, oldest first.
     pub audit_events: Vec<AuditEvent>,
+    /// Service route bindings in creation order.
+    pub route_bindings: Vec<RouteBinding>,
     /// How long a build stays `STAGING`.
     pub staging_time: Duration,
     /// Apps whose builds fail, with the build error.

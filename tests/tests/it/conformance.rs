@@ -55,7 +55,7 @@ fn example(name: &str) -> Value {
 }
 
 /// Compares and returns a report line on mismatch.
-fn check(name: &str, actual: &Value, documented: &[&str]) -> Option<String> {
+pub(crate) fn check(name: &str, actual: &Value, documented: &[&str]) -> Option<String> {
     let mut diffs = Vec::new();
     shape_diff(&example(name), actual, "$", &mut diffs);
     diffs.sort();

@@ -3,6 +3,7 @@
 mod common;
 mod conformance;
 mod faults;
+mod route_services;
 mod router_delay;
 mod semantics;
 mod switch_basic;
@@ -19,6 +20,7 @@ mod switch_order;
 mod switch_ports;
 mod switch_ratelimit;
 mod switch_routers;
+mod switch_routesvc;
 mod switch_run;
 mod switch_shared;
 mod switch_support;
