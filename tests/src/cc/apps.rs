@@ -8,13 +8,21 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{
-    Cx, json_response, ok, ordered, present,
+    Cx, Included, json_response, ok, ordered, present,
     state::{App, AppState, Build, Deployment, Process, Role, State, guid},
     str_at,
 };
-use crate::{clock::now_iso, error::ApiError};
+use crate::{clock::now_iso, error::ApiError, pagination::Rules};
 
 const APP_MANAGERS: &[Role] = &[Role::Developer, Role::Supporter];
+
+/// `AppsListMessage`'s keys in `allowed_keys` order (cloud_controller_ng
+/// `app/messages/apps_list_message.rb`; `guids` from `ListMessage`, `label_selector` appended by
+/// `MetadataListMessage.register_allowed_keys`).
+const APP_KEYS: &[&str] =
+    &["guids", "names", "organization_guids", "space_guids", "stacks", "include", "lifecycle_type", "label_selector"];
+/// `IncludeParamValidator` values of `AppsListMessage` and `AppShowMessage`.
+const APP_INCLUDES: &[&str] = &["space", "org", "space.organization"];
 
 impl Cx<'_> {
     fn find_app<'s>(&self, st: &'s State, g: &str) -> Result<&'s App, ApiError> {
@@ -28,19 +36,8 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_apps(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(
-            &[
-                "guids",
-                "names",
-                "space_guids",
-                "organization_guids",
-                "stacks",
-                "include",
-                "lifecycle_type",
-                "label_selector",
-            ],
-            &["created_at", "updated_at", "name", "state"],
-        )?;
+        let q = self
+            .query(&Rules::list(APP_KEYS, &["created_at", "updated_at", "name", "state"]).with_include(APP_INCLUDES))?;
         let st = self.st();
         let items: Vec<Value> = st
             .apps
@@ -58,12 +55,19 @@ impl Cx<'_> {
             })
             .map(|a| present::app(self.base(), a))
             .collect();
-        Ok(self.page(&ordered(items, &q), &q, "/v3/apps"))
+        drop(st);
+        Ok(self.page_including(&ordered(items, &q), &q, "/v3/apps", Some(Included::Apps)))
     }
 
     pub(crate) fn get_app(&self, g: &str) -> Result<Response, ApiError> {
+        // apps_controller.rb#show validates `AppShowMessage` (400) before it looks the app up.
+        let q = self.query(&Rules::show(&["include"], APP_INCLUDES))?;
         let st = self.st();
-        Ok(ok(present::app(self.base(), self.find_app(&st, g)?)))
+        let mut v = present::app(self.base(), self.find_app(&st, g)?);
+        if let Some(included) = self.included(&st, &q, std::slice::from_ref(&v), Included::Apps) {
+            v["included"] = included;
+        }
+        Ok(ok(v))
     }
 
     pub(crate) fn patch_app(&self, g: &str) -> Result<Response, ApiError> {

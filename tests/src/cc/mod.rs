@@ -26,7 +26,7 @@ use crate::{
     error::ApiError,
     faults::Faults,
     jwt::{Claims, Rejection},
-    pagination::{self, ListQuery},
+    pagination::{self, ListQuery, Rules},
     uaa::Uaa,
 };
 use state::{Role, State};
@@ -324,6 +324,20 @@ impl Cc {
     }
 }
 
+/// Whose decorators an `include` selects (see [`Cx::included`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Included {
+    Apps,
+    Routes,
+    Spaces,
+}
+
+/// `SpacesListMessage` (cloud_controller_ng `app/messages/spaces_list_message.rb`): `guids` from
+/// `ListMessage`, its own keys, `label_selector` from `MetadataListMessage`.
+const SPACE_KEYS: &[&str] = &["guids", "names", "organization_guids", "include", "label_selector"];
+/// `IncludeParamValidator` values of `SpacesListMessage` and `SpaceShowMessage`.
+const SPACE_INCLUDES: &[&str] = &["org", "organization"];
+
 /// A handler's context.
 pub(crate) struct Cx<'a> {
     pub(crate) cc: &'a Arc<Cc>,
@@ -383,10 +397,112 @@ impl Cx<'_> {
         Ok(())
     }
 
+    /// Parses the query as `rules`' message class would; errors are 400 CF-BadQueryParameter
+    /// (`invalid_param!`, as every list and most show actions call it).
+    pub(crate) fn query(&self, rules: &Rules<'_>) -> Result<ListQuery, ApiError> {
+        pagination::check(self.call.query.as_deref(), rules).map_err(|e| ApiError::bad_query(&e.join(", ")))
+    }
+
     /// A paginated list response.
     pub(crate) fn page(&self, items: &[Value], q: &ListQuery, path: &str) -> Response {
+        self.page_including(items, q, path, None)
+    }
+
+    /// A paginated list response with the `included` object of `kind`'s decorators.
+    pub(crate) fn page_including(
+        &self,
+        items: &[Value],
+        q: &ListQuery,
+        path: &str,
+        kind: Option<Included>,
+    ) -> Response {
         let (resources, pagination) = pagination::paginate(items, q, self.base(), path);
-        ok(json!({ "pagination": pagination, "resources": resources }))
+        let included = kind.and_then(|k| self.included(&self.st(), q, &resources, k));
+        let mut v = json!({ "pagination": pagination, "resources": resources });
+        if let Some(included) = included {
+            v["included"] = included;
+        }
+        ok(v)
+    }
+
+    /// The `included` object CC's decorators add for `resources`, or `None` when `include` names
+    /// none of them. Each decorator reads what it needs from the presented resources'
+    /// relationships, as CC's read the models:
+    /// - `IncludeRouteDomainDecorator` (`domain`): the routes' domains, ordered by name;
+    /// - `IncludeSpaceDecorator` (`space`, `space.organization`): the resources' spaces the caller
+    ///   may read (an org auditor sees routes, not their spaces), by creation;
+    /// - `IncludeOrganizationDecorator` (`org`, `space.organization`): the orgs of those spaces,
+    ///   readable or not, by creation;
+    /// - `IncludeSpaceOrganizationDecorator` (spaces: `org`, `organization`): the spaces' orgs;
+    /// - `IncludeRoutePoliciesDecorator` (`route_policies`): the double has no route policies.
+    ///
+    /// (cloud_controller_ng `app/decorators/include_*_decorator.rb`; which decorators an action
+    /// applies: `apps_controller.rb#index/#show`, `routes_controller.rb#index/#show`,
+    /// `spaces_controller.rb#index/#show`; `routes_controller.rb#index_by_app` applies none.)
+    pub(crate) fn included(&self, st: &State, q: &ListQuery, resources: &[Value], kind: Included) -> Option<Value> {
+        let guids = |pointer: &str| {
+            let mut out: Vec<&str> = Vec::new();
+            for r in resources {
+                if let Some(g) = str_at(r, pointer)
+                    && !out.contains(&g)
+                {
+                    out.push(g);
+                }
+            }
+            out
+        };
+        let mut included = Map::new();
+        if kind == Included::Routes && q.includes(&["domain"]) {
+            let wanted = guids("/relationships/domain/data/guid");
+            let mut domains: Vec<&state::Domain> =
+                st.domains.iter().filter(|d| wanted.contains(&d.guid.as_str())).collect();
+            domains.sort_by(|a, b| a.name.cmp(&b.name));
+            included.insert(
+                "domains".to_owned(),
+                Value::Array(domains.into_iter().map(|d| present::domain(self.base(), d)).collect()),
+            );
+        }
+        if kind != Included::Spaces {
+            let space_guids = guids("/relationships/space/data/guid");
+            if q.includes(&["space", "space.organization"]) {
+                let spaces: Vec<Value> = st
+                    .spaces
+                    .iter()
+                    .filter(|s| space_guids.contains(&s.guid.as_str()) && self.can_read_space(st, &s.guid))
+                    .map(|s| present::space(self.base(), s))
+                    .collect();
+                included.insert("spaces".to_owned(), Value::Array(spaces));
+            }
+            if q.includes(&["org", "space.organization"]) {
+                let orgs: Vec<&str> = st
+                    .spaces
+                    .iter()
+                    .filter(|s| space_guids.contains(&s.guid.as_str()))
+                    .map(|s| s.org_guid.as_str())
+                    .collect();
+                let orgs: Vec<Value> = st
+                    .orgs
+                    .iter()
+                    .filter(|o| orgs.contains(&o.guid.as_str()))
+                    .map(|o| present::org(self.base(), o))
+                    .collect();
+                included.insert("organizations".to_owned(), Value::Array(orgs));
+            }
+        }
+        if kind == Included::Spaces && q.includes(&["org", "organization"]) {
+            let wanted = guids("/relationships/organization/data/guid");
+            let orgs: Vec<Value> = st
+                .orgs
+                .iter()
+                .filter(|o| wanted.contains(&o.guid.as_str()))
+                .map(|o| present::org(self.base(), o))
+                .collect();
+            included.insert("organizations".to_owned(), Value::Array(orgs));
+        }
+        if kind == Included::Routes && q.includes(&["route_policies"]) {
+            included.insert("route_policies".to_owned(), Value::Array(Vec::new()));
+        }
+        (!included.is_empty()).then_some(Value::Object(included))
     }
 
     pub(crate) fn list_orgs(&self) -> Result<Response, ApiError> {
@@ -410,10 +526,8 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_spaces(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(
-            &["guids", "names", "organization_guids", "include", "label_selector"],
-            &["created_at", "updated_at", "name"],
-        )?;
+        let q =
+            self.query(&Rules::list(SPACE_KEYS, &["created_at", "updated_at", "name"]).with_include(SPACE_INCLUDES))?;
         let st = self.st();
         let items: Vec<Value> = st
             .spaces
@@ -427,14 +541,21 @@ impl Cx<'_> {
             })
             .map(|s| present::space(self.base(), s))
             .collect();
-        Ok(self.page(&ordered(items, &q), &q, "/v3/spaces"))
+        drop(st);
+        Ok(self.page_including(&ordered(items, &q), &q, "/v3/spaces", Some(Included::Spaces)))
     }
 
     pub(crate) fn get_space(&self, g: &str) -> Result<Response, ApiError> {
         let st = self.st();
         let s =
             st.space(g).filter(|s| self.can_read_space(&st, &s.guid)).ok_or_else(|| ApiError::not_found("Space"))?;
-        Ok(ok(present::space(self.base(), s)))
+        // spaces_controller.rb#show looks the space up before it validates the query.
+        let q = self.query(&Rules::show(&["include"], SPACE_INCLUDES))?;
+        let mut v = present::space(self.base(), s);
+        if let Some(included) = self.included(&st, &q, std::slice::from_ref(&v), Included::Spaces) {
+            v["included"] = included;
+        }
+        Ok(ok(v))
     }
 
     pub(crate) fn domain_visible(&self, st: &State, d: &state::Domain) -> bool {
@@ -453,7 +574,7 @@ impl Cx<'_> {
                 q.allows("guids", &d.guid)
                     && q.allows("names", &d.name)
                     && q.list("organization_guids")
-                        .is_none_or(|orgs| d.org_guid.as_deref().is_some_and(|o| orgs.contains(&o)))
+                        .is_none_or(|orgs| d.org_guid.as_ref().is_some_and(|o| orgs.contains(o)))
                     && q.selects(&d.metadata.labels)
             })
             .map(|d| present::domain(self.base(), d))

@@ -7,17 +7,19 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{
-    Cx, json_response, ok, ordered, present,
+    Cx, Included, json_response, ok, ordered, present,
     state::{DEFAULT_HTTP_PORT, Destination, Lifecycle, Role, Route, State, guid},
     str_at,
 };
-use crate::{clock::now_iso, error::ApiError, metadata::Metadata};
+use crate::{clock::now_iso, error::ApiError, metadata::Metadata, pagination::Rules};
 
 /// At most this many destinations per route.
 pub(crate) const MAX_DESTINATIONS: usize = 100;
 
 const ROUTE_WRITERS: &[Role] = &[Role::Developer, Role::Supporter];
 
+/// `RoutesListMessage`'s keys after `guids`, in `allowed_keys` order (cloud_controller_ng
+/// `app/messages/routes_list_message.rb`).
 const ROUTE_LIST_KEYS: &[&str] = &[
     "guids",
     "hosts",
@@ -31,6 +33,19 @@ const ROUTE_LIST_KEYS: &[&str] = &[
     "ports",
     "service_instance_guids",
 ];
+
+/// `IncludeParamValidator` values of `RoutesListMessage` and `RouteShowMessage`.
+const ROUTE_INCLUDES: &[&str] = &["domain", "space", "space.organization", "route_policies"];
+
+/// `RoutesListMessage` is a plain `ListMessage`: it accepts `label_selector` but has no
+/// `LabelSelectorRequirementValidator`, so a selector CC cannot parse reaches the fetcher.
+const ROUTE_LIST: Rules<'static> = Rules {
+    keys: ROUTE_LIST_KEYS,
+    order_by: &["created_at", "updated_at"],
+    include: ROUTE_INCLUDES,
+    selector_validated: false,
+    paginated: true,
+};
 
 /// A destination as requested, before defaults.
 #[derive(Debug, Clone)]
@@ -51,45 +66,6 @@ impl Cx<'_> {
         st.route(g).filter(|r| self.route_visible(st, r)).ok_or_else(|| ApiError::not_found("Route"))
     }
 
-    fn with_includes(&self, st: &State, routes: &[&Route], include: Option<&str>, v: &mut Value) {
-        let Some(include) = include else { return };
-        let mut included = serde_json::Map::new();
-        for what in include.split(',') {
-            match what {
-                "domain" => {
-                    let mut guids: Vec<&str> = routes.iter().map(|r| r.domain_guid.as_str()).collect();
-                    guids.dedup();
-                    let ds: Vec<Value> = st
-                        .domains
-                        .iter()
-                        .filter(|d| guids.contains(&d.guid.as_str()))
-                        .map(|d| present::domain(self.base(), d))
-                        .collect();
-                    included.insert("domains".to_owned(), json!(ds));
-                }
-                "space" | "space.organization" => {
-                    let spaces: Vec<&super::state::Space> =
-                        st.spaces.iter().filter(|s| routes.iter().any(|r| r.space_guid == s.guid)).collect();
-                    included.insert(
-                        "spaces".to_owned(),
-                        json!(spaces.iter().map(|s| present::space(self.base(), s)).collect::<Vec<_>>()),
-                    );
-                    if what == "space.organization" {
-                        let orgs: Vec<Value> = st
-                            .orgs
-                            .iter()
-                            .filter(|o| spaces.iter().any(|s| s.org_guid == o.guid))
-                            .map(|o| present::org(self.base(), o))
-                            .collect();
-                        included.insert("organizations".to_owned(), json!(orgs));
-                    }
-                }
-                _ => {}
-            }
-        }
-        v["included"] = Value::Object(included);
-    }
-
     fn routes_matching(&self, st: &State, q: &crate::pagination::ListQuery, app: Option<&str>) -> Vec<Route> {
         st.routes
             .iter()
@@ -102,13 +78,10 @@ impl Cx<'_> {
                     && q.allows("domain_guids", &r.domain_guid)
                     && q.allows("organization_guids", org)
                     && q.list("space_guids").is_none_or(|spaces| {
-                        spaces.contains(&r.space_guid.as_str())
-                            || r.shared_spaces.iter().any(|s| spaces.contains(&s.as_str()))
+                        spaces.contains(&r.space_guid) || r.shared_spaces.iter().any(|s| spaces.contains(s))
                     })
-                    && q.list("ports")
-                        .is_none_or(|ports| r.port.is_some_and(|p| ports.contains(&p.to_string().as_str())))
-                    && q.list("app_guids")
-                        .is_none_or(|apps| r.destinations.iter().any(|d| apps.contains(&d.app_guid.as_str())))
+                    && q.list("ports").is_none_or(|ports| r.port.is_some_and(|p| ports.contains(&p.to_string())))
+                    && q.list("app_guids").is_none_or(|apps| r.destinations.iter().any(|d| apps.contains(&d.app_guid)))
                     && app.is_none_or(|a| r.destinations.iter().any(|d| d.app_guid == a))
                     && q.list("service_instance_guids").is_none()
                     && q.selects(&r.metadata.labels)
@@ -118,37 +91,47 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_routes(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(ROUTE_LIST_KEYS, &["created_at", "updated_at"])?;
+        let q = self.query(&ROUTE_LIST)?;
+        if q.selector_unparsable {
+            return Err(ApiError::unknown());
+        }
         let st = self.st();
-        let routes = self.routes_matching(&st, &q, None);
-        let items: Vec<Value> = routes.iter().map(|r| present::route(self.base(), &st, r)).collect();
-        let items = ordered(items, &q);
-        let (resources, pagination) = crate::pagination::paginate(&items, &q, self.base(), "/v3/routes");
-        let mut v = json!({ "pagination": pagination, "resources": resources });
-        let shown: Vec<&Route> =
-            routes.iter().filter(|r| resources.iter().any(|x| x["guid"] == r.guid.as_str())).collect();
-        self.with_includes(&st, &shown, q.filters.get("include").map(String::as_str), &mut v);
-        Ok(ok(v))
+        let items: Vec<Value> =
+            self.routes_matching(&st, &q, None).iter().map(|r| present::route(self.base(), &st, r)).collect();
+        drop(st);
+        Ok(self.page_including(&ordered(items, &q), &q, "/v3/routes", Some(Included::Routes)))
     }
 
     pub(crate) fn list_app_routes(&self, app_guid: &str) -> Result<Response, ApiError> {
-        let q = self.list_query(ROUTE_LIST_KEYS, &["created_at", "updated_at"])?;
+        // routes_controller.rb#index_by_app merges `app_guids: <guid>` into the query (so it
+        // replaces one sent, and shows in the pagination hrefs), validates `include` but applies
+        // no decorator.
+        let mut q = self.query(&ROUTE_LIST)?;
+        q.filters.insert("app_guids".to_owned(), app_guid.to_owned());
         let st = self.st();
         st.app(app_guid)
             .filter(|a| self.can_read_space(&st, &a.space_guid))
             .ok_or_else(|| ApiError::not_found("App"))?;
-        // `include` is accepted but not applied on this endpoint (CC `index_by_app` has no decorators).
+        if q.selector_unparsable {
+            return Err(ApiError::unknown());
+        }
         let items: Vec<Value> =
             self.routes_matching(&st, &q, Some(app_guid)).iter().map(|r| present::route(self.base(), &st, r)).collect();
         Ok(self.page(&ordered(items, &q), &q, &format!("/v3/apps/{app_guid}/routes")))
     }
 
     pub(crate) fn get_route(&self, g: &str) -> Result<Response, ApiError> {
-        let q = crate::pagination::parse(self.call.query.as_deref(), &["include"], &[])?;
+        // routes_controller.rb#show: `RouteShowMessage` (keys `guid`, `include`) fails with
+        // `unprocessable!` (422), not 400, and before the route is looked up.
+        let q =
+            crate::pagination::check(self.call.query.as_deref(), &Rules::show(&["guid", "include"], ROUTE_INCLUDES))
+                .map_err(|e| ApiError::unprocessable(e.join(", ")))?;
         let st = self.st();
         let r = self.find_route(&st, g)?;
         let mut v = present::route(self.base(), &st, r);
-        self.with_includes(&st, &[r], q.filters.get("include").map(String::as_str), &mut v);
+        if let Some(included) = self.included(&st, &q, std::slice::from_ref(&v), Included::Routes) {
+            v["included"] = included;
+        }
         Ok(ok(v))
     }
 
