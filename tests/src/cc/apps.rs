@@ -249,10 +249,7 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_packages(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(
-            &["guids", "states", "types", "app_guids", "space_guids", "organization_guids", "label_selector"],
-            &["created_at", "updated_at"],
-        )?;
+        let q = self.list_query(super::lists::PACKAGE_KEYS, &["created_at", "updated_at"])?;
         let st = self.st();
         let items: Vec<Value> = st
             .packages

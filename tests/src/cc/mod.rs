@@ -7,6 +7,7 @@
 
 mod apps;
 mod events;
+mod lists;
 pub mod present;
 mod routes;
 pub mod state;
@@ -54,6 +55,9 @@ pub struct Actor {
     pub admin: bool,
     /// `cloud_controller.admin_read_only` or `cloud_controller.global_auditor`: may read everything.
     pub read_all: bool,
+    /// Admin or `cloud_controller.admin_read_only`: may read secrets (`can_read_secrets_globally?`;
+    /// a global auditor may not).
+    pub read_secrets: bool,
     /// May call GET endpoints at all (`cloud_controller.read` or a read-all scope).
     pub read_scope: bool,
     /// May call other methods at all (`cloud_controller.write` or admin).
@@ -70,6 +74,7 @@ impl Actor {
             name: c.user_name.clone().unwrap_or_else(|| c.client_id.clone()),
             admin,
             read_all,
+            read_secrets: admin || c.has_scope("cloud_controller.admin_read_only"),
             read_scope: read_all || c.has_scope("cloud_controller.read"),
             write_scope: admin || c.has_scope("cloud_controller.write"),
         }
@@ -165,6 +170,13 @@ impl Cc {
             ("GET" | "HEAD", ["v3", "apps", g]) => cx.get_app(g),
             ("PATCH", ["v3", "apps", g]) => cx.patch_app(g),
             ("GET" | "HEAD", ["v3", "apps", g, "routes"]) => cx.list_app_routes(g),
+            ("GET" | "HEAD", ["v3", "apps", g, "droplets"]) => cx.list_app_droplets(g),
+            ("GET" | "HEAD", ["v3", "apps", g, "packages"]) => cx.list_app_packages(g),
+            ("GET" | "HEAD", ["v3", "apps", g, "env"]) => cx.app_env(g),
+            ("GET" | "HEAD", ["v3", "builds"]) => cx.list_builds(),
+            ("GET" | "HEAD", ["v3", "deployments"]) => cx.list_deployments(),
+            ("GET" | "HEAD", ["v3", "droplets"]) => cx.list_droplets(),
+            ("GET" | "HEAD", ["v3", "buildpacks"]) => cx.list_buildpacks(),
             ("GET" | "HEAD", ["v3", "apps", g, "processes"]) => cx.list_app_processes(g),
             ("GET" | "HEAD", ["v3", "apps", g, "processes", t]) => cx.get_app_process(g, t),
             ("GET" | "HEAD", ["v3", "apps", g, "processes", t, "stats"]) => cx.app_process_stats(g, t),
@@ -208,18 +220,20 @@ impl Cc {
         let get = m == Method::GET || m == Method::HEAD;
         let (post, patch, delete) = (m == Method::POST, m == Method::PATCH, m == Method::DELETE);
         match segs {
-            ["v3", "organizations" | "spaces" | "domains" | "processes" | "packages"] => get,
+            ["v3", "organizations" | "spaces" | "domains" | "processes" | "packages" | "droplets" | "buildpacks"] => {
+                get
+            }
             ["v3", "organizations" | "spaces" | "domains" | "jobs" | "packages" | "droplets", _] => get,
             ["v3", "apps" | "audit_events"] => get,
             ["v3", "apps", _] => get || patch,
-            ["v3", "apps", _, "routes" | "processes"] => get,
+            ["v3", "apps", _, "routes" | "processes" | "droplets" | "packages" | "env"] => get,
             ["v3", "apps", _, "processes", _] | ["v3", "apps", _, "processes", _, "stats"] => get,
             ["v3", "apps", _, "droplets", "current"] => get,
             ["v3", "apps", _, "relationships", "current_droplet"] => get || patch,
             ["v3", "apps", _, "actions", "start" | "stop" | "restart"] => post,
             ["v3", "processes", _] | ["v3", "processes", _, "stats"] => get,
             ["v3", "processes", _, "actions", "scale"] => post,
-            ["v3", "builds"] | ["v3", "deployments"] => post,
+            ["v3", "builds"] | ["v3", "deployments"] => get || post,
             ["v3", "builds" | "deployments", _] => get,
             ["v3", "deployments", _, "actions", "cancel"] => post,
             ["v3", "routes"] => get || post,
