@@ -341,7 +341,16 @@ impl Cx<'_> {
             .iter()
             .find(|d| d.guid == g && st.app(&d.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
             .ok_or_else(|| ApiError::not_found("Droplet"))?;
-        Ok(ok(present::droplet(self.base(), &st, d)))
+        let mut v = present::droplet(self.base(), &st, d);
+        // droplets_controller.rb#show: `show_secrets` only for `can_read_secrets_in_space?`
+        // (admin, admin read-only, Space Developer); others get droplet_presenter.rb's redactions.
+        // (`/v3/apps/:guid/droplets/current` presents with the default, unredacted.)
+        let space = st.app(&d.app_guid).map(|a| a.space_guid.as_str()).unwrap_or("");
+        if !self.actor.read_secrets && !st.roles_in(&self.actor.id, space).contains(&Role::Developer) {
+            v["execution_metadata"] = json!("[PRIVATE DATA HIDDEN]");
+            v["process_types"] = json!({ "redacted_message": "[PRIVATE DATA HIDDEN]" });
+        }
+        Ok(ok(v))
     }
 
     pub(crate) fn create_deployment(&self) -> Result<Response, ApiError> {

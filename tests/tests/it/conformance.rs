@@ -414,6 +414,15 @@ async fn staging_lists_and_env_have_the_docs_shape() {
         json!(["my-app.apps.example.com"])
     );
     assert_error(&env.get_as(&format!("/v3/apps/{g}/env"), &env.bearer("auditor")).await, "403-CF-NotAuthorized");
+    // droplets_controller.rb#show redacts for all but developers; the current-droplet endpoint
+    // (which switchctl reads) presents unredacted.
+    let droplet = env.get_as(&format!("/v3/droplets/{}", app.droplet), &env.bearer("auditor")).await.json();
+    assert_eq!(
+        (droplet["execution_metadata"].clone(), droplet["process_types"].clone()),
+        (json!("[PRIVATE DATA HIDDEN]"), json!({ "redacted_message": "[PRIVATE DATA HIDDEN]" }))
+    );
+    let current = env.get_as(&format!("/v3/apps/{g}/droplets/current"), &env.bearer("auditor")).await.json();
+    assert_eq!(current["process_types"], json!({ "web": "./app" }));
 
     // The nesting rules of droplets_list_message.rb / packages_list_message.rb.
     let text = |r: tests::client::Reply| (r.status.as_u16(), r.json()["errors"][0]["detail"].clone());
