@@ -55,7 +55,7 @@ impl Cx<'_> {
 
     /// The `app_nested_request` check of packages and droplets: on `/v3/apps/:guid/…` the app is
     /// given by the path, and these filters are "unknown" (a second error after the others).
-    fn nested_query(&self, rules: &Rules<'_>) -> Result<crate::pagination::ListQuery, ApiError> {
+    pub(crate) fn nested_query(&self, rules: &Rules<'_>) -> Result<crate::pagination::ListQuery, ApiError> {
         let mut errors = Vec::new();
         let q = match crate::pagination::check(self.call.query.as_deref(), rules) {
             Ok(q) => Some(q),

@@ -520,13 +520,24 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_orgs(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(&["guids", "names", "label_selector"], &["created_at", "updated_at", "name"])?;
+        // OrgsListMessage (app/messages/orgs_list_message.rb); `isolation_segment_guid` is the
+        // nesting key of /v3/isolation_segments/:guid/organizations, and the double has no
+        // isolation segments, so it selects no org.
+        let q = self.list_query(
+            &["guids", "names", "isolation_segment_guid", "label_selector"],
+            &["created_at", "updated_at", "name"],
+        )?;
         let st = self.st();
         let items: Vec<Value> = st
             .orgs
             .iter()
             .filter(|o| self.can_read_org(&st, &o.guid))
-            .filter(|o| q.allows("guids", &o.guid) && q.allows("names", &o.name) && q.selects(&o.metadata.labels))
+            .filter(|o| {
+                q.allows("guids", &o.guid)
+                    && q.allows("names", &o.name)
+                    && !q.filters.contains_key("isolation_segment_guid")
+                    && q.selects(&o.metadata.labels)
+            })
             .map(|o| present::org(self.base(), o))
             .collect();
         Ok(self.page(&ordered(items, &q), &q, "/v3/organizations"))
@@ -578,7 +589,12 @@ impl Cx<'_> {
 
     pub(crate) fn list_domains(&self) -> Result<Response, ApiError> {
         let q = self
-            .list_query(&["guids", "names", "organization_guids", "label_selector"], &["created_at", "updated_at"])?;
+            // DomainsListMessage registers `guids` again after ListMessage's, so CC's "Valid
+            // parameters" text names it twice (app/messages/domains_list_message.rb).
+            .list_query(
+                &["guids", "names", "guids", "organization_guids", "label_selector"],
+                &["created_at", "updated_at"],
+            )?;
         let st = self.st();
         let items: Vec<Value> = st
             .domains

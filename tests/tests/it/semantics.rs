@@ -774,3 +774,44 @@ async fn destination_bodies_are_refused_in_ccs_words() {
     );
     assert_eq!(one(&dest, json!({ "protocol": "http2" })).await.json()["protocol"], "http2");
 }
+
+/// Each list's "Valid parameters" text is its message class's `allowed_keys`, in order
+/// (cloud_controller_ng `app/messages/*_list_message.rb`), and the filters it names work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_keys_are_each_message_classes() {
+    let env = Env::new().await;
+    let app = env.cf.add_app(&env.std.space, "a");
+    let q = |m: &str| format!("The query parameter is invalid: {m}");
+    let unknown = |valid: &str| q(&format!("Unknown query parameter(s): 'foo'. Valid parameters are: {valid}"));
+    let base = "'page', 'per_page', 'order_by', 'created_ats', 'updated_ats', 'guids'";
+    assert_eq!(
+        failure(&env.get("/v3/processes?foo=1").await),
+        (
+            400,
+            unknown(&format!(
+                "{base}, 'app_guid', 'types', 'space_guids', 'organization_guids', 'app_guids', 'embed', 'label_selector'"
+            ))
+        )
+    );
+    assert_eq!(
+        failure(&env.get("/v3/domains?foo=1").await),
+        (400, unknown(&format!("{base}, 'names', 'guids', 'organization_guids', 'label_selector'")))
+    );
+    assert_eq!(
+        failure(&env.get("/v3/organizations?foo=1").await),
+        (400, unknown(&format!("{base}, 'names', 'isolation_segment_guid', 'label_selector'")))
+    );
+    assert_eq!(
+        failure(&env.get("/v3/audit_events?foo=1").await),
+        (400, unknown(&format!("{base}, 'types', 'target_guids', 'space_guids', 'organization_guids'")))
+    );
+    let events = env.get("/v3/audit_events?guids=nothing").await;
+    assert_eq!((events.status.as_u16(), events.json()["resources"].clone()), (200, json!([])));
+    // processes_list_message.rb#app_nested_request.
+    assert_eq!(
+        failure(&env.get(&format!("/v3/apps/{}/processes?space_guids=x", app.guid)).await),
+        (400, q("Unknown query parameter(s): 'space_guids'"))
+    );
+    let elsewhere = env.get(&format!("/v3/processes?organization_guids=x&app_guids={}", app.guid)).await.json();
+    assert_eq!(elsewhere["resources"], json!([]));
+}
