@@ -160,7 +160,7 @@ fn parse_requirement(s: &str) -> Option<Requirement> {
         if no_newline(s)
             && s.ends_with(')')
             && let Some(at) = s.find(word)
-            && at + word.len() <= s.len() - 1
+            && at + word.len() < s.len()
         {
             let key = s[..at].to_owned();
             let values = ruby_split(&s[at + word.len()..s.len() - 1]);

@@ -579,21 +579,21 @@ async fn include_adds_ccs_included_resources_and_refuses_unknown_values() {
     let route = env.cf.add_route(&s.space, &s.domain, "shop", "");
     env.cf.map_route(&route, &app.guid, "web", 8080);
 
-    let apps = env.get(&format!("/v3/apps?names=a&include=space.organization")).await.json();
-    assert_eq!(guids_of(&apps["included"], "spaces"), [s.space.clone()]);
-    assert_eq!(guids_of(&apps["included"], "organizations"), [s.org.clone()]);
+    let apps = env.get("/v3/apps?names=a&include=space.organization").await.json();
+    assert_eq!(guids_of(&apps["included"], "spaces"), [s.space.as_str()]);
+    assert_eq!(guids_of(&apps["included"], "organizations"), [s.org.as_str()]);
     let one = env.get(&format!("/v3/apps/{}?include=org", app.guid)).await.json();
-    assert_eq!(guids_of(&one["included"], "organizations"), [s.org.clone()]);
+    assert_eq!(guids_of(&one["included"], "organizations"), [s.org.as_str()]);
     assert!(one["included"].get("spaces").is_none(), "{one}");
     assert!(env.get(&format!("/v3/apps/{}", app.guid)).await.json().get("included").is_none());
 
     let routes = env.get(&format!("/v3/routes?guids={route}&include=domain,space")).await.json();
-    assert_eq!(guids_of(&routes["included"], "domains"), [s.domain.clone()]);
-    assert_eq!(guids_of(&routes["included"], "spaces"), [s.space.clone()]);
+    assert_eq!(guids_of(&routes["included"], "domains"), [s.domain.as_str()]);
+    assert_eq!(guids_of(&routes["included"], "spaces"), [s.space.as_str()]);
     let shown = env.get(&format!("/v3/routes/{route}?include=space.organization")).await.json();
-    assert_eq!(guids_of(&shown["included"], "organizations"), [s.org.clone()]);
+    assert_eq!(guids_of(&shown["included"], "organizations"), [s.org.as_str()]);
     let spaces = env.get(&format!("/v3/spaces?guids={}&include=organization", s.space)).await.json();
-    assert_eq!(guids_of(&spaces["included"], "organizations"), [s.org.clone()]);
+    assert_eq!(guids_of(&spaces["included"], "organizations"), [s.org.as_str()]);
     let by_app = env.get(&format!("/v3/apps/{}/routes?include=domain", app.guid)).await.json();
     assert!(by_app.get("included").is_none(), "index_by_app applies no decorator: {by_app}");
 
