@@ -247,7 +247,7 @@ const SCALAR_KEYS: &[&str] = &["label_selector", "lifecycle_type"];
 
 /// CC's `BaseMessage.to_array!`: `''` is `['']`; otherwise split on `/,\s*/` keeping empty
 /// pieces, each piece `Addressable::URI.unescape`d.
-fn to_array(value: &str) -> Vec<String> {
+pub fn to_array(value: &str) -> Vec<String> {
     value
         .split(',')
         .enumerate()

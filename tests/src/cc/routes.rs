@@ -251,9 +251,7 @@ impl Cx<'_> {
                 unknown.join(", ")
             )));
         }
-        let filter = |key: &str| {
-            pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
-        };
+        let filter = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| crate::pagination::to_array(v));
         let (guids, apps) = (filter("guids"), filter("app_guids"));
         let st = self.st();
         let mut r = self.find_route(&st, g)?.clone();

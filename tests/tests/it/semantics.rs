@@ -773,6 +773,9 @@ async fn destination_bodies_are_refused_in_ccs_words() {
         (422, "Unable to unmap route from destination. Ensure the route has a destination with this guid.".to_owned())
     );
     assert_eq!(one(&dest, json!({ "protocol": "http2" })).await.json()["protocol"], "http2");
+    // RouteDestinationsListMessage splits like every filter (`to_array!`: `/,\s*/`).
+    let listed = env.get(&format!("{path}?app_guids=x,%20{}", a.guid)).await.json();
+    assert_eq!(listed["destinations"].as_array().map(Vec::len), Some(20));
 }
 
 /// Each list's "Valid parameters" text is its message class's `allowed_keys`, in order
