@@ -148,7 +148,9 @@ fn dns_ok(prefix: &str) -> bool {
 
 /// What is wrong with a label or annotation key, in CC's words; `None` when valid.
 pub fn key_error(key: &str) -> Option<String> {
-    if key.is_empty() {
+    // `valid_key_presence?` is Rails' `present?`: blank (empty or all whitespace) is absent.
+    let blank = |s: &str| s.chars().all(char::is_whitespace);
+    if blank(key) {
         return Some("key cannot be empty string".to_owned());
     }
     let name = match key.split_once('/') {
@@ -170,17 +172,18 @@ pub fn key_error(key: &str) -> Option<String> {
         }
         None => key,
     };
-    if name.is_empty() {
+    if blank(name) {
         return Some("key cannot be empty string".to_owned());
     }
-    if name.len() > 63 {
-        return Some(format!("'{}' is greater than 63 characters", abbreviate(name)));
-    }
+    // CC's order (metadata_validator_helper.rb#key_error): characters, ends, then size.
     if !name_chars_ok(name) {
         return Some(format!("'{name}' contains invalid characters"));
     }
     if !ends_ok(name) {
         return Some(format!("'{name}' starts or ends with invalid characters"));
+    }
+    if name.len() > 63 {
+        return Some(format!("'{}' is greater than 63 characters", abbreviate(name)));
     }
     None
 }
@@ -190,14 +193,15 @@ pub fn label_value_error(value: &str) -> Option<String> {
     if value.is_empty() {
         return None;
     }
-    if value.len() > 63 {
-        return Some(format!("'{}' is greater than 63 characters", abbreviate(value)));
-    }
+    // CC's order (metadata_validator_helper.rb#value_error): characters, ends, then size.
     if !name_chars_ok(value) {
         return Some(format!("'{value}' contains invalid characters"));
     }
     if !ends_ok(value) {
         return Some(format!("'{value}' starts or ends with invalid characters"));
+    }
+    if value.len() > 63 {
+        return Some(format!("'{}' is greater than 63 characters", abbreviate(value)));
     }
     None
 }
@@ -224,6 +228,11 @@ mod tests {
         assert!(m.patch(&json!({"annotations": {"k": "a".repeat(5000)}})).is_ok());
         let e = m.patch(&json!({"labels": {"cloudfoundry.org/x": "1"}})).expect_err("reserved");
         assert_eq!(e.detail, "Metadata label key error: prefix 'cloudfoundry.org' is reserved");
+        let e = m.patch(&json!({"labels": {"k": "-bad"}})).expect_err("bad value");
+        assert_eq!(e.detail, "Metadata label value error: '-bad' starts or ends with invalid characters");
+        // A long value with a bad character: CC names the character first.
+        let e = m.patch(&json!({"labels": {"k": format!("{}!", "a".repeat(70))}})).expect_err("bad value");
+        assert_eq!(e.detail, format!("Metadata label value error: '{}!' contains invalid characters", "a".repeat(70)));
         let e = m.patch(&json!({"labels": {"k": "-bad"}})).expect_err("bad value");
         assert_eq!(e.detail, "Metadata label value error: '-bad' starts or ends with invalid characters");
         let many: serde_json::Map<String, Value> = (0..51).map(|i| (format!("l{i}"), json!("v"))).collect();

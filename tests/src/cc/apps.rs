@@ -8,13 +8,26 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{
-    Cx, json_response, ok, ordered, present,
+    Cx, Included, json_response, ok, ordered, present,
     state::{App, AppState, Build, Deployment, Process, Role, State, guid},
     str_at,
 };
-use crate::{clock::now_iso, error::ApiError};
+use crate::{clock::now_iso, error::ApiError, pagination::Rules};
 
 const APP_MANAGERS: &[Role] = &[Role::Developer, Role::Supporter];
+
+/// `AppsListMessage`'s keys in `allowed_keys` order (cloud_controller_ng
+/// `app/messages/apps_list_message.rb`; `guids` from `ListMessage`, `label_selector` appended by
+/// `MetadataListMessage.register_allowed_keys`).
+const APP_KEYS: &[&str] =
+    &["guids", "names", "organization_guids", "space_guids", "stacks", "include", "lifecycle_type", "label_selector"];
+/// `ProcessesListMessage`'s keys (app/messages/processes_list_message.rb); `app_guid` is the
+/// nesting key of `/v3/apps/:guid/processes`. `embed=process_instances` is accepted and not
+/// applied (UNMODELLED: CC embeds the instances).
+const PROCESS_KEYS: &[&str] =
+    &["guids", "app_guid", "types", "space_guids", "organization_guids", "app_guids", "embed", "label_selector"];
+/// `IncludeParamValidator` values of `AppsListMessage` and `AppShowMessage`.
+const APP_INCLUDES: &[&str] = &["space", "org", "space.organization"];
 
 impl Cx<'_> {
     fn find_app<'s>(&self, st: &'s State, g: &str) -> Result<&'s App, ApiError> {
@@ -28,19 +41,8 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_apps(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(
-            &[
-                "guids",
-                "names",
-                "space_guids",
-                "organization_guids",
-                "stacks",
-                "include",
-                "lifecycle_type",
-                "label_selector",
-            ],
-            &["created_at", "updated_at", "name", "state"],
-        )?;
+        let q = self
+            .query(&Rules::list(APP_KEYS, &["created_at", "updated_at", "name", "state"]).with_include(APP_INCLUDES))?;
         let st = self.st();
         let items: Vec<Value> = st
             .apps
@@ -58,12 +60,19 @@ impl Cx<'_> {
             })
             .map(|a| present::app(self.base(), a))
             .collect();
-        Ok(self.page(&ordered(items, &q), &q, "/v3/apps"))
+        drop(st);
+        Ok(self.page_including(&ordered(items, &q), &q, "/v3/apps", Some(Included::Apps)))
     }
 
     pub(crate) fn get_app(&self, g: &str) -> Result<Response, ApiError> {
+        // apps_controller.rb#show validates `AppShowMessage` (400) before it looks the app up.
+        let q = self.query(&Rules::show(&["include"], APP_INCLUDES))?;
         let st = self.st();
-        Ok(ok(present::app(self.base(), self.find_app(&st, g)?)))
+        let mut v = present::app(self.base(), self.find_app(&st, g)?);
+        if let Some(included) = self.included(&st, &q, std::slice::from_ref(&v), Included::Apps) {
+            v["included"] = included;
+        }
+        Ok(ok(v))
     }
 
     pub(crate) fn patch_app(&self, g: &str) -> Result<Response, ApiError> {
@@ -86,7 +95,7 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_app_processes(&self, g: &str) -> Result<Response, ApiError> {
-        let q = self.list_query(&["guids", "types", "label_selector"], &["created_at", "updated_at"])?;
+        let q = self.nested_query(&Rules::list(PROCESS_KEYS, &["created_at", "updated_at"]))?;
         let st = self.st();
         self.find_app(&st, g)?;
         let items: Vec<Value> = st
@@ -100,10 +109,7 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_processes(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(
-            &["guids", "types", "app_guids", "space_guids", "organization_guids", "label_selector"],
-            &["created_at", "updated_at"],
-        )?;
+        let q = self.list_query(PROCESS_KEYS, &["created_at", "updated_at"])?;
         let st = self.st();
         let items: Vec<Value> = st
             .processes
@@ -115,6 +121,7 @@ impl Cx<'_> {
                     && q.allows("types", &p.process_type)
                     && q.allows("app_guids", &p.app_guid)
                     && q.allows("space_guids", &app.space_guid)
+                    && q.allows("organization_guids", st.space(&app.space_guid).map_or("", |s| s.org_guid.as_str()))
                     && q.selects(&p.metadata.labels)
             })
             .map(|p| present::process(self.base(), &st, p))
@@ -263,10 +270,7 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_packages(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(
-            &["guids", "states", "types", "app_guids", "space_guids", "organization_guids", "label_selector"],
-            &["created_at", "updated_at"],
-        )?;
+        let q = self.list_query(super::lists::PACKAGE_KEYS, &["created_at", "updated_at"])?;
         let st = self.st();
         let items: Vec<Value> = st
             .packages
@@ -358,7 +362,16 @@ impl Cx<'_> {
             .iter()
             .find(|d| d.guid == g && st.app(&d.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
             .ok_or_else(|| ApiError::not_found("Droplet"))?;
-        Ok(ok(present::droplet(self.base(), &st, d)))
+        let mut v = present::droplet(self.base(), &st, d);
+        // droplets_controller.rb#show: `show_secrets` only for `can_read_secrets_in_space?`
+        // (admin, admin read-only, Space Developer); others get droplet_presenter.rb's redactions.
+        // (`/v3/apps/:guid/droplets/current` presents with the default, unredacted.)
+        let space = st.app(&d.app_guid).map(|a| a.space_guid.as_str()).unwrap_or("");
+        if !self.actor.read_secrets && !st.roles_in(&self.actor.id, space).contains(&Role::Developer) {
+            v["execution_metadata"] = json!("[PRIVATE DATA HIDDEN]");
+            v["process_types"] = json!({ "redacted_message": "[PRIVATE DATA HIDDEN]" });
+        }
+        Ok(ok(v))
     }
 
     pub(crate) fn create_deployment(&self) -> Result<Response, ApiError> {
@@ -399,35 +412,6 @@ impl Cx<'_> {
         let v = present::deployment(self.base(), &st, &dep);
         st.deployments.push(dep);
         Ok(json_response(StatusCode::CREATED, &v))
-    }
-
-    /// `GET /v3/deployments` with the filters of `DeploymentsListMessage` (`app_guids`, `states`,
-    /// `status_reasons`, `status_values`, `label_selector`; cloud_controller_ng
-    /// `app/messages/deployments_list_message.rb`, `app/fetchers/deployment_list_fetcher.rb`), only
-    /// over apps in spaces the user can read.
-    pub(crate) fn list_deployments(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(
-            &["app_guids", "states", "status_reasons", "status_values", "label_selector"],
-            &["created_at", "updated_at"],
-        )?;
-        let mut st = self.st();
-        st.advance();
-        let no_labels = std::collections::BTreeMap::new();
-        let items: Vec<Value> = st
-            .deployments
-            .iter()
-            .filter(|d| st.app(&d.app_guid).is_some_and(|a| self.can_read_space(&st, &a.space_guid)))
-            .filter(|d| {
-                q.allows("app_guids", &d.app_guid)
-                    && q.allows("states", d.state())
-                    && q.allows("status_reasons", &d.reason)
-                    && q.allows("status_values", d.status_value())
-                    // The double keeps no deployment metadata (presented empty).
-                    && q.selects(&no_labels)
-            })
-            .map(|d| present::deployment(self.base(), &st, d))
-            .collect();
-        Ok(self.page(&ordered(items, &q), &q, "/v3/deployments"))
     }
 
     pub(crate) fn get_deployment(&self, g: &str) -> Result<Response, ApiError> {

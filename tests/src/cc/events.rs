@@ -11,7 +11,9 @@ use crate::error::ApiError;
 impl Cx<'_> {
     pub(crate) fn list_audit_events(&self) -> Result<Response, ApiError> {
         let q = self.list_query(
-            &["types", "target_guids", "space_guids", "organization_guids"],
+            // EventsListMessage (cloud_controller_ng app/messages/events_list_message.rb): `guids`
+            // from ListMessage, then its own keys; no label_selector.
+            &["guids", "types", "target_guids", "space_guids", "organization_guids"],
             &["created_at", "updated_at"],
         )?;
         let st = self.st();
@@ -20,7 +22,8 @@ impl Cx<'_> {
             .iter()
             .filter(|e| self.can_read_space(&st, &e.space_guid))
             .filter(|e| {
-                q.allows("types", e.kind)
+                q.allows("guids", &e.guid)
+                    && q.allows("types", e.kind)
                     && q.allows("target_guids", &e.target.0)
                     && q.allows("space_guids", &e.space_guid)
                     && q.allows("organization_guids", &e.org_guid)

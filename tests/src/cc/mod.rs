@@ -8,6 +8,7 @@
 mod apps;
 mod bindings;
 mod events;
+mod lists;
 pub mod present;
 mod routes;
 pub mod state;
@@ -27,7 +28,7 @@ use crate::{
     error::ApiError,
     faults::Faults,
     jwt::{Claims, Rejection},
-    pagination::{self, ListQuery},
+    pagination::{self, ListQuery, Rules},
     uaa::Uaa,
 };
 use state::{Role, State};
@@ -55,6 +56,9 @@ pub struct Actor {
     pub admin: bool,
     /// `cloud_controller.admin_read_only` or `cloud_controller.global_auditor`: may read everything.
     pub read_all: bool,
+    /// Admin or `cloud_controller.admin_read_only`: may read secrets (`can_read_secrets_globally?`;
+    /// a global auditor may not).
+    pub read_secrets: bool,
     /// May call GET endpoints at all (`cloud_controller.read` or a read-all scope).
     pub read_scope: bool,
     /// May call other methods at all (`cloud_controller.write` or admin).
@@ -71,6 +75,7 @@ impl Actor {
             name: c.user_name.clone().unwrap_or_else(|| c.client_id.clone()),
             admin,
             read_all,
+            read_secrets: admin || c.has_scope("cloud_controller.admin_read_only"),
             read_scope: read_all || c.has_scope("cloud_controller.read"),
             write_scope: admin || c.has_scope("cloud_controller.write"),
         }
@@ -166,6 +171,13 @@ impl Cc {
             ("GET" | "HEAD", ["v3", "apps", g]) => cx.get_app(g),
             ("PATCH", ["v3", "apps", g]) => cx.patch_app(g),
             ("GET" | "HEAD", ["v3", "apps", g, "routes"]) => cx.list_app_routes(g),
+            ("GET" | "HEAD", ["v3", "apps", g, "droplets"]) => cx.list_app_droplets(g),
+            ("GET" | "HEAD", ["v3", "apps", g, "packages"]) => cx.list_app_packages(g),
+            ("GET" | "HEAD", ["v3", "apps", g, "env"]) => cx.app_env(g),
+            ("GET" | "HEAD", ["v3", "builds"]) => cx.list_builds(),
+            ("GET" | "HEAD", ["v3", "deployments"]) => cx.list_deployments(),
+            ("GET" | "HEAD", ["v3", "droplets"]) => cx.list_droplets(),
+            ("GET" | "HEAD", ["v3", "buildpacks"]) => cx.list_buildpacks(),
             ("GET" | "HEAD", ["v3", "apps", g, "processes"]) => cx.list_app_processes(g),
             ("GET" | "HEAD", ["v3", "apps", g, "processes", t]) => cx.get_app_process(g, t),
             ("GET" | "HEAD", ["v3", "apps", g, "processes", t, "stats"]) => cx.app_process_stats(g, t),
@@ -182,7 +194,6 @@ impl Cc {
             ("GET" | "HEAD", ["v3", "builds", g]) => cx.get_build(g),
             ("POST", ["v3", "builds"]) => cx.create_build(),
             ("GET" | "HEAD", ["v3", "droplets", g]) => cx.get_droplet(g),
-            ("GET" | "HEAD", ["v3", "deployments"]) => cx.list_deployments(),
             ("POST", ["v3", "deployments"]) => cx.create_deployment(),
             ("GET" | "HEAD", ["v3", "deployments", g]) => cx.get_deployment(g),
             ("POST", ["v3", "deployments", g, "actions", "cancel"]) => cx.cancel_deployment(g),
@@ -212,20 +223,21 @@ impl Cc {
         let get = m == Method::GET || m == Method::HEAD;
         let (post, patch, delete) = (m == Method::POST, m == Method::PATCH, m == Method::DELETE);
         match segs {
-            ["v3", "organizations" | "spaces" | "domains" | "processes" | "packages"] => get,
+            ["v3", "organizations" | "spaces" | "domains" | "processes" | "packages" | "droplets" | "buildpacks"] => {
+                get
+            }
             ["v3", "organizations" | "spaces" | "domains" | "jobs" | "packages" | "droplets", _] => get,
             ["v3", "apps" | "audit_events" | "service_route_bindings"] => get,
             ["v3", "service_route_bindings", _] => get,
             ["v3", "apps", _] => get || patch,
-            ["v3", "apps", _, "routes" | "processes"] => get,
+            ["v3", "apps", _, "routes" | "processes" | "droplets" | "packages" | "env"] => get,
             ["v3", "apps", _, "processes", _] | ["v3", "apps", _, "processes", _, "stats"] => get,
             ["v3", "apps", _, "droplets", "current"] => get,
             ["v3", "apps", _, "relationships", "current_droplet"] => get || patch,
             ["v3", "apps", _, "actions", "start" | "stop" | "restart"] => post,
             ["v3", "processes", _] | ["v3", "processes", _, "stats"] => get,
             ["v3", "processes", _, "actions", "scale"] => post,
-            ["v3", "builds"] => post,
-            ["v3", "deployments"] => get || post,
+            ["v3", "builds"] | ["v3", "deployments"] => get || post,
             ["v3", "builds" | "deployments", _] => get,
             ["v3", "deployments", _, "actions", "cancel"] => post,
             ["v3", "routes"] => get || post,
@@ -330,6 +342,20 @@ impl Cc {
     }
 }
 
+/// Whose decorators an `include` selects (see [`Cx::included`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Included {
+    Apps,
+    Routes,
+    Spaces,
+}
+
+/// `SpacesListMessage` (cloud_controller_ng `app/messages/spaces_list_message.rb`): `guids` from
+/// `ListMessage`, its own keys, `label_selector` from `MetadataListMessage`.
+const SPACE_KEYS: &[&str] = &["guids", "names", "organization_guids", "include", "label_selector"];
+/// `IncludeParamValidator` values of `SpacesListMessage` and `SpaceShowMessage`.
+const SPACE_INCLUDES: &[&str] = &["org", "organization"];
+
 /// A handler's context.
 pub(crate) struct Cx<'a> {
     pub(crate) cc: &'a Arc<Cc>,
@@ -389,20 +415,133 @@ impl Cx<'_> {
         Ok(())
     }
 
+    /// Parses the query as `rules`' message class would; errors are 400 CF-BadQueryParameter
+    /// (`invalid_param!`, as every list and most show actions call it).
+    pub(crate) fn query(&self, rules: &Rules<'_>) -> Result<ListQuery, ApiError> {
+        pagination::check(self.call.query.as_deref(), rules).map_err(|e| ApiError::bad_query(&e.join(", ")))
+    }
+
     /// A paginated list response.
     pub(crate) fn page(&self, items: &[Value], q: &ListQuery, path: &str) -> Response {
+        self.page_including(items, q, path, None)
+    }
+
+    /// A paginated list response with the `included` object of `kind`'s decorators.
+    pub(crate) fn page_including(
+        &self,
+        items: &[Value],
+        q: &ListQuery,
+        path: &str,
+        kind: Option<Included>,
+    ) -> Response {
         let (resources, pagination) = pagination::paginate(items, q, self.base(), path);
-        ok(json!({ "pagination": pagination, "resources": resources }))
+        let included = kind.and_then(|k| self.included(&self.st(), q, &resources, k));
+        let mut v = json!({ "pagination": pagination, "resources": resources });
+        if let Some(included) = included {
+            v["included"] = included;
+        }
+        ok(v)
+    }
+
+    /// The `included` object CC's decorators add for `resources`, or `None` when `include` names
+    /// none of them. Each decorator reads what it needs from the presented resources'
+    /// relationships, as CC's read the models:
+    /// - `IncludeRouteDomainDecorator` (`domain`): the routes' domains, ordered by name;
+    /// - `IncludeSpaceDecorator` (`space`, `space.organization`): the resources' spaces the caller
+    ///   may read (an org auditor sees routes, not their spaces), by creation;
+    /// - `IncludeOrganizationDecorator` (`org`, `space.organization`): the orgs of those spaces,
+    ///   readable or not, by creation;
+    /// - `IncludeSpaceOrganizationDecorator` (spaces: `org`, `organization`): the spaces' orgs;
+    /// - `IncludeRoutePoliciesDecorator` (`route_policies`): the double has no route policies.
+    ///
+    /// (cloud_controller_ng `app/decorators/include_*_decorator.rb`; which decorators an action
+    /// applies: `apps_controller.rb#index/#show`, `routes_controller.rb#index/#show`,
+    /// `spaces_controller.rb#index/#show`; `routes_controller.rb#index_by_app` applies none.)
+    pub(crate) fn included(&self, st: &State, q: &ListQuery, resources: &[Value], kind: Included) -> Option<Value> {
+        let guids = |pointer: &str| {
+            let mut out: Vec<&str> = Vec::new();
+            for r in resources {
+                if let Some(g) = str_at(r, pointer)
+                    && !out.contains(&g)
+                {
+                    out.push(g);
+                }
+            }
+            out
+        };
+        let mut included = Map::new();
+        if kind == Included::Routes && q.includes(&["domain"]) {
+            let wanted = guids("/relationships/domain/data/guid");
+            let mut domains: Vec<&state::Domain> =
+                st.domains.iter().filter(|d| wanted.contains(&d.guid.as_str())).collect();
+            domains.sort_by(|a, b| a.name.cmp(&b.name));
+            included.insert(
+                "domains".to_owned(),
+                Value::Array(domains.into_iter().map(|d| present::domain(self.base(), d)).collect()),
+            );
+        }
+        if kind != Included::Spaces {
+            let space_guids = guids("/relationships/space/data/guid");
+            if q.includes(&["space", "space.organization"]) {
+                let spaces: Vec<Value> = st
+                    .spaces
+                    .iter()
+                    .filter(|s| space_guids.contains(&s.guid.as_str()) && self.can_read_space(st, &s.guid))
+                    .map(|s| present::space(self.base(), s))
+                    .collect();
+                included.insert("spaces".to_owned(), Value::Array(spaces));
+            }
+            if q.includes(&["org", "space.organization"]) {
+                let orgs: Vec<&str> = st
+                    .spaces
+                    .iter()
+                    .filter(|s| space_guids.contains(&s.guid.as_str()))
+                    .map(|s| s.org_guid.as_str())
+                    .collect();
+                let orgs: Vec<Value> = st
+                    .orgs
+                    .iter()
+                    .filter(|o| orgs.contains(&o.guid.as_str()))
+                    .map(|o| present::org(self.base(), o))
+                    .collect();
+                included.insert("organizations".to_owned(), Value::Array(orgs));
+            }
+        }
+        if kind == Included::Spaces && q.includes(&["org", "organization"]) {
+            let wanted = guids("/relationships/organization/data/guid");
+            let orgs: Vec<Value> = st
+                .orgs
+                .iter()
+                .filter(|o| wanted.contains(&o.guid.as_str()))
+                .map(|o| present::org(self.base(), o))
+                .collect();
+            included.insert("organizations".to_owned(), Value::Array(orgs));
+        }
+        if kind == Included::Routes && q.includes(&["route_policies"]) {
+            included.insert("route_policies".to_owned(), Value::Array(Vec::new()));
+        }
+        (!included.is_empty()).then_some(Value::Object(included))
     }
 
     pub(crate) fn list_orgs(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(&["guids", "names", "label_selector"], &["created_at", "updated_at", "name"])?;
+        // OrgsListMessage (app/messages/orgs_list_message.rb); `isolation_segment_guid` is the
+        // nesting key of /v3/isolation_segments/:guid/organizations, and the double has no
+        // isolation segments, so it selects no org.
+        let q = self.list_query(
+            &["guids", "names", "isolation_segment_guid", "label_selector"],
+            &["created_at", "updated_at", "name"],
+        )?;
         let st = self.st();
         let items: Vec<Value> = st
             .orgs
             .iter()
             .filter(|o| self.can_read_org(&st, &o.guid))
-            .filter(|o| q.allows("guids", &o.guid) && q.allows("names", &o.name) && q.selects(&o.metadata.labels))
+            .filter(|o| {
+                q.allows("guids", &o.guid)
+                    && q.allows("names", &o.name)
+                    && !q.filters.contains_key("isolation_segment_guid")
+                    && q.selects(&o.metadata.labels)
+            })
             .map(|o| present::org(self.base(), o))
             .collect();
         Ok(self.page(&ordered(items, &q), &q, "/v3/organizations"))
@@ -416,10 +555,8 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_spaces(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(
-            &["guids", "names", "organization_guids", "include", "label_selector"],
-            &["created_at", "updated_at", "name"],
-        )?;
+        let q =
+            self.query(&Rules::list(SPACE_KEYS, &["created_at", "updated_at", "name"]).with_include(SPACE_INCLUDES))?;
         let st = self.st();
         let items: Vec<Value> = st
             .spaces
@@ -433,14 +570,21 @@ impl Cx<'_> {
             })
             .map(|s| present::space(self.base(), s))
             .collect();
-        Ok(self.page(&ordered(items, &q), &q, "/v3/spaces"))
+        drop(st);
+        Ok(self.page_including(&ordered(items, &q), &q, "/v3/spaces", Some(Included::Spaces)))
     }
 
     pub(crate) fn get_space(&self, g: &str) -> Result<Response, ApiError> {
         let st = self.st();
         let s =
             st.space(g).filter(|s| self.can_read_space(&st, &s.guid)).ok_or_else(|| ApiError::not_found("Space"))?;
-        Ok(ok(present::space(self.base(), s)))
+        // spaces_controller.rb#show looks the space up before it validates the query.
+        let q = self.query(&Rules::show(&["include"], SPACE_INCLUDES))?;
+        let mut v = present::space(self.base(), s);
+        if let Some(included) = self.included(&st, &q, std::slice::from_ref(&v), Included::Spaces) {
+            v["included"] = included;
+        }
+        Ok(ok(v))
     }
 
     pub(crate) fn domain_visible(&self, st: &State, d: &state::Domain) -> bool {
@@ -449,7 +593,12 @@ impl Cx<'_> {
 
     pub(crate) fn list_domains(&self) -> Result<Response, ApiError> {
         let q = self
-            .list_query(&["guids", "names", "organization_guids", "label_selector"], &["created_at", "updated_at"])?;
+            // DomainsListMessage registers `guids` again after ListMessage's, so CC's "Valid
+            // parameters" text names it twice (app/messages/domains_list_message.rb).
+            .list_query(
+                &["guids", "names", "guids", "organization_guids", "label_selector"],
+                &["created_at", "updated_at"],
+            )?;
         let st = self.st();
         let items: Vec<Value> = st
             .domains
@@ -459,7 +608,7 @@ impl Cx<'_> {
                 q.allows("guids", &d.guid)
                     && q.allows("names", &d.name)
                     && q.list("organization_guids")
-                        .is_none_or(|orgs| d.org_guid.as_deref().is_some_and(|o| orgs.contains(&o)))
+                        .is_none_or(|orgs| d.org_guid.as_ref().is_some_and(|o| orgs.contains(o)))
                     && q.selects(&d.metadata.labels)
             })
             .map(|d| present::domain(self.base(), d))

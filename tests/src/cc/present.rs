@@ -301,6 +301,22 @@ pub fn package(base: &str, p: &Package) -> Value {
     })
 }
 
+/// The double's one buildpack (`app/presenters/v3/buildpack_presenter.rb`; the docs'
+/// `_buildpacks.erb` shape), the one its buildpack apps stage with.
+pub fn buildpack(base: &str) -> Value {
+    let g = "8a7b6c5d-0000-4000-8000-000000000001";
+    json!({
+        "guid": g, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+        "name": "binary_buildpack", "state": "READY", "filename": "binary_buildpack-cflinuxfs4-v1.1.0.zip",
+        "stack": "cflinuxfs4", "position": 1, "lifecycle": "buildpack", "enabled": true, "locked": false,
+        "metadata": { "labels": {}, "annotations": {} },
+        "links": {
+            "self": href(format!("{base}/v3/buildpacks/{g}")),
+            "upload": { "href": format!("{base}/v3/buildpacks/{g}/upload"), "method": "POST" },
+        },
+    })
+}
+
 /// A build; `droplet` is null until staged.
 pub fn build(base: &str, b: &Build) -> Value {
     let g = &b.guid;

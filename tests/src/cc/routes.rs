@@ -7,17 +7,23 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::{
-    Cx, json_response, ok, ordered, present,
-    state::{DEFAULT_HTTP_PORT, Destination, Lifecycle, Role, Route, State, guid},
+    Cx, Included, json_response, ok, ordered, present,
+    state::{self, DEFAULT_HTTP_PORT, Destination, Lifecycle, Role, Route, State, guid},
     str_at,
 };
-use crate::{clock::now_iso, error::ApiError, metadata::Metadata};
+use crate::{clock::now_iso, error::ApiError, metadata::Metadata, pagination::Rules};
 
 /// At most this many destinations per route.
 pub(crate) const MAX_DESTINATIONS: usize = 100;
 
+/// At most this many destinations per `app` object in one destinations request
+/// (route_update_destinations_message.rb: "must have at most 10 exposed ports.").
+pub(crate) const MAX_PORTS_PER_APP: usize = 10;
+
 const ROUTE_WRITERS: &[Role] = &[Role::Developer, Role::Supporter];
 
+/// `RoutesListMessage`'s keys after `guids`, in `allowed_keys` order (cloud_controller_ng
+/// `app/messages/routes_list_message.rb`).
 const ROUTE_LIST_KEYS: &[&str] = &[
     "guids",
     "hosts",
@@ -31,6 +37,19 @@ const ROUTE_LIST_KEYS: &[&str] = &[
     "ports",
     "service_instance_guids",
 ];
+
+/// `IncludeParamValidator` values of `RoutesListMessage` and `RouteShowMessage`.
+const ROUTE_INCLUDES: &[&str] = &["domain", "space", "space.organization", "route_policies"];
+
+/// `RoutesListMessage` is a plain `ListMessage`: it accepts `label_selector` but has no
+/// `LabelSelectorRequirementValidator`, so a selector CC cannot parse reaches the fetcher.
+const ROUTE_LIST: Rules<'static> = Rules {
+    keys: ROUTE_LIST_KEYS,
+    order_by: &["created_at", "updated_at"],
+    include: ROUTE_INCLUDES,
+    selector_validated: false,
+    paginated: true,
+};
 
 /// A destination as requested, before defaults.
 #[derive(Debug, Clone)]
@@ -51,45 +70,6 @@ impl Cx<'_> {
         st.route(g).filter(|r| self.route_visible(st, r)).ok_or_else(|| ApiError::not_found("Route"))
     }
 
-    fn with_includes(&self, st: &State, routes: &[&Route], include: Option<&str>, v: &mut Value) {
-        let Some(include) = include else { return };
-        let mut included = serde_json::Map::new();
-        for what in include.split(',') {
-            match what {
-                "domain" => {
-                    let mut guids: Vec<&str> = routes.iter().map(|r| r.domain_guid.as_str()).collect();
-                    guids.dedup();
-                    let ds: Vec<Value> = st
-                        .domains
-                        .iter()
-                        .filter(|d| guids.contains(&d.guid.as_str()))
-                        .map(|d| present::domain(self.base(), d))
-                        .collect();
-                    included.insert("domains".to_owned(), json!(ds));
-                }
-                "space" | "space.organization" => {
-                    let spaces: Vec<&super::state::Space> =
-                        st.spaces.iter().filter(|s| routes.iter().any(|r| r.space_guid == s.guid)).collect();
-                    included.insert(
-                        "spaces".to_owned(),
-                        json!(spaces.iter().map(|s| present::space(self.base(), s)).collect::<Vec<_>>()),
-                    );
-                    if what == "space.organization" {
-                        let orgs: Vec<Value> = st
-                            .orgs
-                            .iter()
-                            .filter(|o| spaces.iter().any(|s| s.org_guid == o.guid))
-                            .map(|o| present::org(self.base(), o))
-                            .collect();
-                        included.insert("organizations".to_owned(), json!(orgs));
-                    }
-                }
-                _ => {}
-            }
-        }
-        v["included"] = Value::Object(included);
-    }
-
     fn routes_matching(&self, st: &State, q: &crate::pagination::ListQuery, app: Option<&str>) -> Vec<Route> {
         st.routes
             .iter()
@@ -102,19 +82,16 @@ impl Cx<'_> {
                     && q.allows("domain_guids", &r.domain_guid)
                     && q.allows("organization_guids", org)
                     && q.list("space_guids").is_none_or(|spaces| {
-                        spaces.contains(&r.space_guid.as_str())
-                            || r.shared_spaces.iter().any(|s| spaces.contains(&s.as_str()))
+                        spaces.contains(&r.space_guid) || r.shared_spaces.iter().any(|s| spaces.contains(s))
                     })
-                    && q.list("ports")
-                        .is_none_or(|ports| r.port.is_some_and(|p| ports.contains(&p.to_string().as_str())))
-                    && q.list("app_guids")
-                        .is_none_or(|apps| r.destinations.iter().any(|d| apps.contains(&d.app_guid.as_str())))
+                    && q.list("ports").is_none_or(|ports| r.port.is_some_and(|p| ports.contains(&p.to_string())))
+                    && q.list("app_guids").is_none_or(|apps| r.destinations.iter().any(|d| apps.contains(&d.app_guid)))
                     && app.is_none_or(|a| r.destinations.iter().any(|d| d.app_guid == a))
                     && q.list("service_instance_guids").is_none_or(|instances| {
                         // `RouteFetcher`: routes bound to one of the instances.
                         st.route_bindings
                             .iter()
-                            .any(|b| b.route_guid == r.guid && instances.contains(&b.service_instance_guid.as_str()))
+                            .any(|b| b.route_guid == r.guid && instances.contains(&b.service_instance_guid))
                     })
                     && q.selects(&r.metadata.labels)
             })
@@ -123,37 +100,47 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_routes(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(ROUTE_LIST_KEYS, &["created_at", "updated_at"])?;
+        let q = self.query(&ROUTE_LIST)?;
+        if q.selector_unparsable {
+            return Err(ApiError::unknown());
+        }
         let st = self.st();
-        let routes = self.routes_matching(&st, &q, None);
-        let items: Vec<Value> = routes.iter().map(|r| present::route(self.base(), &st, r)).collect();
-        let items = ordered(items, &q);
-        let (resources, pagination) = crate::pagination::paginate(&items, &q, self.base(), "/v3/routes");
-        let mut v = json!({ "pagination": pagination, "resources": resources });
-        let shown: Vec<&Route> =
-            routes.iter().filter(|r| resources.iter().any(|x| x["guid"] == r.guid.as_str())).collect();
-        self.with_includes(&st, &shown, q.filters.get("include").map(String::as_str), &mut v);
-        Ok(ok(v))
+        let items: Vec<Value> =
+            self.routes_matching(&st, &q, None).iter().map(|r| present::route(self.base(), &st, r)).collect();
+        drop(st);
+        Ok(self.page_including(&ordered(items, &q), &q, "/v3/routes", Some(Included::Routes)))
     }
 
     pub(crate) fn list_app_routes(&self, app_guid: &str) -> Result<Response, ApiError> {
-        let q = self.list_query(ROUTE_LIST_KEYS, &["created_at", "updated_at"])?;
+        // routes_controller.rb#index_by_app merges `app_guids: <guid>` into the query (so it
+        // replaces one sent, and shows in the pagination hrefs), validates `include` but applies
+        // no decorator.
+        let mut q = self.query(&ROUTE_LIST)?;
+        q.filters.insert("app_guids".to_owned(), app_guid.to_owned());
         let st = self.st();
         st.app(app_guid)
             .filter(|a| self.can_read_space(&st, &a.space_guid))
             .ok_or_else(|| ApiError::not_found("App"))?;
-        // `include` is accepted but not applied on this endpoint (CC `index_by_app` has no decorators).
+        if q.selector_unparsable {
+            return Err(ApiError::unknown());
+        }
         let items: Vec<Value> =
             self.routes_matching(&st, &q, Some(app_guid)).iter().map(|r| present::route(self.base(), &st, r)).collect();
         Ok(self.page(&ordered(items, &q), &q, &format!("/v3/apps/{app_guid}/routes")))
     }
 
     pub(crate) fn get_route(&self, g: &str) -> Result<Response, ApiError> {
-        let q = crate::pagination::parse(self.call.query.as_deref(), &["include"], &[])?;
+        // routes_controller.rb#show: `RouteShowMessage` (keys `guid`, `include`) fails with
+        // `unprocessable!` (422), not 400, and before the route is looked up.
+        let q =
+            crate::pagination::check(self.call.query.as_deref(), &Rules::show(&["guid", "include"], ROUTE_INCLUDES))
+                .map_err(|e| ApiError::unprocessable(e.join(", ")))?;
         let st = self.st();
         let r = self.find_route(&st, g)?;
         let mut v = present::route(self.base(), &st, r);
-        self.with_includes(&st, &[r], q.filters.get("include").map(String::as_str), &mut v);
+        if let Some(included) = self.included(&st, &q, std::slice::from_ref(&v), Included::Routes) {
+            v["included"] = included;
+        }
         Ok(ok(v))
     }
 
@@ -269,9 +256,7 @@ impl Cx<'_> {
                 unknown.join(", ")
             )));
         }
-        let filter = |key: &str| {
-            pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
-        };
+        let filter = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| crate::pagination::to_array(v));
         let (guids, apps) = (filter("guids"), filter("app_guids"));
         let st = self.st();
         let mut r = self.find_route(&st, g)?.clone();
@@ -294,8 +279,15 @@ impl Cx<'_> {
         if list.len() < min || list.len() > MAX_DESTINATIONS {
             return Err(range_error());
         }
+        // app/messages/route_update_destinations_message.rb#validate_destination_contents: only
+        // "not an object", "no app" and "other keys" skip a destination; otherwise the app, weight,
+        // port and protocol checks each add their own error. Every destination that gets that far
+        // counts towards its `app` object's ports (the `app` hash as sent is the key, so
+        // `{"guid": g}` and `{"guid": g, "process": …}` count apart), and more than 10 adds one
+        // "Process must have at most 10 exposed ports." after the per-destination errors.
         let mut errors = Vec::new();
         let mut specs = Vec::new();
+        let mut ports_per_app: Vec<(&Value, usize)> = Vec::new();
         for (i, d) in list.iter().enumerate() {
             let e = |m: &str| format!("Destinations[{i}]: {m}");
             let Some(obj) = d.as_object() else {
@@ -310,57 +302,71 @@ impl Cx<'_> {
                 errors.push(e("must have only \"app\" and optionally \"weight\", \"port\" or \"protocol\"."));
                 continue;
             }
-            let app_guid = app.get("guid").and_then(Value::as_str);
-            let app_ok = app.as_object().is_some_and(|a| a.keys().all(|k| k == "guid" || k == "process"));
-            let Some(app_guid) = app_guid.filter(|_| app_ok) else {
-                errors.push(e("app must have the structure {\"guid\": \"app_guid\"}"));
-                continue;
+            match ports_per_app.iter_mut().find(|(a, _)| *a == app) {
+                Some((_, n)) => *n += 1,
+                None => ports_per_app.push((app, 1)),
+            }
+            let mut valid = true;
+            let mut fail = |m: &str| {
+                errors.push(e(m));
+                valid = false;
             };
-            let process_type = match app.get("process") {
-                None => "web".to_owned(),
-                Some(p) => match p.get("type").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                    Some(t) if p.as_object().is_some_and(|o| o.len() == 1) => t.to_owned(),
+            // #validate_app: a guid of 1 to 199 characters; other keys in `app` are not checked.
+            let app_guid = app.get("guid").and_then(Value::as_str).filter(|g| (1..200).contains(&g.chars().count()));
+            let process_type = match (app_guid, app.get("process")) {
+                (None, _) => {
+                    fail("app must have the structure {\"guid\": \"app_guid\"}");
+                    None
+                }
+                (Some(_), None | Some(Value::Null)) => Some("web".to_owned()),
+                (Some(_), Some(p)) => match p.as_object().filter(|o| o.len() == 1).and_then(|o| o.get("type")) {
+                    Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
                     _ => {
-                        errors.push(e("process must have the structure {\"type\": \"process_type\"}"));
-                        continue;
+                        fail("process must have the structure {\"type\": \"process_type\"}");
+                        None
                     }
                 },
             };
-            let port = match obj.get("port") {
-                None | Some(Value::Null) => None,
-                Some(p) => {
-                    match p.as_u64().filter(|p| (1024..=65535).contains(p)).and_then(|p| u16::try_from(p).ok()) {
-                        Some(p) => Some(p),
-                        None => {
-                            errors.push(e("port must be a positive integer between 1024 and 65535 inclusive."));
-                            continue;
-                        }
+            // `return unless weight` / `port` / `protocol`: null and false are "not given".
+            let given = |k: &str| obj.get(k).filter(|v| !matches!(v, Value::Null | Value::Bool(false)));
+            let weight = match given("weight") {
+                None => None,
+                Some(_) if !replace => {
+                    fail("weighted destinations can only be used when replacing all destinations.");
+                    None
+                }
+                Some(w) => {
+                    let w = w.as_u64().filter(|w| (1..=100).contains(w)).and_then(|w| u32::try_from(w).ok());
+                    if w.is_none() {
+                        fail("weight must be a positive integer between 1 and 100.");
                     }
+                    w
                 }
             };
-            let protocol = match obj.get("protocol") {
-                None | Some(Value::Null) => None,
+            let port = match given("port") {
+                None => None,
+                Some(p) => {
+                    let p = p.as_u64().filter(|p| (1024..=65535).contains(p)).and_then(|p| u16::try_from(p).ok());
+                    if p.is_none() {
+                        fail("port must be a positive integer between 1024 and 65535 inclusive.");
+                    }
+                    p
+                }
+            };
+            let protocol = match given("protocol") {
+                None => None,
                 Some(Value::String(p)) if ["http1", "http2", "tcp"].contains(&p.as_str()) => Some(p.clone()),
                 Some(_) => {
-                    errors.push(e("protocol must be 'http1', 'http2' or 'tcp'."));
-                    continue;
+                    fail("protocol must be 'http1', 'http2' or 'tcp'.");
+                    None
                 }
             };
-            let weight = match obj.get("weight") {
-                None | Some(Value::Null) => None,
-                Some(_) if !replace => {
-                    errors.push(e("weighted destinations can only be used when replacing all destinations."));
-                    continue;
-                }
-                Some(w) => match w.as_u64().filter(|w| (1..=100).contains(w)).and_then(|w| u32::try_from(w).ok()) {
-                    Some(w) => Some(w),
-                    None => {
-                        errors.push(e("weight must be a positive integer between 1 and 100."));
-                        continue;
-                    }
-                },
-            };
-            specs.push(Spec { app_guid: app_guid.to_owned(), process_type, port, protocol, weight });
+            if let (true, Some(app_guid), Some(process_type)) = (valid, app_guid, process_type) {
+                specs.push(Spec { app_guid: app_guid.to_owned(), process_type, port, protocol, weight });
+            }
+        }
+        if ports_per_app.iter().any(|(_, n)| *n > MAX_PORTS_PER_APP) {
+            errors.push(format!("Process must have at most {MAX_PORTS_PER_APP} exposed ports."));
         }
         if errors.is_empty() && replace {
             let weighted = specs.iter().filter(|s| s.weight.is_some()).count();
@@ -417,15 +423,8 @@ impl Cx<'_> {
 
     fn materialise(st: &State, route: &Route, s: &Spec) -> Result<Destination, ApiError> {
         let tcp = st.domain(&route.domain_guid).is_some_and(|d| d.router_group.is_some());
-        let default_protocol = if tcp { "tcp" } else { "http1" };
-        let protocol = s.protocol.clone().unwrap_or_else(|| default_protocol.to_owned());
-        if tcp != (protocol == "tcp") {
-            return Err(ApiError::unprocessable(format!(
-                "Destination protocol must be '{}' if the parent route's protocol is '{}'",
-                if tcp { "tcp" } else { "http1 or http2" },
-                if tcp { "tcp" } else { "http" }
-            )));
-        }
+        // update_route_destinations.rb#update_protocol: the route's default when none is given.
+        let protocol = s.protocol.clone().unwrap_or_else(|| if tcp { "tcp" } else { "http1" }.to_owned());
         let now = now_iso();
         Ok(Destination {
             guid: guid(),
@@ -440,6 +439,17 @@ impl Cx<'_> {
             weight: s.weight,
             created_at: now.clone(),
             updated_at: now,
+        })
+    }
+
+    /// update_route_destinations.rb#validate_protocol_matches!, which `#update` runs for each
+    /// destination it is about to add (so only after the cap, duplicate and existing checks).
+    fn protocol_mismatch(st: &State, route: &Route, d: &Destination) -> Option<String> {
+        let route_protocol = st.domain(&route.domain_guid).map_or("http", state::Domain::protocol);
+        let wanted = if d.protocol == "tcp" { "tcp" } else { "http" };
+        (route_protocol != wanted).then(|| {
+            let options = if route_protocol == "tcp" { "tcp" } else { "http1, http2" };
+            format!("Cannot use '{}' protocol for {route_protocol} routes; valid options are: [{options}].", d.protocol)
         })
     }
 
@@ -485,6 +495,9 @@ impl Cx<'_> {
                 // Same (app, process, port): CC silently skips it, which makes insert idempotent.
                 continue;
             }
+            if let Some(e) = Self::protocol_mismatch(&st, &route, &d) {
+                return Err(ApiError::unprocessable(e));
+            }
             all.push(d);
         }
         st.map_destinations(g, all, (&self.actor.id, &self.actor.name));
@@ -499,12 +512,16 @@ impl Cx<'_> {
         let route = self.route_for_destinations(&st, g, &specs)?;
         let mut wanted = Vec::new();
         for s in &specs {
-            // CC lets a protocol mismatch escape as an unhandled error here (500), unlike insert.
-            let d = Self::materialise(&st, &route, s).map_err(|_| ApiError::unknown())?;
+            let d = Self::materialise(&st, &route, s)?;
             if wanted.iter().any(|w: &Destination| w.same_mapping(&d)) {
                 return Err(ApiError::unprocessable("Destinations cannot contain duplicate entries"));
             }
             wanted.push(d);
+        }
+        // The protocol check raises UpdateRouteDestinations::Error inside #update, which
+        // routes_controller.rb#replace_destinations does not rescue (only duplicates): a 500.
+        if wanted.iter().any(|w| Self::protocol_mismatch(&st, &route, w).is_some()) {
+            return Err(ApiError::unknown());
         }
         // Unchanged destinations keep their guid; only the difference is added and removed.
         let new: Vec<Destination> = wanted
@@ -537,20 +554,43 @@ impl Cx<'_> {
         Ok(r)
     }
 
+    /// routes_controller.rb#update_destination: `RouteDestinationUpdateMessage` (422 "Destination
+    /// protocol must be …"), route (404), permission (403), a destination of this route (422, the
+    /// unmap text), then route_destination_update.rb#validate_protocol_matches_route!, which also
+    /// refuses a body without `protocol` on a TCP route.
     pub(crate) fn update_destination(&self, g: &str, d: &str) -> Result<Response, ApiError> {
         let body = Value::Object(self.body(&["protocol"])?);
         let protocol = match body.get("protocol") {
-            Some(Value::String(p)) if p == "http1" || p == "http2" => p.clone(),
-            _ => return Err(ApiError::unprocessable("Protocol must be 'http1' or 'http2'.")),
+            None => None,
+            Some(Value::String(p)) if ["http1", "http2", "tcp"].contains(&p.as_str()) => Some(p.clone()),
+            Some(_) => return Err(ApiError::unprocessable("Destination protocol must be 'http1', 'http2' or 'tcp'.")),
         };
         let mut st = self.st();
         let route = self.find_route(&st, g)?.clone();
         self.require_write(&st, &route.space_guid, ROUTE_WRITERS)?;
+        if !route.destinations.iter().any(|x| x.guid == d) {
+            return Err(ApiError::unprocessable(
+                "Unable to unmap route from destination. Ensure the route has a destination with this guid.",
+            ));
+        }
+        let tcp = st.domain(&route.domain_guid).is_some_and(|x| x.router_group.is_some());
+        if tcp && protocol.as_deref() != Some("tcp") {
+            return Err(ApiError::unprocessable(
+                "Destination protocol must be 'tcp' if the parent route's protocol is 'tcp'",
+            ));
+        }
+        if !tcp && protocol.as_deref() == Some("tcp") {
+            return Err(ApiError::unprocessable(
+                "Destination protocol must be 'http1' or 'http2' if the parent route's protocol is 'http'",
+            ));
+        }
         let Some(r) = st.route_mut(g) else { return Err(ApiError::not_found("Route")) };
         let Some(dest) = r.destinations.iter_mut().find(|x| x.guid == d) else {
-            return Err(ApiError::not_found("Destination"));
+            return Err(ApiError::not_found("Route"));
         };
-        dest.protocol = protocol;
+        if let Some(p) = protocol {
+            dest.protocol = p;
+        }
         dest.updated_at = now_iso();
         let dest = dest.clone();
         let mut v = present::destination(&st, &dest);

@@ -325,3 +325,120 @@ async fn router_errors_are_gorouters() {
         "503 Service Unavailable: Requested route ('shop.apps.example.com') has no available endpoints.\n"
     );
 }
+
+/// The list endpoints around staging and the app's environment, against the docs' examples:
+/// `GET /v3/builds`, `/v3/deployments`, `/v3/droplets`, `/v3/buildpacks`,
+/// `/v3/apps/:guid/droplets`, `/v3/apps/:guid/packages` and `/v3/apps/:guid/env`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_lists_and_env_have_the_docs_shape() {
+    let env = Env::with(tests::Options {
+        staging_time: Duration::from_millis(50),
+        deployment_time: Duration::from_secs(60),
+        ..Default::default()
+    })
+    .await;
+    let s = &env.std;
+    let app = env.cf.add_app_with(&s.space, "my_app", 1, true);
+    let route = env.cf.add_route(&s.space, &s.domain, "my-app", "");
+    env.cf.map_route(&route, &app.guid, "web", 8080);
+    let build = env.send(Method::POST, "/v3/builds", &json!({ "package": { "guid": app.package } })).await;
+    assert_eq!(build.status, 201, "{}", build.text());
+    let deployment = env
+        .send(Method::POST, "/v3/deployments", &json!({ "relationships": { "app": { "data": { "guid": app.guid } } } }))
+        .await;
+    assert_eq!(deployment.status, 201, "{}", deployment.text());
+    let g = &app.guid;
+
+    let failures: Vec<String> = [
+        check("builds__paginated_list_of_builds", &env.get(&format!("/v3/builds?app_guids={g}")).await.json(), &[]),
+        check(
+            "deployments__paginated_list_of_deployments",
+            &env.get(&format!("/v3/deployments?app_guids={g}")).await.json(),
+            &[
+                // The list example predates the fields the single example has (links.cancel,
+                // links.continue, options.*), and CC 3.228's failure reason.
+                "extra $.resources[].links.cancel",
+                "extra $.resources[].links.continue",
+                "extra $.resources[].options.disk_in_mb",
+                "extra $.resources[].options.log_rate_limit_in_bytes_per_second",
+                "extra $.resources[].options.memory_in_mb",
+                "extra $.resources[].options.web_instances",
+                "extra $.resources[].status.details.error",
+            ],
+        ),
+        check(
+            "droplets__paginated_list_of_droplets",
+            &env.get(&format!("/v3/droplets?app_guids={g}")).await.json(),
+            &[],
+        ),
+        check("droplets__paginated_list_of_droplets", &env.get(&format!("/v3/apps/{g}/droplets")).await.json(), &[]),
+        check("packages__paginated_list_of_packages", &env.get(&format!("/v3/apps/{g}/packages")).await.json(), &[]),
+        check(
+            "buildpacks__paginated_list_of_buildpacks",
+            &env.get("/v3/buildpacks").await.json(),
+            &[
+                // The example has three buildpacks on pages of two; the double has one.
+                "type $.pagination.next: object in docs, null here",
+                // The example's buildpack awaits its upload; the double's is uploaded.
+                "type $.resources[].filename: null in docs, string here",
+            ],
+        ),
+        check(
+            "apps__app_env",
+            &env.get(&format!("/v3/apps/{g}/env")).await.json(),
+            &[
+                // The example's app has a service binding and set variables; the double's none.
+                "missing $.environment_variables.RAILS_ENV",
+                "missing $.running_env_json.HTTP_PROXY",
+                "missing $.staging_env_json.GEM_CACHE",
+                "missing $.system_env_json.VCAP_SERVICES.mysql",
+                // vars_builder.rb#to_hash has these; the docs example predates them.
+                "extra $.application_env_json.VCAP_APPLICATION.application_id",
+                "extra $.application_env_json.VCAP_APPLICATION.cf_api",
+                "extra $.application_env_json.VCAP_APPLICATION.organization_id",
+                "extra $.application_env_json.VCAP_APPLICATION.organization_name",
+            ],
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(failures.is_empty(), "shape differences not documented:\n{}", failures.join("\n"));
+
+    // Who reads the environment (apps_controller.rb#show_env, permissions.rb): a Supporter gets
+    // system_env_json redacted; an Auditor may read the app but not its environment.
+    let supporter = env.get_as(&format!("/v3/apps/{g}/env"), &env.bearer("supporter")).await.json();
+    assert_eq!(supporter["system_env_json"], json!({ "redacted_message": "[PRIVATE DATA HIDDEN]" }));
+    assert_eq!(
+        env.get(&format!("/v3/apps/{g}/env")).await.json()["application_env_json"]["VCAP_APPLICATION"]["uris"],
+        json!(["my-app.apps.example.com"])
+    );
+    assert_error(&env.get_as(&format!("/v3/apps/{g}/env"), &env.bearer("auditor")).await, "403-CF-NotAuthorized");
+    // droplets_controller.rb#show redacts for all but developers; the current-droplet endpoint
+    // (which switchctl reads) presents unredacted.
+    let droplet = env.get_as(&format!("/v3/droplets/{}", app.droplet), &env.bearer("auditor")).await.json();
+    assert_eq!(
+        (droplet["execution_metadata"].clone(), droplet["process_types"].clone()),
+        (json!("[PRIVATE DATA HIDDEN]"), json!({ "redacted_message": "[PRIVATE DATA HIDDEN]" }))
+    );
+    let current = env.get_as(&format!("/v3/apps/{g}/droplets/current"), &env.bearer("auditor")).await.json();
+    assert_eq!(current["process_types"], json!({ "web": "./app" }));
+
+    // The nesting rules of droplets_list_message.rb / packages_list_message.rb.
+    let text = |r: tests::client::Reply| (r.status.as_u16(), r.json()["errors"][0]["detail"].clone());
+    assert_eq!(
+        text(env.get(&format!("/v3/apps/{g}/droplets?space_guids=x&app_guids=y")).await),
+        (400, json!("The query parameter is invalid: Unknown query parameter(s): 'app_guids', 'space_guids'"))
+    );
+    assert_eq!(
+        text(env.get("/v3/droplets?current=true").await),
+        (400, json!("The query parameter is invalid: Unknown query parameter(s): 'current'"))
+    );
+    let current = env.get(&format!("/v3/apps/{g}/droplets?current=true")).await.json();
+    assert_eq!(current["resources"][0]["execution_metadata"], "[PRIVATE DATA HIDDEN IN LISTS]");
+    assert_eq!(current["resources"][0]["guid"], json!(app.droplet));
+    assert_eq!(
+        current["pagination"]["first"]["href"],
+        format!("{}/v3/apps/{g}/droplets?current=true&page=1&per_page=50", env.cf.api_url())
+    );
+}

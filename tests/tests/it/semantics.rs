@@ -142,11 +142,18 @@ async fn the_101st_destination_is_422() {
     let env = Env::new().await;
     let a = env.cf.add_app(&env.std.space, "a");
     let route = env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
-    // Destinations are unique per (app, process, port): 100 ports of one app fill the route.
-    let list: Vec<Value> = (0..100).map(|i| json!({ "app": { "guid": a.guid }, "port": 2000 + i })).collect();
+    // Destinations are unique per (app, process, port): 100 ports of one app fill the route, in
+    // requests of at most 10 ports each (CC: "Process must have at most 10 exposed ports.").
     let path = format!("/v3/routes/{route}/destinations");
-    let full = env.send(Method::POST, &path, &json!({ "destinations": list })).await;
-    assert_eq!(full.status, 200, "{}", full.text());
+    let mut full = None;
+    for chunk in 0..10 {
+        let list: Vec<Value> =
+            (0..10).map(|i| json!({ "app": { "guid": a.guid }, "port": 2000 + chunk * 10 + i })).collect();
+        let r = env.send(Method::POST, &path, &json!({ "destinations": list })).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        full = Some(r);
+    }
+    let full = full.expect("ten requests");
     assert_eq!(full.json()["destinations"].as_array().map(Vec::len), Some(100));
     let one_more =
         env.send(Method::POST, &path, &json!({ "destinations": [{ "app": { "guid": a.guid }, "port": 3000 }] })).await;
@@ -518,9 +525,12 @@ async fn insert_counts_before_dedup_and_duplicates_are_a_500() {
     assert_error(&dup, "500-UnknownError");
     assert_eq!(env.get(&path).await.json()["destinations"], json!([]), "nothing was mapped");
 
-    let many: Vec<Value> = (1..=99).map(|p| json!({ "app": { "guid": a.guid }, "port": 5000 + p })).collect();
-    let filled = env.send(Method::POST, &path, &json!({ "destinations": many })).await;
-    assert_eq!(filled.status, 200, "{}", filled.text());
+    // At most 10 ports of one app per request (route_update_destinations_message.rb).
+    for chunk in (1..=99).collect::<Vec<u16>>().chunks(10) {
+        let many: Vec<Value> = chunk.iter().map(|p| json!({ "app": { "guid": a.guid }, "port": 5000 + p })).collect();
+        let filled = env.send(Method::POST, &path, &json!({ "destinations": many })).await;
+        assert_eq!(filled.status, 200, "{}", filled.text());
+    }
     // 99 mapped + 2 requested (one already mapped) = 101 > 100, although only one would be new.
     let again = json!({ "destinations": [
         { "app": { "guid": a.guid }, "port": 5001 },
@@ -688,4 +698,265 @@ async fn a_deployment_in_progress_blocks_the_droplet_change_even_after_a_stop() 
     assert_eq!(list(format!("{mine}&status_values=FINALIZED")).await, vec![(dep, json!("CANCELED"))]);
     let set = env.send(Method::PATCH, &path, &droplet).await;
     assert_eq!(set.status, 200, "{}", set.text());
+}
+
+/// `detail` of the first error, with the status.
+fn failure(reply: &tests::client::Reply) -> (u16, String) {
+    (reply.status.as_u16(), reply.json()["errors"][0]["detail"].as_str().unwrap_or("").to_owned())
+}
+
+fn guids_of(v: &Value, key: &str) -> Vec<String> {
+    v[key].as_array().into_iter().flatten().map(|r| r["guid"].as_str().unwrap_or("").to_owned()).collect()
+}
+
+/// `include=` as CC's message classes validate it and its decorators fill `included`
+/// (cloud_controller_ng `base_message.rb#IncludeParamValidator`, `app/decorators/include_*`):
+/// per-endpoint valid values, 400 on lists and app/space show, 422 on route show, nothing
+/// included on `/v3/apps/:guid/routes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn include_adds_ccs_included_resources_and_refuses_unknown_values() {
+    let env = Env::new().await;
+    let s = &env.std;
+    let app = env.cf.add_app(&s.space, "a");
+    let route = env.cf.add_route(&s.space, &s.domain, "shop", "");
+    env.cf.map_route(&route, &app.guid, "web", 8080);
+
+    let apps = env.get("/v3/apps?names=a&include=space.organization").await.json();
+    assert_eq!(guids_of(&apps["included"], "spaces"), [s.space.as_str()]);
+    assert_eq!(guids_of(&apps["included"], "organizations"), [s.org.as_str()]);
+    let one = env.get(&format!("/v3/apps/{}?include=org", app.guid)).await.json();
+    assert_eq!(guids_of(&one["included"], "organizations"), [s.org.as_str()]);
+    assert!(one["included"].get("spaces").is_none(), "{one}");
+    assert!(env.get(&format!("/v3/apps/{}", app.guid)).await.json().get("included").is_none());
+
+    let routes = env.get(&format!("/v3/routes?guids={route}&include=domain,space")).await.json();
+    assert_eq!(guids_of(&routes["included"], "domains"), [s.domain.as_str()]);
+    assert_eq!(guids_of(&routes["included"], "spaces"), [s.space.as_str()]);
+    let shown = env.get(&format!("/v3/routes/{route}?include=space.organization")).await.json();
+    assert_eq!(guids_of(&shown["included"], "organizations"), [s.org.as_str()]);
+    let spaces = env.get(&format!("/v3/spaces?guids={}&include=organization", s.space)).await.json();
+    assert_eq!(guids_of(&spaces["included"], "organizations"), [s.org.as_str()]);
+    let by_app = env.get(&format!("/v3/apps/{}/routes?include=domain", app.guid)).await.json();
+    assert!(by_app.get("included").is_none(), "index_by_app applies no decorator: {by_app}");
+
+    let bad = |valid: &str| format!("Invalid included resource: 'bogus'. Valid included resources are: {valid}");
+    let app_valid = "'space', 'org', 'space.organization'";
+    let route_valid = "'domain', 'space', 'space.organization', 'route_policies'";
+    let q = |m: String| format!("The query parameter is invalid: {m}");
+    assert_eq!(failure(&env.get("/v3/apps?include=bogus").await), (400, q(bad(app_valid))));
+    assert_eq!(failure(&env.get(&format!("/v3/apps/{}?include=bogus", app.guid)).await), (400, q(bad(app_valid))));
+    assert_eq!(failure(&env.get("/v3/routes?include=bogus").await), (400, q(bad(route_valid))));
+    assert_eq!(
+        failure(&env.get(&format!("/v3/apps/{}/routes?include=bogus", app.guid)).await),
+        (400, q(bad(route_valid)))
+    );
+    // routes_controller.rb#show: unprocessable!, and no query prefix.
+    assert_eq!(failure(&env.get(&format!("/v3/routes/{route}?include=bogus")).await), (422, bad(route_valid)));
+    assert_eq!(
+        failure(&env.get(&format!("/v3/spaces/{}?include=space", s.space)).await),
+        (400, q("Invalid included resource: 'space'. Valid included resources are: 'org', 'organization'".into()))
+    );
+    assert_eq!(
+        failure(&env.get("/v3/apps?include=space,space").await),
+        (400, q("Duplicate included resource: 'space'".into()))
+    );
+}
+
+/// Pagination hrefs as `PaginatedListPresenter` renders them: `order_by` with its direction
+/// (`%2Bname`, cloud_controller_ng spec/unit/controllers/v3/spaces_controller_spec.rb), filters
+/// re-joined and CGI-escaped (`label_selector=animal+in+%28dog%29`, spec/request/routes_spec.rb),
+/// and `app_guids` merged into `/v3/apps/:guid/routes` (routes_controller.rb#index_by_app).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_hrefs_are_ccs_text() {
+    let env = Env::new().await;
+    let app = env.cf.add_app(&env.std.space, "a");
+    env.cf.add_app(&env.std.space, "b");
+    let api = env.cf.api_url();
+    let first = |v: Value| v["pagination"]["first"]["href"].as_str().unwrap_or("").to_owned();
+    assert_eq!(
+        first(env.get("/v3/apps?order_by=name&per_page=1").await.json()),
+        format!("{api}/v3/apps?order_by=%2Bname&page=1&per_page=1")
+    );
+    assert_eq!(
+        first(env.get("/v3/apps?order_by=-name&names=a,%20b").await.json()),
+        format!("{api}/v3/apps?names=a%2Cb&order_by=-name&page=1&per_page=50")
+    );
+    assert_eq!(
+        first(env.get("/v3/routes?label_selector=animal%20in%20(dog)").await.json()),
+        format!("{api}/v3/routes?label_selector=animal+in+%28dog%29&page=1&per_page=50")
+    );
+    assert_eq!(
+        first(env.get(&format!("/v3/apps/{}/routes", app.guid)).await.json()),
+        format!("{api}/v3/apps/{0}/routes?app_guids={0}&page=1&per_page=50", app.guid)
+    );
+}
+
+/// Label selectors parsed and refused in CC's words (cloud_controller_ng
+/// `label_selector_requirement_validator.rb`, `metadata_helpers.rb`); routes do not validate them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_selector_texts_are_ccs() {
+    let env = Env::new().await;
+    let prod = env.cf.add_app(&env.std.space, "prod");
+    env.cf.add_app(&env.std.space, "dev");
+    env.cf.label_app(&prod.guid, "env", "prod");
+    env.cf.label_app(&prod.guid, "tier", "web");
+    env.cf.add_route(&env.std.space, &env.std.domain, "shop", "");
+    let q = |m: &str| format!("The query parameter is invalid: {m}");
+    let names = |v: Value| -> Vec<String> {
+        v["resources"].as_array().into_iter().flatten().map(|r| r["name"].as_str().unwrap_or("").to_owned()).collect()
+    };
+    // REQUIREMENT_SPLITTER drops empty requirements.
+    assert_eq!(names(env.get("/v3/apps?label_selector=env%3Dprod,,tier,").await.json()), ["prod"]);
+    assert_eq!(failure(&env.get("/v3/apps?label_selector=,").await), (400, q("Missing label_selector value")));
+    assert_eq!(failure(&env.get("/v3/apps?label_selector=!").await), (400, q("Invalid label_selector value")));
+    assert_eq!(
+        failure(&env.get("/v3/apps?label_selector=env%20in%20(a,%20b)").await),
+        (400, q("' b' contains invalid characters"))
+    );
+    let many = vec!["a"; 51].join(",");
+    assert_eq!(
+        failure(&env.get(&format!("/v3/apps?label_selector={many}")).await),
+        (400, q("Too many label_selector requirements (maximum is 50)"))
+    );
+    // ListMessage's validators, then MetadataListMessage's selector, then the class's own.
+    let valid = "'page', 'per_page', 'order_by', 'created_ats', 'updated_ats', 'guids', 'names', \
+                 'organization_guids', 'space_guids', 'stacks', 'include', 'lifecycle_type', 'label_selector'";
+    assert_eq!(
+        failure(&env.get("/v3/apps?foo=1&label_selector=!&page=0").await),
+        (
+            400,
+            q(&format!(
+                "Page must be a positive integer, Invalid label_selector value, Unknown query parameter(s): 'foo'. \
+                 Valid parameters are: {valid}"
+            ))
+        )
+    );
+    // RoutesListMessage has no selector validator: an empty selector filters nothing, and one
+    // CC cannot parse reaches the fetcher as nil (a 500).
+    let all = env.get("/v3/routes?label_selector=").await;
+    assert_eq!((all.status.as_u16(), all.json()["pagination"]["total_results"].clone()), (200, json!(1)));
+    let broken = env.get("/v3/routes?label_selector=!").await;
+    assert_eq!((broken.status.as_u16(), broken.json()["errors"][0]["title"].clone()), (500, json!("UnknownError")));
+}
+
+/// Destinations bodies in CC's words (route_update_destinations_message.rb,
+/// update_route_destinations.rb, route_destination_update.rb): at most 10 destinations per `app`
+/// object, every check of a destination reported, the insert protocol text, and the single
+/// destination PATCH's own texts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_bodies_are_refused_in_ccs_words() {
+    let env = Env::new().await;
+    let s = &env.std;
+    let a = env.cf.add_app(&s.space, "a");
+    let route = env.cf.add_route(&s.space, &s.domain, "shop", "");
+    let path = format!("/v3/routes/{route}/destinations");
+    let ports = |n: u16, app: Value| -> Vec<Value> {
+        (0..n).map(|i| json!({ "app": app.clone(), "port": 5000 + i })).collect::<Vec<_>>()
+    };
+    let eleven = env.send(Method::POST, &path, &json!({ "destinations": ports(11, json!({ "guid": a.guid })) })).await;
+    assert_eq!(failure(&eleven), (422, "Process must have at most 10 exposed ports.".to_owned()));
+    let replace =
+        env.send(Method::PATCH, &path, &json!({ "destinations": ports(11, json!({ "guid": a.guid })) })).await;
+    assert_eq!(failure(&replace), (422, "Process must have at most 10 exposed ports.".to_owned()));
+    // The `app` object as sent is the key: with and without `process` count apart.
+    let mut twenty = ports(10, json!({ "guid": a.guid }));
+    twenty.extend(ports(10, json!({ "guid": a.guid, "process": { "type": "web" } })).into_iter().map(|mut d| {
+        d["port"] = json!(d["port"].as_u64().unwrap_or(0) + 100);
+        d
+    }));
+    let ok = env.send(Method::POST, &path, &json!({ "destinations": twenty })).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+
+    let both = env
+        .send(
+            Method::POST,
+            &path,
+            &json!({ "destinations": [{ "app": { "guid": a.guid }, "port": 80, "protocol": "udp" }] }),
+        )
+        .await;
+    assert_eq!(
+        failure(&both),
+        (
+            422,
+            "Destinations[0]: port must be a positive integer between 1024 and 65535 inclusive., \
+             Destinations[0]: protocol must be 'http1', 'http2' or 'tcp'."
+                .to_owned()
+        )
+    );
+    let tcp = env.cf.add_tcp_route(&s.space, &s.tcp_domain, 6000);
+    let wrong = env
+        .send(
+            Method::POST,
+            &format!("/v3/routes/{tcp}/destinations"),
+            &json!({ "destinations": [{ "app": { "guid": a.guid }, "protocol": "http2" }] }),
+        )
+        .await;
+    assert_eq!(
+        failure(&wrong),
+        (422, "Cannot use 'http2' protocol for tcp routes; valid options are: [tcp].".to_owned())
+    );
+
+    let dest = ok.json()["destinations"][0]["guid"].as_str().unwrap_or("").to_owned();
+    let one = |d: &str, body: Value| {
+        let url = format!("/v3/routes/{route}/destinations/{d}");
+        let env = &env;
+        async move { env.send(Method::PATCH, &url, &body).await }
+    };
+    assert_eq!(
+        failure(&one(&dest, json!({ "protocol": "udp" })).await),
+        (422, "Destination protocol must be 'http1', 'http2' or 'tcp'.".to_owned())
+    );
+    assert_eq!(
+        failure(&one(&dest, json!({ "protocol": "tcp" })).await),
+        (422, "Destination protocol must be 'http1' or 'http2' if the parent route's protocol is 'http'".to_owned())
+    );
+    assert_eq!(
+        failure(&one("00000000-0000-0000-0000-000000000000", json!({ "protocol": "http2" })).await),
+        (422, "Unable to unmap route from destination. Ensure the route has a destination with this guid.".to_owned())
+    );
+    assert_eq!(one(&dest, json!({ "protocol": "http2" })).await.json()["protocol"], "http2");
+    // RouteDestinationsListMessage splits like every filter (`to_array!`: `/,\s*/`).
+    let listed = env.get(&format!("{path}?app_guids=x,%20{}", a.guid)).await.json();
+    assert_eq!(listed["destinations"].as_array().map(Vec::len), Some(20));
+}
+
+/// Each list's "Valid parameters" text is its message class's `allowed_keys`, in order
+/// (cloud_controller_ng `app/messages/*_list_message.rb`), and the filters it names work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_keys_are_each_message_classes() {
+    let env = Env::new().await;
+    let app = env.cf.add_app(&env.std.space, "a");
+    let q = |m: &str| format!("The query parameter is invalid: {m}");
+    let unknown = |valid: &str| q(&format!("Unknown query parameter(s): 'foo'. Valid parameters are: {valid}"));
+    let base = "'page', 'per_page', 'order_by', 'created_ats', 'updated_ats', 'guids'";
+    assert_eq!(
+        failure(&env.get("/v3/processes?foo=1").await),
+        (
+            400,
+            unknown(&format!(
+                "{base}, 'app_guid', 'types', 'space_guids', 'organization_guids', 'app_guids', 'embed', 'label_selector'"
+            ))
+        )
+    );
+    assert_eq!(
+        failure(&env.get("/v3/domains?foo=1").await),
+        (400, unknown(&format!("{base}, 'names', 'guids', 'organization_guids', 'label_selector'")))
+    );
+    assert_eq!(
+        failure(&env.get("/v3/organizations?foo=1").await),
+        (400, unknown(&format!("{base}, 'names', 'isolation_segment_guid', 'label_selector'")))
+    );
+    assert_eq!(
+        failure(&env.get("/v3/audit_events?foo=1").await),
+        (400, unknown(&format!("{base}, 'types', 'target_guids', 'space_guids', 'organization_guids'")))
+    );
+    let events = env.get("/v3/audit_events?guids=nothing").await;
+    assert_eq!((events.status.as_u16(), events.json()["resources"].clone()), (200, json!([])));
+    // processes_list_message.rb#app_nested_request.
+    assert_eq!(
+        failure(&env.get(&format!("/v3/apps/{}/processes?space_guids=x", app.guid)).await),
+        (400, q("Unknown query parameter(s): 'space_guids'"))
+    );
+    let elsewhere = env.get(&format!("/v3/processes?organization_guids=x&app_guids={}", app.guid)).await.json();
+    assert_eq!(elsewhere["resources"], json!([]));
 }
