@@ -16,7 +16,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{Cx, ok, ordered, present, state::RouteBinding};
-use crate::error::ApiError;
+use crate::{error::ApiError, pagination::Rules};
 
 /// In CC's order, which its "Valid parameters are" text follows: `ListMessage`'s `guids`, the
 /// message's `QUERY_PARAMS`, then `MetadataListMessage`'s `label_selector`.
@@ -32,8 +32,8 @@ impl Cx<'_> {
     }
 
     pub(crate) fn list_route_bindings(&self) -> Result<Response, ApiError> {
-        let q = self.list_query(LIST_KEYS, &["created_at", "updated_at"])?;
-        let include = includes(q.filters.get("include").map(String::as_str))?;
+        let q = self.query(&Rules::list(LIST_KEYS, &["created_at", "updated_at"]).with_include(INCLUDES))?;
+        let include: Vec<&str> = q.include.iter().map(String::as_str).collect();
         let st = self.st();
         let bindings: Vec<&RouteBinding> = st
             .route_bindings
@@ -59,8 +59,8 @@ impl Cx<'_> {
     }
 
     pub(crate) fn get_route_binding(&self, g: &str) -> Result<Response, ApiError> {
-        let q = crate::pagination::parse(self.call.query.as_deref(), &["include"], &[])?;
-        let include = includes(q.filters.get("include").map(String::as_str))?;
+        let q = self.query(&Rules::show(&["include"], INCLUDES))?;
+        let include: Vec<&str> = q.include.iter().map(String::as_str).collect();
         let st = self.st();
         let b = st
             .route_bindings
@@ -108,25 +108,4 @@ impl Cx<'_> {
             v["included"]["service_instances"] = json!(instances);
         }
     }
-}
-
-/// The requested includes, or CC's 400 for an unknown or repeated one.
-fn includes(raw: Option<&str>) -> Result<Vec<&str>, ApiError> {
-    let Some(raw) = raw else { return Ok(Vec::new()) };
-    let mut errors = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for candidate in raw.split(',') {
-        if INCLUDES.contains(&candidate) {
-            if seen.contains(&candidate) && seen.iter().filter(|s| **s == candidate).count() == 1 {
-                errors.push(format!("Duplicate included resource: '{candidate}'"));
-            }
-            seen.push(candidate);
-        } else {
-            errors.push(format!(
-                "Invalid included resource: '{candidate}'. Valid included resources are: '{}'",
-                INCLUDES.join("', '")
-            ));
-        }
-    }
-    if errors.is_empty() { Ok(seen) } else { Err(ApiError::bad_query(&errors.join(", "))) }
 }
