@@ -528,6 +528,15 @@ pub enum Error {
         /// The space searched.
         space: String,
     },
+    /// A request of the checks before the first change failed: nothing was changed, and the same
+    /// command, run again once the cause is gone, does the whole job.
+    #[error("{cause}; nothing was changed: run {command} again once that is over")]
+    BeforeAnyChange {
+        /// What failed.
+        cause: String,
+        /// The command(s) to run again, in backticks.
+        command: String,
+    },
     /// The run would bring a maintenance app past the share of Diego's routes limit `on` allows.
     #[error(
         "maintenance app {name:?} in space {space:?} would carry {after_routes} routes after this run, about \

@@ -15,7 +15,7 @@ use crate::{
     cc::state::RouteSink,
     client::Http,
     error::Error,
-    faults::Faults,
+    faults::{Faults, RateLimit},
     router::{self, Balance, Front, RouterDouble},
     serve::{FaultLayer, Handler, Server, axum_handler, spawn},
     uaa::{self, Uaa},
@@ -39,8 +39,41 @@ pub struct Options {
     /// Diego's limit on the bytes of one process's routes (the BBS's 128 KiB in production;
     /// small in tests so that a few routes reach it), `None` for no limit.
     pub diego_routes_limit: Option<usize>,
+    /// CC's rate limiter, `None` when off (capi-release's default).
+    pub rate_limit: Option<RateLimit>,
+    /// How long a stopped app's instances report `STOPPING` (zero: gone at once).
+    pub stopping_time: Duration,
     /// The token signing secret.
     pub secret: Vec<u8>,
+}
+
+impl Options {
+    /// A foundation as harsh as production, every behaviour at once:
+    /// - three gorouters behind a balancer that picks one at random per connection, each taking
+    ///   each route change on its own 50–500 ms later (route emitter and NATS);
+    /// - Diego's 128 KiB limit on one process's routes (bbs `models/desired_lrp.go`);
+    /// - CC's rate limiter as capi-release enables it: 2000 requests per user per hour, split
+    ///   over 4 CC instances (`jobs/cloud_controller_ng/spec`,
+    ///   `templates/cloud_controller_ng.yml.erb`);
+    /// - staging and start-up that take seconds, a rolling deployment that takes some more, and
+    ///   instances that report `STOPPING` for a while after a stop (`instances_stats_reporter.rb`,
+    ///   CC's `app_instance_stopping_state`).
+    ///
+    /// The kinder [`Options::default`] stays for the double's own unit tests.
+    pub fn production() -> Options {
+        Options {
+            router_delay: (Duration::from_millis(50), Duration::from_millis(500)),
+            routers: 3,
+            balance: Balance::Random,
+            staging_time: Duration::from_secs(2),
+            startup_time: Duration::from_secs(1),
+            deployment_time: Duration::from_secs(3),
+            diego_routes_limit: Some(128 * 1024),
+            rate_limit: Some(RateLimit::capi_default().instances(4)),
+            stopping_time: Duration::from_secs(1),
+            ..Options::default()
+        }
+    }
 }
 
 impl Default for Options {
@@ -55,6 +88,8 @@ impl Default for Options {
             startup_time: Duration::ZERO,
             deployment_time: Duration::ZERO,
             diego_routes_limit: None,
+            rate_limit: None,
+            stopping_time: Duration::ZERO,
             secret: b"cf-double-test-secret".to_vec(),
         }
     }
@@ -97,7 +132,9 @@ impl CfDouble {
             st.startup_time = options.startup_time;
             st.deployment_time = options.deployment_time;
             st.diego_routes_limit = options.diego_routes_limit;
+            st.stopping_time = options.stopping_time;
         }
+        faults.set_rate_limit(options.rate_limit.clone());
         let routers = router::several(options.routers, options.router_delay.0, options.router_delay.1);
         {
             // Subscribe and snapshot under one lock so that no change falls between the two.

@@ -489,7 +489,7 @@ where
             })
         })
         .collect();
-    check_capacity(env, surveys.iter().flatten()).await?;
+    check_capacity(env, members, surveys.iter().flatten()).await?;
     preflight(env, planned).await?;
     let (ok, failed): (Vec<_>, Vec<_>) = surveys.into_iter().partition(Result::is_ok);
     let ok = switch_shared(env, ok.into_iter().flatten().collect(), &shared).await;
@@ -531,7 +531,11 @@ where
 /// Refuses, before any change, a run that would bring a maintenance app past the share of Diego's
 /// routes limit it allows ([`capacity`]). Reads the routes of each maintenance app the run adds
 /// routes to, once (`off` reads them anyway).
-async fn check_capacity<'a, S: Surveyed>(env: &Env, surveys: impl Iterator<Item = &'a S>) -> Result<(), Error> {
+async fn check_capacity<'a, S: Surveyed>(
+    env: &Env,
+    members: &[Member],
+    surveys: impl Iterator<Item = &'a S>,
+) -> Result<(), Error> {
     let Some(limit) = env.settings.switch().map(|s| s.routes_limit) else { return Ok(()) };
     let mut adding: HashMap<&str, (&Member, Vec<&str>)> = HashMap::new();
     for s in surveys {
@@ -539,9 +543,14 @@ async fn check_capacity<'a, S: Surveyed>(env: &Env, surveys: impl Iterator<Item 
         let urls = s.planned().iter().filter(|j| j.adds_maintenance()).map(RouteJob::url);
         adding.entry(maint.guid.as_str()).or_insert_with(|| (s.member(), Vec::new())).1.extend(urls);
     }
-    for (maint_guid, (member, urls)) in adding.into_iter().filter(|(_, (_, urls))| !urls.is_empty()) {
-        let carried = env.maintenance_routes.of(&env.client, maint_guid).await?;
-        let load = capacity::Load::of(&carried, &urls, limit);
+    for (maint_guid, (member, urls)) in adding.iter().filter(|(_, (_, urls))| !urls.is_empty()) {
+        let carried = env.maintenance_routes.of(&env.client, maint_guid).await.map_err(|e| {
+            // Every app of the run, those whose survey failed too: the same run, again.
+            let everyone: Vec<Report> = members.iter().map(|m| report_for(m, Verb::On, false)).collect();
+            let command = commands(&env.settings, Verb::On, &everyone.iter().collect::<Vec<_>>()).join(" and ");
+            Error::BeforeAnyChange { cause: crate::error::describe(&e), command }
+        })?;
+        let load = capacity::Load::of(&carried, urls, limit);
         if !load.fits() {
             return Err(Error::Capacity {
                 name: member.maint.as_ref().map(|m| m.name.clone()).unwrap_or_default(),

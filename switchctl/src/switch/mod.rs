@@ -8,17 +8,20 @@
 //! decided in [`plan`]; what a route was left in is an [`outcome`], rendered in one place.
 //!
 //! Imports run one way: [`run`] (a window) → [`on`] / [`off`] / [`restage`] → [`fleet`] (which
-//! apps, the check before any change, the summary) → [`context`] (what tasks share) → [`plan`],
-//! [`state`], [`trail`], [`probe`], [`outcome`], [`signals`] → [`crate::output`]. [`status`] only
-//! reads.
+//! apps, the check before any change, routes fleet members share, the summary) → [`context`]
+//! (what tasks share) → [`capacity`], [`plan`], [`state`], [`trail`], [`probe`], [`outcome`],
+//! [`signals`] → [`crate::output`]. [`status`] only reads.
 //!
 //! Requests per switched route: `on` 4 (metadata, insert, read, a delete per destination of APP),
-//! `off` 5 (insert, read, a delete of the maintenance app's destination, metadata); per app, its routes (2 lists for `on`, 1 for `off`), their
-//! route-service bindings (one list per 50 routes, [`plan::Probing`]) and, for `off`, its
-//! processes and their stats, and its audit trail when the maintenance app has a route no record
-//! explains ([`trail`]); per space, the apps and the maintenance app (and, for `off`, the
-//! maintenance app's routes once); each domain once per run. A failed request costs one more read
-//! of the route, so the report says what the Cloud Controller holds.
+//! `off` 5 (insert, read, a delete of the maintenance app's destination, metadata); a route several
+//! apps of the run share costs the same once for all of them. Per app, its routes (2 lists for
+//! `on`, 1 for `off`), their route-service bindings (one list per 50 routes, [`plan::Probing`]),
+//! its processes and their stats (`off`; for `on`, the maintenance app's, once per space), and for
+//! `off` its audit trail when the maintenance app has a route no record explains ([`trail`]); per
+//! space, the apps, the maintenance app and its routes (once, for `on`'s [`capacity`] check and
+//! `off`'s search for unlabelled routes); each domain once per run. A failed request costs one
+//! more read of the route, so the report says what the Cloud Controller holds, and a failed write
+//! one read to see whether CC made the change anyway.
 
 pub mod capacity;
 pub mod context;

@@ -5,6 +5,11 @@
 //! `hello.apps.localhost` and the real `maintenance-app` (in-process) as app `maintenance-app`,
 //! writes a cf CLI `config.json` logged in as a Space Developer into a fresh CF_HOME, and prints
 //! how to use it. Stops on Ctrl-C.
+//!
+//! `--production` turns on everything a real foundation does at once ([`Options::production`]:
+//! three routers behind a balancer, Diego's routes limit, CC's rate limiter, staging and stopping
+//! that take time) and also seeds `legacy`, a Docker app whose image exposes port 80, on
+//! `legacy.apps.localhost`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -23,9 +28,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let production = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--production") => true,
+        Some(other) => return Err(format!("unknown argument {other:?}; the only one is --production").into()),
+    };
     // Route changes take 50–500 ms to reach the router, as through the route emitter and NATS.
-    let options =
-        Options { router_delay: (Duration::from_millis(50), Duration::from_millis(500)), ..Options::default() };
+    let options = if production {
+        Options::production()
+    } else {
+        Options { router_delay: (Duration::from_millis(50), Duration::from_millis(500)), ..Options::default() }
+    };
     let cf = CfDouble::start(options).await?;
     let org = cf.add_org("demo");
     let space = cf.add_space(&org, "dev");
@@ -36,6 +49,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let hello_route = cf.add_route(&space, &domain, "hello", "");
     cf.map_route(&hello_route, &hello.guid, "web", 8080);
     let _hello = cf.serve_instances(&hello.guid, "hello", "web", 2).await?;
+    // `legacy`: a Docker image exposing port 80, mapped as `cf map-route` maps it (no port: CC
+    // stores -1 and shows 80).
+    let _legacy = if production {
+        let legacy = cf.add_docker_app(&space, "legacy", &[80]);
+        let route = cf.add_route(&space, &domain, "legacy", "");
+        cf.map_route_port(&route, &legacy.guid, "web", None);
+        cf.serve_instances(&legacy.guid, "legacy", "web", 1).await?
+    } else {
+        Vec::new()
+    };
 
     // The real maintenance app, started in-process on a loopback port with its default policy.
     let maint = cf.add_app(&space, "maintenance-app");
@@ -48,10 +71,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("cf-double-{}", std::process::id())));
     let file = seed_cli_config(&cf, &home, &user.name, ("demo", &org), ("dev", &space))?;
-    cf.router.wait_settled(Duration::from_secs(2)).await;
+    cf.wait_settled(Duration::from_secs(5)).await;
 
     let router = cf.router_addr();
-    println!("Cloud Foundry double running (Ctrl-C to stop)");
+    if production {
+        println!("Cloud Foundry double running as harsh as production (Ctrl-C to stop)");
+        println!(
+            "  3 routers behind a random balancer, route changes 50-500 ms to each; Diego's 128 KiB routes limit;"
+        );
+        println!(
+            "  CC's rate limiter at 2000 requests per user per hour over 4 instances; app legacy (Docker, port 80)"
+        );
+    } else {
+        println!("Cloud Foundry double running (Ctrl-C to stop)");
+    }
     println!("  API        {}", cf.api_url());
     println!("  UAA        {}", cf.uaa_url());
     println!("  router     http://{router}");
@@ -59,11 +92,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("export CF_HOME={}", shell_quote(&home.display().to_string()));
     println!("curl -i -H 'Host: hello.apps.localhost' http://{router}/");
+    if production {
+        println!("curl -i -H 'Host: legacy.apps.localhost' http://{router}/");
+    }
     // The route's host only exists behind this router, so switchctl's probes must go through it.
     let switchctl = switchctl_command();
     println!("{switchctl} on hello --probe-via {router}    # then the curl answers from maintenance-app");
     println!("{switchctl} status hello --probe-via {router}");
     println!("{switchctl} off hello --probe-via {router}   # and back to hello");
+    if production {
+        println!("{switchctl} on hello legacy --probe-via {router}");
+        println!("{switchctl} off hello legacy --probe-via {router}");
+    }
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

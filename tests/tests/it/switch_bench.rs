@@ -24,8 +24,9 @@ const LATENCY: Duration = Duration::from_millis(50);
 /// Requests per route and direction: metadata, insert, read, replace.
 const PER_ROUTE: usize = 4;
 /// Lookups per run: app, maintenance app, its processes and their stats, the app's routes, the
-/// labelled routes, each domain once (and a spare).
-const FIXED: usize = 8;
+/// labelled routes, their route-service bindings, the maintenance app's routes (`on`'s capacity
+/// check, `off`'s search for unlabelled routes), each domain once (and a spare).
+const FIXED: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_and_off_stay_within_the_request_budget() {

@@ -217,6 +217,9 @@ pub(crate) struct Setup {
     pub(crate) access_token_lifetime: Option<Duration>,
     /// Diego's limit on one process's routes, in bytes (`None`: no limit).
     pub(crate) diego_routes_limit: Option<usize>,
+    /// Start from [`Options::production`] (every harsh behaviour at once) instead of the fields
+    /// above for the router and Diego.
+    pub(crate) production: bool,
     /// Routers behind the router address, and how connections are spread over them.
     pub(crate) routers: (usize, Balance),
 }
@@ -232,6 +235,7 @@ impl Default for Setup {
             user: "developer",
             access_token_lifetime: None,
             diego_routes_limit: None,
+            production: false,
             routers: (1, Balance::RoundRobin),
         }
     }
@@ -255,12 +259,16 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) async fn new(setup: Setup) -> World {
-        let options = Options {
-            router_delay: setup.router_delay,
-            diego_routes_limit: setup.diego_routes_limit,
-            routers: setup.routers.0,
-            balance: setup.routers.1,
-            ..Options::default()
+        let options = if setup.production {
+            Options::production()
+        } else {
+            Options {
+                router_delay: setup.router_delay,
+                diego_routes_limit: setup.diego_routes_limit,
+                routers: setup.routers.0,
+                balance: setup.routers.1,
+                ..Options::default()
+            }
         };
         let cf = CfDouble::start(options).await.expect("double starts on loopback");
         let std = cf.seed_standard();
