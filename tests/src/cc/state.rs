@@ -837,41 +837,40 @@ impl State {
             self.emit(|seq| RouteEvent::Unmap { seq, destination_guid: d.guid });
         }
         for d in added {
-            if self.diego_frozen.contains_key(&(d.app_guid.clone(), d.process_type.clone())) {
-                continue;
+            if !self.diego_frozen.contains_key(&(d.app_guid.clone(), d.process_type.clone())) {
+                self.emit_map(d, fqdn.clone(), path.clone());
             }
-            let (fqdn, path) = (fqdn.clone(), path.clone());
-            self.emit(|seq| RouteEvent::Map {
-                seq,
-                destination_guid: d.guid,
-                fqdn,
-                path,
-                app_guid: d.app_guid,
-                process_type: d.process_type,
-            });
         }
-        // A process back under the limit: Diego takes the whole desired state, so the routers
-        // catch up on everything they missed.
         for p in touched.into_iter().filter(|p| !refused.contains(p)) {
-            if let Some(missed) = self.diego_frozen.remove(&p) {
-                for destination_guid in missed {
-                    self.emit(|seq| RouteEvent::Unmap { seq, destination_guid });
-                }
-                for (route_guid, d) in self.destinations_of(&p.0, &p.1) {
-                    let Some(route) = self.route(&route_guid) else { continue };
-                    let (fqdn, path) = (self.route_fqdn(route), route.path.clone());
-                    self.emit(|seq| RouteEvent::Map {
-                        seq,
-                        destination_guid: d.guid,
-                        fqdn,
-                        path,
-                        app_guid: d.app_guid,
-                        process_type: d.process_type,
-                    });
-                }
-            }
+            self.diego_catch_up(&p);
         }
         self.diego_refused = refused;
+    }
+
+    /// A process back under the limit: Diego takes the whole desired state, so the routers catch
+    /// up on everything they missed while it was refused.
+    fn diego_catch_up(&mut self, process: &(String, String)) {
+        let Some(missed) = self.diego_frozen.remove(process) else { return };
+        for destination_guid in missed {
+            self.emit(|seq| RouteEvent::Unmap { seq, destination_guid });
+        }
+        for (route_guid, d) in self.destinations_of(&process.0, &process.1) {
+            let Some(route) = self.route(&route_guid) else { continue };
+            let (fqdn, path) = (self.route_fqdn(route), route.path.clone());
+            self.emit_map(d, fqdn, path);
+        }
+    }
+
+    /// Tells the routers `d` of the route `fqdn` + `path` is mapped.
+    fn emit_map(&mut self, d: Destination, fqdn: String, path: String) {
+        self.emit(|seq| RouteEvent::Map {
+            seq,
+            destination_guid: d.guid,
+            fqdn,
+            path,
+            app_guid: d.app_guid,
+            process_type: d.process_type,
+        });
     }
 
     /// Every destination of `app_guid`'s `process_type`, with its route's GUID.
