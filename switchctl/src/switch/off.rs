@@ -398,7 +398,8 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
     RouteReport::failed(url, guid, cause, state)
 }
 
-/// Steps 1–5 for one route and every app of the fleet on it, a report per app.
+/// Steps 1–5 for one route and every app of the fleet on it, a report per app. Long on purpose,
+/// as `on`'s: the steps, and what each failure leaves the route in, read in order in one place.
 async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     let Job { route, url, target, probing, parts } = job;
     let client = &ctx.client;

@@ -325,7 +325,8 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
 }
 
 /// Steps 1–5 for one route and every app of the fleet on it; never returns before the route is
-/// in a state `on` or `off` can continue from, and says which, per app.
+/// in a state `on` or `off` can continue from, and says which, per app. Long on purpose: the
+/// steps, and what each failure leaves the route in, read in order in one place.
 async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     let Job { route, url, target, insert_maintenance, probing, parts } = job;
     let (maint, client) = (ctx.maint_guid.as_str(), &ctx.client);
