@@ -22,6 +22,17 @@ async fn through_router(env: &Env, host: &str, path: &str) -> tests::client::Rep
     env.http.send(Method::GET, &url, &[("host", host)], None).await.expect("router answers")
 }
 
+/// The backends (`x-backend`) that answer `n` requests to `shop.apps.example.com/`, sorted.
+async fn backends(env: &Env, n: usize) -> Vec<String> {
+    let mut served = Vec::new();
+    for _ in 0..n {
+        let reply = through_router(env, "shop.apps.example.com", "/").await;
+        served.push(reply.header("x-backend").unwrap_or("").to_owned());
+    }
+    served.sort();
+    served
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_and_longest_path_round_robin_with_gorouter_errors() {
     let env = Env::with(Options { router_delay: (Duration::ZERO, Duration::ZERO), ..Options::default() }).await;
@@ -35,13 +46,7 @@ async fn routes_by_host_and_longest_path_round_robin_with_gorouter_errors() {
     let api_servers = env.cf.serve_instances(&api.guid, "api", "web", 1).await.expect("backends");
     assert!(env.cf.router.wait_settled(Duration::from_secs(2)).await);
 
-    let mut served = Vec::new();
-    for _ in 0..4 {
-        served.push(
-            through_router(&env, "shop.apps.example.com", "/").await.header("x-backend").unwrap_or("").to_owned(),
-        );
-    }
-    served.sort();
+    let served = backends(&env, 4).await;
     assert_eq!(served, ["web/0", "web/0", "web/1", "web/1"], "round robin over both instances");
     let api_reply = through_router(&env, "SHOP.apps.example.com:80", "/api/v1?x=1").await;
     assert_eq!(api_reply.header("x-backend"), Some("api/0"));
@@ -194,22 +199,11 @@ async fn instances_failing_readiness_get_no_traffic() {
     // Instance 0 fails its readiness check: the route emitter unregisters it, instance 1 serves.
     env.cf.set_unready(&web.web_process, 1);
     assert!(env.cf.router.wait_settled(Duration::from_secs(2)).await);
-    let mut served = Vec::new();
-    for _ in 0..4 {
-        served.push(
-            through_router(&env, "shop.apps.example.com", "/").await.header("x-backend").unwrap_or("").to_owned(),
-        );
-    }
+    let served = backends(&env, 4).await;
     assert_eq!(served, ["web/1"; 4], "only the ready instance");
     env.cf.set_unready(&web.web_process, 0);
     assert!(env.cf.router.wait_settled(Duration::from_secs(2)).await);
-    let mut served = Vec::new();
-    for _ in 0..4 {
-        served.push(
-            through_router(&env, "shop.apps.example.com", "/").await.header("x-backend").unwrap_or("").to_owned(),
-        );
-    }
-    served.sort();
+    let served = backends(&env, 4).await;
     assert_eq!(served, ["web/0", "web/0", "web/1", "web/1"], "both again once ready");
 }
 
