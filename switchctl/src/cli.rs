@@ -140,9 +140,16 @@ pub struct SwitchArgs {
     #[command(flatten)]
     pub fleet: Fleet,
 
-    /// The maintenance app (in the same space).
-    #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = DEFAULT_MAINTENANCE_APP, value_name = "NAME")]
-    pub maintenance_app: String,
+    /// The maintenance app (in the same space). Give it more than once for a pool: each route
+    /// goes to the pool's app carrying the fewest routes, and its record says which, so `off`
+    /// needs no flag to find it. Diego limits the routes of one app (see --routes-limit).
+    #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = DEFAULT_MAINTENANCE_APP, value_name = "NAME", action = clap::ArgAction::Append)]
+    pub maintenance_app: Vec<String>,
+
+    /// Every app of the space this label selector picks joins the pool of maintenance apps
+    /// (with --maintenance-app names too, only when those are given).
+    #[arg(long, value_name = "SELECTOR")]
+    pub maintenance_selector: Option<String>,
 
     /// Show what would change, change nothing.
     #[arg(long)]
@@ -171,8 +178,9 @@ pub struct SwitchArgs {
     pub concurrency: u16,
 
     /// Diego's limit on the routes of one process, in bytes (the BBS's 128 KiB). `on` refuses,
-    /// before any change, to bring the maintenance app past three quarters of it: past the
-    /// limit, Diego refuses the maintenance app's routes and the new ones never reach the routers.
+    /// before any change, to bring a maintenance app past three quarters of it: past the limit,
+    /// Diego refuses the maintenance app's routes and the new ones never reach the routers. A
+    /// fleet too large for one maintenance app is spread over a pool (--maintenance-app twice).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_ROUTES_LIMIT, value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub routes_limit: u64,
 }
@@ -237,9 +245,13 @@ pub struct StatusArgs {
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
-    /// The maintenance app (in the same space).
-    #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = DEFAULT_MAINTENANCE_APP, value_name = "NAME")]
-    pub maintenance_app: String,
+    /// The maintenance app (in the same space); more than once for a pool.
+    #[arg(long, env = "SWITCHCTL_MAINTENANCE_APP", default_value = DEFAULT_MAINTENANCE_APP, value_name = "NAME", action = clap::ArgAction::Append)]
+    pub maintenance_app: Vec<String>,
+
+    /// Every app of the space this label selector picks is a maintenance app too.
+    #[arg(long, value_name = "SELECTOR")]
+    pub maintenance_selector: Option<String>,
 
     /// Send the probe (one request per route) to this router address (HOST:PORT) with each route's Host header.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port)]

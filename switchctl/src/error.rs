@@ -542,8 +542,9 @@ pub enum Error {
         "maintenance app {name:?} in space {space:?} would carry {after_routes} routes after this run, about \
          {after_bytes} bytes of routes for Diego, past {allowed_bytes} (three quarters of Diego's limit of {limit} \
          bytes on one app's routes; past the limit Diego refuses the app's routes and new ones never reach the \
-         routers). It carries {carried} routes now, so about {room} more fit. Nothing was changed: switch fewer apps \
-         in one run, e.g. with a narrower --selector or fewer names"
+         routers). It carries {carried} routes now, so about {room} more fit. Nothing was changed: spread the routes \
+         over more maintenance apps (push another copy of the maintenance app and name every one with \
+         --maintenance-app, once each: the run has {pool} now), or switch fewer apps in one run"
     )]
     Capacity {
         /// The maintenance app.
@@ -562,6 +563,8 @@ pub enum Error {
         limit: u64,
         /// How many more routes fit.
         room: usize,
+        /// How many maintenance apps the run spreads routes over.
+        pool: usize,
     },
     /// An app that has to answer on the routes is not running.
     #[error("{role} {name:?} cannot serve the routes: {why}; {fix}")]

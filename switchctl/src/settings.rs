@@ -101,8 +101,8 @@ impl Verification {
 pub struct Switch {
     /// The apps.
     pub fleet: FleetSelection,
-    /// The maintenance app's name.
-    pub maintenance_app: String,
+    /// The maintenance apps.
+    pub maintenance: Pool,
     /// Plan only.
     pub dry_run: bool,
     /// How changes are confirmed.
@@ -111,6 +111,68 @@ pub struct Switch {
     pub concurrency: u16,
     /// `--routes-limit`: Diego's limit on one process's routes, in bytes.
     pub routes_limit: u64,
+}
+
+/// The maintenance apps of a switch: one, or a pool that a fleet's routes are spread over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// `--maintenance-app`, in the order given, without repeats. Empty only with a selector and
+    /// no name given.
+    pub names: Vec<String>,
+    /// `--maintenance-selector`: every app of the space it picks is in the pool too.
+    pub selector: Option<String>,
+}
+
+impl Pool {
+    /// The pool `--maintenance-app` (`names`, clap's default when none was given) and
+    /// `--maintenance-selector` ask for. A selector alone does not drag the default name in: a
+    /// space whose maintenance apps are labelled need not also have one called `maintenance-app`.
+    pub fn new(names: &[String], selector: Option<&str>) -> Pool {
+        let mut unique: Vec<String> = Vec::new();
+        for n in names {
+            if !unique.contains(n) {
+                unique.push(n.clone());
+            }
+        }
+        if selector.is_some() && unique == [DEFAULT_MAINTENANCE_APP] {
+            unique.clear();
+        }
+        Pool { names: unique, selector: selector.map(str::to_owned) }
+    }
+
+    /// The default: the one app called `maintenance-app`.
+    pub fn single(name: &str) -> Pool {
+        Pool { names: vec![name.to_owned()], selector: None }
+    }
+
+    /// How lines name the pool: `maintenance-app`, `maint-a, maint-b`, `apps labelled tier=maint`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.names.clone();
+        if let Some(s) = &self.selector {
+            parts.push(format!("the apps labelled {s}"));
+        }
+        parts.join(", ")
+    }
+
+    /// Whether `name` is one of the pool's names (apps picked by the selector are known only once
+    /// resolved).
+    pub fn names(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// The flags that ask for this pool again (none for the default).
+    pub fn flags(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        if self.names != [DEFAULT_MAINTENANCE_APP] || self.selector.is_some() {
+            for n in &self.names {
+                words.extend(["--maintenance-app".into(), quote(n)]);
+            }
+        }
+        if let Some(s) = &self.selector {
+            words.extend(["--maintenance-selector".into(), quote(s)]);
+        }
+        words
+    }
 }
 
 /// Settings of `off`.
@@ -149,8 +211,8 @@ pub struct RestageTimeouts {
 pub struct Status {
     /// One app, or every switched route of the space.
     pub app: Option<String>,
-    /// The maintenance app's name.
-    pub maintenance_app: String,
+    /// The maintenance apps.
+    pub maintenance: Pool,
     /// `None` with `--no-probe`; else where probes go (`--probe-via`).
     pub probe: Option<Option<String>>,
 }
@@ -192,9 +254,7 @@ impl Settings {
         words.extend(apps.iter().map(|a| quote(a)));
         if let Some(switch) = self.switch() {
             if verb == "status" {
-                if switch.maintenance_app != DEFAULT_MAINTENANCE_APP {
-                    words.extend(["--maintenance-app".into(), quote(&switch.maintenance_app)]);
-                }
+                words.extend(switch.maintenance.flags());
                 if let Verification::Probe { via: Some(via), .. } = &switch.verify {
                     words.extend(["--probe-via".into(), quote(via)]);
                 }
@@ -229,7 +289,7 @@ impl Switch {
         };
         Switch {
             fleet: FleetSelection::from_args(&args.fleet),
-            maintenance_app: args.maintenance_app.clone(),
+            maintenance: Pool::new(&args.maintenance_app, args.maintenance_selector.as_deref()),
             dry_run: args.dry_run,
             verify,
             concurrency: args.concurrency,
@@ -241,9 +301,7 @@ impl Switch {
     /// command: the maintenance app, how changes are verified, how many routes at once.
     pub fn flags(&self) -> Vec<String> {
         let mut words = Vec::new();
-        if self.maintenance_app != DEFAULT_MAINTENANCE_APP {
-            words.extend(["--maintenance-app".into(), quote(&self.maintenance_app)]);
-        }
+        words.extend(self.maintenance.flags());
         match &self.verify {
             Verification::Probe { via, timeout, settle } => {
                 if let Some(via) = via {
@@ -308,7 +366,7 @@ impl Status {
     fn from_args(args: &StatusArgs) -> Status {
         Status {
             app: args.app.clone(),
-            maintenance_app: args.maintenance_app.clone(),
+            maintenance: Pool::new(&args.maintenance_app, args.maintenance_selector.as_deref()),
             probe: (!args.no_probe).then(|| args.probe_via.clone()),
         }
     }

@@ -9,8 +9,15 @@
 //! ones the run would add, estimates their size as CC renders them, and refuses when that passes
 //! [`SAFE_SHARE`] of the limit: the margin covers the entries the estimate leaves out (the SSH
 //! route, `options`, route service URLs) and routes others map meanwhile.
+//!
+//! A fleet larger than one maintenance app can carry is spread over a pool ([`Spread`]): each new
+//! route goes to the pool's app with the fewest bytes of routes so far, so the pool fills evenly
+//! and the check above holds for each of its apps.
 
-use std::collections::HashSet;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use crate::capi::Route;
 
@@ -78,6 +85,43 @@ impl Load {
     }
 }
 
+/// Which maintenance app of a pool each new route of a run goes to (cheap to clone; one per run).
+#[derive(Debug, Clone, Default)]
+pub struct Spread(Arc<Mutex<SpreadState>>);
+
+#[derive(Debug, Default)]
+struct SpreadState {
+    /// Estimated bytes of each maintenance app's routes: carried, plus chosen in this run.
+    bytes: HashMap<String, u64>,
+    /// Route GUID → the maintenance app chosen for it in this run.
+    chosen: HashMap<String, String>,
+}
+
+impl Spread {
+    /// Tells the spread what `maint` carries before the run (once; later calls change nothing).
+    pub fn seed(&self, maint: &str, carried: &[Route]) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .bytes
+            .entry(maint.to_owned())
+            .or_insert_with(|| carried.iter().filter(|r| !r.is_tcp()).map(|r| route_bytes(&r.url)).sum());
+    }
+
+    /// The maintenance app of `pool` (GUIDs, not empty) for the route `route_guid` at `url`: the
+    /// one chosen for it earlier in this run (fleet members sharing the route must agree), else
+    /// the one with the fewest bytes, the first of those on a tie.
+    pub fn choose(&self, route_guid: &str, url: &str, pool: &[&str]) -> String {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(maint) = state.chosen.get(route_guid) {
+            return maint.clone();
+        }
+        let least = pool.iter().min_by_key(|m| state.bytes.get(**m).copied().unwrap_or(0)).copied().unwrap_or_default();
+        *state.bytes.entry(least.to_owned()).or_default() += route_bytes(url);
+        state.chosen.insert(route_guid.to_owned(), least.to_owned());
+        least.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -114,5 +158,21 @@ mod tests {
         let tight = Load::of(&carried, &adding, one * 4);
         assert!(!tight.fits(), "{tight:?}");
         assert_eq!(tight.room(), 1, "three routes fit in three quarters of four: one more");
+    }
+
+    #[test]
+    fn a_pool_fills_evenly_and_a_shared_route_keeps_its_choice() {
+        let spread = Spread::default();
+        spread.seed("m1", &[route("a.example.com"), route("b.example.com")]);
+        spread.seed("m2", &[]);
+        // m2 is empty: it takes routes until it carries as much as m1.
+        let picks: Vec<String> =
+            ["r1", "r2", "r3", "r4"].iter().map(|g| spread.choose(g, "x.example.com", &["m1", "m2"])).collect();
+        assert_eq!(picks, ["m2", "m2", "m1", "m2"]);
+        // Seeding again (another member of the space) changes nothing.
+        spread.seed("m2", &[]);
+        assert_eq!(spread.choose("r5", "x.example.com", &["m1", "m2"]), "m1");
+        // The route chosen for one member is the route chosen for the other.
+        assert_eq!(spread.choose("r2", "x.example.com", &["m1", "m2"]), "m2");
     }
 }

@@ -12,6 +12,7 @@ use std::{
 use tokio::{sync::Semaphore, task::JoinSet};
 
 use super::{
+    capacity::Spread,
     outcome::{Advice, Reach, RouteState, Through, Verb},
     plan::{self, Probing},
     probe::{Answer, CONSECUTIVE, Instance, Prober, Target, Want},
@@ -39,6 +40,8 @@ pub struct Env {
     pub domains: Domains,
     /// The maintenance apps' routes, read once.
     pub maintenance_routes: MaintenanceRoutes,
+    /// Which maintenance app of a pool each new route goes to.
+    pub spread: Spread,
     /// Set when a signal arrived in the current phase.
     pub interrupt: Interrupt,
     /// The invocation's settings (for the commands printed).
@@ -66,6 +69,7 @@ impl Env {
             out: out.clone(),
             domains: Domains::default(),
             maintenance_routes: MaintenanceRoutes::default(),
+            spread: Spread::default(),
             interrupt,
             settings: Arc::clone(settings),
             running: Running::default(),

@@ -26,7 +26,7 @@ use crate::{
     error::{EXIT_FAILURE, Error},
     output::{Output, plural},
     session::{Session, Target as SpaceTarget},
-    settings::{FleetSelection, Settings, Switch, Verification},
+    settings::{FleetSelection, Pool, Settings, Switch, Verification},
 };
 
 /// Names per `GET /v3/apps?names=…` (keeps the URL short).
@@ -43,8 +43,9 @@ pub struct Member {
     pub app: App,
     /// Its org and space.
     pub target: SpaceTarget,
-    /// The maintenance app of its space, if there is one.
-    pub maint: Option<App>,
+    /// The maintenance apps of its space (the pool's apps found there), by name; empty when
+    /// there is none.
+    pub pool: Vec<App>,
     /// How the app is called in lines and events: its name, or `space/name` across spaces.
     pub label: String,
 }
@@ -60,12 +61,12 @@ pub struct Resolved {
     pub fleet: bool,
 }
 
-/// Finds the apps `fleet` names or selects, and each space's maintenance app. One piece: the
-/// scope (a space or the org) decides every query that follows.
-pub async fn resolve(session: &Session, fleet: &FleetSelection, maintenance_app: &str) -> Result<Resolved, Error> {
-    if fleet.apps.iter().any(|a| a == maintenance_app) {
+/// Finds the apps `fleet` names or selects, and each space's maintenance apps (`pool`). One
+/// piece: the scope (a space or the org) decides every query that follows.
+pub async fn resolve(session: &Session, fleet: &FleetSelection, pool: &Pool) -> Result<Resolved, Error> {
+    if let Some(name) = fleet.apps.iter().find(|a| pool.names(a)) {
         return Err(Error::Usage(format!(
-            "{maintenance_app:?} is the maintenance app itself; name the apps to switch, or the maintenance app with \
+            "{name:?} is a maintenance app itself; name the apps to switch, or the maintenance app with \
              --maintenance-app"
         )));
     }
@@ -113,11 +114,13 @@ pub async fn resolve(session: &Session, fleet: &FleetSelection, maintenance_app:
             )));
         }
     }
+    let maints = pool_apps(client, within, pool).await?;
     if let Some(selector) = &fleet.selector {
         let selected = select(client, within, selector).await?;
-        let (maint, others): (Vec<App>, Vec<App>) = selected.into_iter().partition(|a| a.name == maintenance_app);
+        let (maint, others): (Vec<App>, Vec<App>) =
+            selected.into_iter().partition(|a| maints.iter().any(|m| m.guid == a.guid));
         if !maint.is_empty() {
-            tracing::warn!("the selector also matches the maintenance app {maintenance_app:?}; it is left out");
+            tracing::warn!("the selector also matches the maintenance app {:?}; it is left out", maint[0].name);
         }
         for app in others {
             if !apps.iter().any(|a| a.guid == app.guid) {
@@ -131,21 +134,44 @@ pub async fn resolve(session: &Session, fleet: &FleetSelection, maintenance_app:
             )));
         }
     }
-
-    let maints: Vec<App> = client.get_all("/v3/apps", &[("names", maintenance_app), within]).await?;
-    let maint_of = |space: &str| maints.iter().find(|m| m.name == maintenance_app && space_of(m) == Some(space));
+    if let Some(a) = apps.iter().find(|a| maints.iter().any(|m| m.guid == a.guid)) {
+        return Err(Error::Usage(format!(
+            "{:?} is a maintenance app itself (--maintenance-selector picks it); leave it out of the apps to switch",
+            a.name
+        )));
+    }
+    let pool_of = |space: &str| -> Vec<App> { maints.iter().filter(|m| space_of(m) == Some(space)).cloned().collect() };
     let mut members: Vec<Member> = apps
         .into_iter()
         .filter_map(|app| {
             let space = space_of(&app)?;
             let target = (*by_space.get(space)?).clone();
             let label = if fleet.all_spaces { format!("{}/{}", target.space.name, app.name) } else { app.name.clone() };
-            Some(Member { maint: maint_of(space).cloned(), app, target, label })
+            Some(Member { pool: pool_of(space), app, target, label })
         })
         .collect();
     members.sort_by(|a, b| (&a.target.space.name, &a.app.name).cmp(&(&b.target.space.name, &b.app.name)));
     let fleet = fleet.apps.len() > 1 || fleet.selector.is_some() || fleet.all_spaces;
     Ok(Resolved { members, scope, fleet })
+}
+
+/// The pool's apps in the scope, by name (a name may be in several spaces, one each).
+async fn pool_apps(client: &Client, within: (&str, &str), pool: &Pool) -> Result<Vec<App>, Error> {
+    let mut maints: Vec<App> = Vec::new();
+    for chunk in pool.names.chunks(NAMES_PER_REQUEST) {
+        let names = chunk.join(",");
+        let found: Vec<App> = client.get_all("/v3/apps", &[("names", names.as_str()), within]).await?;
+        maints.extend(found.into_iter().filter(|a| chunk.contains(&a.name)));
+    }
+    if let Some(selector) = &pool.selector {
+        for app in select(client, within, selector).await? {
+            if !maints.iter().any(|m| m.guid == app.guid) {
+                maints.push(app);
+            }
+        }
+    }
+    maints.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(maints)
 }
 
 /// The apps a label selector picks. The Cloud Controller answers a selector it cannot parse with
@@ -165,12 +191,12 @@ fn space_of(app: &App) -> Option<&str> {
     app.relationships.space.guid()
 }
 
-/// Checks, before any change, that every space of the fleet has its maintenance app running; the
-/// instances found running (probes name one of them).
+/// Checks, before any change, that every space of the fleet has every maintenance app of the pool
+/// running; the instances found running (probes name one of them).
 pub async fn check_maintenance_apps(
     client: &Client,
     resolved: &Resolved,
-    name: &str,
+    pool: &Pool,
 ) -> Result<context::Running, Error> {
     let running = context::Running::default();
     let mut checked: HashSet<&str> = HashSet::new();
@@ -178,24 +204,33 @@ pub async fn check_maintenance_apps(
         if !checked.insert(m.target.space.guid.as_str()) {
             continue;
         }
-        let maint = m.maint.as_ref().ok_or_else(|| Error::MaintenanceAppNotFound {
-            name: name.to_owned(),
+        let not_found = |name: String| Error::MaintenanceAppNotFound {
+            name,
             org: m.target.org.name.clone(),
             space: m.target.space.name.clone(),
-        })?;
-        match context::running_web(client, maint).await? {
-            Ok(indexes) => running.record(&maint.guid, indexes),
-            Err(not) => {
-                return Err(Error::NotRunning {
-                    role: "maintenance app",
-                    name: format!("{} (space {})", maint.name, m.target.space.name),
-                    why: not.why,
-                    fix: format!(
-                        "run `cf target -s {} && {}` and wait until an instance is running and ready; nothing was changed",
-                        crate::settings::quote(&m.target.space.name),
-                        not.fix
-                    ),
-                });
+        };
+        if let Some(name) = pool.names.iter().find(|n| !m.pool.iter().any(|a| &a.name == *n)) {
+            return Err(not_found(name.clone()));
+        }
+        if m.pool.is_empty() {
+            return Err(not_found(pool.describe()));
+        }
+        for maint in &m.pool {
+            match context::running_web(client, maint).await? {
+                Ok(indexes) => running.record(&maint.guid, indexes),
+                Err(not) => {
+                    return Err(Error::NotRunning {
+                        role: "maintenance app",
+                        name: format!("{} (space {})", maint.name, m.target.space.name),
+                        why: not.why,
+                        fix: format!(
+                            "run `cf target -s {} && {}` and wait until an instance is running and ready; nothing was \
+                             changed",
+                            crate::settings::quote(&m.target.space.name),
+                            not.fix
+                        ),
+                    });
+                }
             }
         }
     }
@@ -298,9 +333,9 @@ pub async fn command(
     verb: Verb,
     work: impl AsyncFnOnce(&Env, &Resolved) -> Result<Vec<Report>, Error>,
 ) -> Result<ExitCode, Error> {
-    let resolved = resolve(session, &switch.fleet, &switch.maintenance_app).await?;
+    let resolved = resolve(session, &switch.fleet, &switch.maintenance).await?;
     let running = if verb == Verb::On {
-        check_maintenance_apps(session.client(), &resolved, &switch.maintenance_app).await?
+        check_maintenance_apps(session.client(), &resolved, &switch.maintenance).await?
     } else {
         context::Running::default()
     };
@@ -332,7 +367,11 @@ fn announce(out: &Output, verb: Verb, resolved: &Resolved, switch: &Switch) {
         (Verb::Off, false) => "Restoring",
         (Verb::Off, true) => "Planning the restore of",
     };
-    let to = if verb == Verb::On { format!(" to {}", switch.maintenance_app) } else { " from maintenance".to_owned() };
+    let to = if verb == Verb::On {
+        format!(" to {}", switch.maintenance.describe())
+    } else {
+        " from maintenance".to_owned()
+    };
     out.line(&format!(
         "{doing} the routes of {} in {}{to}, {} at a time...",
         plural(resolved.members.len(), "app"),
@@ -351,7 +390,8 @@ pub fn finish(env: &Env, verb: Verb, switch: &Switch, resolved: &Resolved, repor
     let out = &env.out;
     let ok = reports.iter().all(|r| r.ok && !r.nothing_to_switch());
     out.event("summary", serde_json::json!({"action": verb, "dry_run": switch.dry_run, "ok": ok, "apps": reports}));
-    let advice = |r: &Report| advice_for(env, r, &switch.maintenance_app);
+    let pool = switch.maintenance.describe();
+    let advice = |r: &Report| advice_for(env, r, &pool);
     out.clear();
     if let [report] = reports
         && !resolved.fleet
@@ -414,9 +454,9 @@ pub trait RouteJob: Send + 'static {
     fn apps(&self) -> Vec<String>;
     /// Takes over `other`'s share of the same route.
     fn merge(&mut self, other: Self);
-    /// Whether it adds the maintenance app to the route.
-    fn adds_maintenance(&self) -> bool {
-        false
+    /// The maintenance app (GUID) it adds to the route, if it adds one.
+    fn adds_maintenance(&self) -> Option<&str> {
+        None
     }
     /// Whether the check before the first change probes it (not a route that can never be
     /// probed from here, see [`super::plan::Probing`]).
@@ -530,30 +570,36 @@ where
 
 /// Refuses, before any change, a run that would bring a maintenance app past the share of Diego's
 /// routes limit it allows ([`capacity`]). Reads the routes of each maintenance app the run adds
-/// routes to, once (`off` reads them anyway).
+/// routes to, once (`off` reads them anyway; a pool's were read to spread the routes).
 async fn check_capacity<'a, S: Surveyed>(
     env: &Env,
     members: &[Member],
     surveys: impl Iterator<Item = &'a S>,
 ) -> Result<(), Error> {
-    let Some(limit) = env.settings.switch().map(|s| s.routes_limit) else { return Ok(()) };
+    let Some(switch) = env.settings.switch() else { return Ok(()) };
+    let limit = switch.routes_limit;
     let mut adding: HashMap<&str, (&Member, Vec<&str>)> = HashMap::new();
     for s in surveys {
-        let Some(maint) = &s.member().maint else { continue };
-        let urls = s.planned().iter().filter(|j| j.adds_maintenance()).map(RouteJob::url);
-        adding.entry(maint.guid.as_str()).or_insert_with(|| (s.member(), Vec::new())).1.extend(urls);
+        for job in s.planned() {
+            if let Some(maint) = job.adds_maintenance() {
+                adding.entry(maint).or_insert_with(|| (s.member(), Vec::new())).1.push(job.url());
+            }
+        }
     }
-    for (maint_guid, (member, urls)) in adding.iter().filter(|(_, (_, urls))| !urls.is_empty()) {
+    let mut adding: Vec<_> = adding.into_iter().collect();
+    adding.sort_by(|a, b| a.0.cmp(b.0));
+    for (maint_guid, (member, urls)) in adding {
         let carried = env.maintenance_routes.of(&env.client, maint_guid).await.map_err(|e| {
             // Every app of the run, those whose survey failed too: the same run, again.
             let everyone: Vec<Report> = members.iter().map(|m| report_for(m, Verb::On, false)).collect();
             let command = commands(&env.settings, Verb::On, &everyone.iter().collect::<Vec<_>>()).join(" and ");
             Error::BeforeAnyChange { cause: crate::error::describe(&e), command }
         })?;
-        let load = capacity::Load::of(&carried, urls, limit);
+        let load = capacity::Load::of(&carried, &urls, limit);
         if !load.fits() {
+            let name = member.pool.iter().find(|m| m.guid == maint_guid).map_or(maint_guid, |m| m.name.as_str());
             return Err(Error::Capacity {
-                name: member.maint.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
+                name: name.to_owned(),
                 space: member.target.space.name.clone(),
                 carried: load.carried,
                 after_routes: load.carried + load.adding,
@@ -561,6 +607,7 @@ async fn check_capacity<'a, S: Surveyed>(
                 allowed_bytes: load.allowed_bytes,
                 limit,
                 room: load.room(),
+                pool: member.pool.len(),
             });
         }
     }

@@ -28,11 +28,11 @@ use super::{
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OffPlan, Probing},
     probe::{CONSECUTIVE, Instance, Target, Want},
-    state,
+    state::{self, Record},
     trail::{self, LostRoute},
 };
 use crate::{
-    capi::{Client, Destination, Domain, NewDestination, Route},
+    capi::{App, Client, Destination, Domain, NewDestination, Route},
     error::{Error, describe},
     output::Output,
     session::Session,
@@ -71,7 +71,6 @@ pub async fn switch_off(env: &Env, members: &[Member], off: &Off) -> Result<Vec<
 struct Survey {
     member: Member,
     advice: Advice,
-    maint_guid: String,
     names: HashMap<String, String>,
     decided: Vec<RouteReport>,
     jobs: Vec<Job>,
@@ -151,7 +150,7 @@ impl fleet::RouteJob for Job {
 async fn app_routes(env: &Env, member: &Member) -> Result<Vec<Route>, Error> {
     let key = state::key(&member.app.guid);
     let mut routes = env.client.routes_by_label(&member.target.space.guid, &key).await?;
-    if let Some(maint) = &member.maint {
+    for maint in &member.pool {
         let listed = env.maintenance_routes.of(&env.client, &maint.guid).await?;
         for route in listed.iter() {
             let unlabelled =
@@ -170,8 +169,18 @@ async fn app_routes(env: &Env, member: &Member) -> Result<Vec<Route>, Error> {
 /// all (its own route, or one someone stripped), which spares the request in most fleets; one
 /// that cannot be read finds nothing, and says so.
 async fn lost_routes(env: &Env, member: &Member, found: &[Route]) -> Vec<LostRoute> {
-    let Some(maint) = &member.maint else { return Vec::new() };
-    let known: HashSet<&str> = found.iter().map(|r| r.guid.as_str()).collect();
+    let mut lost = Vec::new();
+    for maint in &member.pool {
+        let mut known: HashSet<&str> = found.iter().map(|r| r.guid.as_str()).collect();
+        known.extend(lost.iter().map(|l: &LostRoute| l.route.guid.as_str()));
+        let more = lost_routes_of(env, member, maint, &known).await;
+        lost.extend(more);
+    }
+    lost
+}
+
+/// [`lost_routes`] that `maint` serves.
+async fn lost_routes_of(env: &Env, member: &Member, maint: &App, known: &HashSet<&str>) -> Vec<LostRoute> {
     let unexplained = match env.maintenance_routes.of(&env.client, &maint.guid).await {
         Ok(routes) => routes.iter().any(|r| !known.contains(r.guid.as_str()) && state::labelled_apps(r).is_empty()),
         Err(_) => true,
@@ -179,7 +188,7 @@ async fn lost_routes(env: &Env, member: &Member, found: &[Route]) -> Vec<LostRou
     if !unexplained {
         return Vec::new();
     }
-    trail::lost_routes(&env.client, &member.app.guid, &maint.guid, &known).await.unwrap_or_else(|e| {
+    trail::lost_routes(&env.client, &member.app.guid, &maint.guid, known).await.unwrap_or_else(|e| {
         env.out.notice(&format!(
             "could not read app {}'s audit events ({}), so a route whose switchctl record was removed by hand \
              would not be found; `cf curl '/v3/audit_events?types=audit.app.unmap-route&target_guids={}'` lists them",
@@ -197,12 +206,13 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
     let report = || fleet::report_for(&member, Verb::Off, dry_run);
     env.out.phase(&member.label, "reading", None, false);
     let mut routes = app_routes(&env, &member).await.map_err(|e| Box::new(report().failed(describe(&e))))?;
-    let maint_name = env.settings.switch().map_or("maintenance-app", |s| s.maintenance_app.as_str()).to_owned();
-    let (maint_guid, maint_name) =
-        member.maint.as_ref().map_or((String::new(), maint_name), |m| (m.guid.clone(), m.name.clone()));
-    let advice = env.advice(&member.app, &member.target, &maint_name);
-    let names: HashMap<String, String> =
-        [(member.app.guid.clone(), member.app.name.clone()), (maint_guid.clone(), maint_name)].into_iter().collect();
+    let pool = match member.pool.as_slice() {
+        [] => env.settings.switch().map_or_else(String::new, |s| s.maintenance.describe()),
+        apps => apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "),
+    };
+    let advice = env.advice(&member.app, &member.target, &pool);
+    let names = names(std::slice::from_ref(&member));
+    let maint_guid = member.pool.first().map(|m| m.guid.clone()).unwrap_or_default();
     if !routes.is_empty() && !force {
         match context::running_web(client, &member.app).await {
             Ok(Ok(indexes)) => env.running.record(&member.app.guid, indexes),
@@ -249,7 +259,7 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
             Decision::Do(job) => jobs.push(Job { probing, ..*job }),
         }
     }
-    Ok(Survey { member, advice, maint_guid, names, decided, jobs })
+    Ok(Survey { member, advice, names, decided, jobs })
 }
 
 /// What `off` does with `route`: a report when nothing is to be done (or a dry run), else the job.
@@ -262,7 +272,9 @@ fn decide(
     names: &HashMap<String, String>,
 ) -> Decision {
     let url = plan::url(route, domain);
-    let state = plan::state_of(route, app, maint);
+    // The record says which maintenance app of a pool the route went to.
+    let recorded = Record::read(route, app).ok().flatten().map(|r| r.maintenance_app);
+    let state = plan::state_of(route, app, recorded.as_deref().unwrap_or(maint));
     match plan::plan_off(route, app) {
         Err(cause) => Decision::Done(Box::new(RouteReport::failed(url, route.guid.clone(), cause, state))),
         // The record went away between the list and now: someone restored it.
@@ -301,25 +313,27 @@ struct Ctx {
     force: bool,
     /// The apps' running web instances, as the survey read them.
     running: context::Running,
-    maint_guid: String,
     names: HashMap<String, String>,
+}
+
+/// GUID → name of the apps and their maintenance apps, for reports.
+fn names(members: &[Member]) -> HashMap<String, String> {
+    members
+        .iter()
+        .flat_map(|m| std::iter::once(&m.app).chain(&m.pool))
+        .map(|a| (a.guid.clone(), a.name.clone()))
+        .collect()
 }
 
 impl Ctx {
     /// The context of a route shared by `members` (of one space, so of one maintenance app).
     fn of(env: &Env, members: &[Member], force: bool) -> Ctx {
-        let maint = members.iter().find_map(|m| m.maint.as_ref());
-        let (maint_guid, maint_name) = maint.map(|m| (m.guid.clone(), m.name.clone())).unwrap_or_default();
-        let mut names: HashMap<String, String> =
-            members.iter().map(|m| (m.app.guid.clone(), m.app.name.clone())).collect();
-        names.insert(maint_guid.clone(), maint_name);
         Ctx {
             client: env.client.clone(),
             verify: env.verify.clone(),
             force,
             running: env.running.clone(),
-            maint_guid,
-            names,
+            names: names(members),
         }
     }
 
@@ -337,7 +351,7 @@ impl Ctx {
 
 /// Restores one surveyed app; never fails as a whole: what went wrong is in the report.
 async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
-    let Survey { member, advice, maint_guid, names, decided, jobs } = survey;
+    let Survey { member, advice, names, decided, jobs } = survey;
     let out = &env.out;
     let (label, dry_run) = (member.label.clone(), off.switch.dry_run);
     out.phase(&label, "restoring", None, false);
@@ -364,7 +378,6 @@ async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
         verify: env.verify.clone(),
         force: off.force,
         running: env.running.clone(),
-        maint_guid,
         names,
     });
     let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
@@ -403,6 +416,8 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
 async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     let Job { route, url, target, probing, parts } = job;
     let client = &ctx.client;
+    // Every app's record on the route names the same maintenance app: the one on the route.
+    let maint = parts.first().map_or("", |p| p.plan.record.maintenance_app.as_str());
     let probing = if ctx.force { probing } else { ctx.verify.learn(&target, probing).await };
     let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
     let api = |step, e: &Error| Cause::Api { step, error: describe(e) };
@@ -430,7 +445,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
                     recovered.push(Recovered { step: Step::AddApp, error: describe(&e) });
                     now.destinations
                 }
-                _ => return ctx.after_failure(&url, &route.guid, &apps, &api(Step::AddApp, &e)).await,
+                _ => return ctx.after_failure(&url, (&route.guid, maint), &apps, &api(Step::AddApp, &e)).await,
             },
         };
         inserted = now
@@ -449,7 +464,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     } else {
         match ctx.verify.first(&target, Want::App, probing, ctx.pinnable(&parts).as_ref()).await {
             Ok(probing) => probing,
-            Err(not) => return ctx.roll_back(&url, &route.guid, &parts, &inserted, not).await,
+            Err(not) => return ctx.roll_back(&url, (&route.guid, maint), &parts, &inserted, not).await,
         }
     };
 
@@ -457,11 +472,10 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     // another app's record may have come or gone since the survey.
     let current = match client.get_route(&route.guid).await {
         Ok(current) => current,
-        Err(e) => return ctx.after_failure(&url, &route.guid, &apps, &api(Step::ReadRoute, &e)).await,
+        Err(e) => return ctx.after_failure(&url, (&route.guid, maint), &apps, &api(Step::ReadRoute, &e)).await,
     };
     let kept_before = parts.iter().any(|p| p.plan.record.maintenance_kept);
     let keep = kept_before || state::labelled_apps(&current).iter().any(|a| !apps.contains(a));
-    let maint = parts.first().map_or(ctx.maint_guid.as_str(), |p| p.plan.record.maintenance_app.as_str());
     let removed: Vec<_> = if keep {
         notes.push(keep_note(kept_before).to_owned());
         Vec::new()
@@ -473,7 +487,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     for d in &removed {
         if let Err(e) = client.delete_destination(&route.guid, &d.guid).await {
             if !context::landed(client, &route.guid, |r| !r.destinations.iter().any(|x| x.guid == d.guid)).await {
-                return ctx.after_failure(&url, &route.guid, &apps, &api(Step::RemoveMaintenance, &e)).await;
+                return ctx.after_failure(&url, (&route.guid, maint), &apps, &api(Step::RemoveMaintenance, &e)).await;
             }
             recovered.push(Recovered { step: Step::RemoveMaintenance, error: describe(&e) });
         }
@@ -496,7 +510,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     // 5. Done: the records go last, in one write.
     if let Err(e) = client.patch_route_metadata(&route.guid, &state::clear_patches(&apps)).await {
         if !context::landed(client, &route.guid, |r| apps.iter().all(|a| state::has_no_record(r, a))).await {
-            return ctx.after_failure(&url, &route.guid, &apps, &api(Step::ClearRecord, &e)).await;
+            return ctx.after_failure(&url, (&route.guid, maint), &apps, &api(Step::ClearRecord, &e)).await;
         }
         recovered.push(Recovered { step: Step::ClearRecord, error: describe(&e) });
     }
@@ -523,14 +537,14 @@ impl Ctx {
     async fn after_failure(
         &self,
         url: &str,
-        route_guid: &str,
+        (route_guid, maint): (&str, &str),
         apps: &[&str],
         cause: &Cause,
     ) -> Vec<(String, RouteReport)> {
         let route = self.client.get_route(route_guid).await.ok();
         apps.iter()
             .map(|a| {
-                let state = route.as_ref().map_or(RouteState::Unknown, |r| plan::state_of(r, a, &self.maint_guid));
+                let state = route.as_ref().map_or(RouteState::Unknown, |r| plan::state_of(r, a, maint));
                 ((*a).to_owned(), RouteReport::failed(url.to_owned(), route_guid.to_owned(), cause.clone(), state))
             })
             .collect()
@@ -542,7 +556,7 @@ impl Ctx {
     async fn roll_back(
         &self,
         url: &str,
-        route_guid: &str,
+        (route_guid, maint): (&str, &str),
         parts: &[Part],
         inserted: &[String],
         not: NotVerified,
@@ -563,14 +577,14 @@ impl Ctx {
             .map(|d| d.guid.as_str())
             .collect();
         // Without the maintenance app on the route, the apps are all that serves it: they stay.
-        if route.destinations.iter().any(|d| d.app.guid == self.maint_guid) {
+        if route.destinations.iter().any(|d| d.app.guid == maint) {
             for guid in take_off {
                 if let Err(e) = self.client.delete_destination(route_guid, guid).await {
                     let cause = Cause::Api { step: Step::RemoveApp, error: describe(&e) };
-                    return self.after_failure(url, route_guid, &apps, &cause).await;
+                    return self.after_failure(url, (route_guid, maint), &apps, &cause).await;
                 }
             }
         }
-        self.after_failure(url, route_guid, &apps, &cause).await
+        self.after_failure(url, (route_guid, maint), &apps, &cause).await
     }
 }

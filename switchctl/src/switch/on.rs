@@ -19,7 +19,7 @@ use super::{
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OnPlan, Probing},
-    probe::{CONSECUTIVE, Instance, Target, Want},
+    probe::{CONSECUTIVE, Target, Want},
     state::{self, DefaultPort, Record},
 };
 use crate::{
@@ -104,6 +104,8 @@ struct Job {
     route: Route,
     url: String,
     target: Target,
+    /// The maintenance app (GUID) the route goes to.
+    maint: String,
     insert_maintenance: bool,
     probing: Probing,
     parts: Vec<Part>,
@@ -131,8 +133,8 @@ impl fleet::RouteJob for Job {
         self.parts.extend(other.parts);
     }
 
-    fn adds_maintenance(&self) -> bool {
-        self.insert_maintenance
+    fn adds_maintenance(&self) -> Option<&str> {
+        self.insert_maintenance.then_some(self.maint.as_str())
     }
 
     fn preflight(&self) -> bool {
@@ -153,12 +155,12 @@ struct Part {
 async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<Report>> {
     let client = &env.client;
     let report = || fleet::report_for(&member, Verb::On, dry_run);
-    let Some(maint) = member.maint.clone() else {
-        let name = env.settings.switch().map_or("maintenance-app", |s| s.maintenance_app.as_str()).to_owned();
+    let pool = env.settings.switch().map_or_else(String::new, |s| s.maintenance.describe());
+    if member.pool.is_empty() {
         return Err(Box::new(
-            report().failed(format!("no maintenance app {name:?} in space {}", member.target.space.name)),
+            report().failed(format!("no maintenance app {pool} in space {}", member.target.space.name)),
         ));
-    };
+    }
     env.out.phase(&member.label, "reading", None, false);
     let routes = context::app_and_labelled_routes(client, &member.target.space.guid, &member.app.guid).await;
     let (mut routes, domains) = match routes {
@@ -177,14 +179,18 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
         Ok(port) => port,
         Err(e) => return Err(Box::new(report().failed(describe(&e)))),
     };
-    let advice = env.advice(&member.app, &member.target, &maint.name);
-    let names = names(&member, &maint.guid, &maint.name);
+    if let Err(e) = seed_spread(&env, &member).await {
+        return Err(Box::new(report().failed(describe(&e))));
+    }
+    let advice = env.advice(&member.app, &member.target, &pool);
+    let names = names(&member);
     let since = state::now_rfc3339();
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
     for route in routes {
         let domain = domain_of(&route, &domains);
         let probing = plan::probing(domain, bound.get(&route.guid));
-        match decide(&route, domain, (&member, default_port), &maint.guid, &since, dry_run, &names) {
+        let maint = maint_for(&env, &route, &plan::url(&route, domain), &member);
+        match decide(&route, domain, (&member, default_port), &maint, &since, dry_run, &names) {
             Decision::Done(report) if dry_run && report.result == Outcome::Switched => {
                 decided.push(report.with_reach(env.verify.reach(&probing)));
             }
@@ -195,11 +201,41 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
     Ok(Survey { member, advice, decided, jobs })
 }
 
-/// GUID → name of the app and the maintenance app, for reports.
-fn names(member: &Member, maint_guid: &str, maint_name: &str) -> HashMap<String, String> {
-    [(member.app.guid.clone(), member.app.name.clone()), (maint_guid.to_owned(), maint_name.to_owned())]
-        .into_iter()
-        .collect()
+/// GUID → name of the app and its maintenance apps, for reports.
+fn names(member: &Member) -> HashMap<String, String> {
+    std::iter::once(&member.app).chain(&member.pool).map(|a| (a.guid.clone(), a.name.clone())).collect()
+}
+
+/// Tells the run's spread what each maintenance app of `member`'s pool carries, when there is a
+/// pool to spread over (one maintenance app needs no listing here).
+async fn seed_spread(env: &Env, member: &Member) -> Result<(), Error> {
+    if member.pool.len() < 2 {
+        return Ok(());
+    }
+    for maint in &member.pool {
+        let carried = env.maintenance_routes.of(&env.client, &maint.guid).await?;
+        env.spread.seed(&maint.guid, &carried);
+    }
+    Ok(())
+}
+
+/// The maintenance app (GUID) `route` goes to: the pool's app already on it (another app's
+/// switch, or an unfinished one of this app), else the one this app's record names (a resumed
+/// switch), else the spread's choice.
+fn maint_for(env: &Env, route: &Route, url: &str, member: &Member) -> String {
+    let pool: Vec<&str> = member.pool.iter().map(|m| m.guid.as_str()).collect();
+    if let Some(d) = route.destinations.iter().find(|d| pool.contains(&d.app.guid.as_str())) {
+        return d.app.guid.clone();
+    }
+    if let Ok(Some(record)) = Record::read(route, &member.app.guid)
+        && pool.contains(&record.maintenance_app.as_str())
+    {
+        return record.maintenance_app;
+    }
+    match pool.as_slice() {
+        [one] => (*one).to_owned(),
+        _ => env.spread.choose(&route.guid, url, &pool),
+    }
 }
 
 /// What `on` does with `route`: a report when nothing is to be done (or a dry run), else the job.
@@ -240,6 +276,7 @@ fn decide(
             return Decision::Do(Job {
                 url,
                 target: plan::target(route, domain),
+                maint: maint.to_owned(),
                 insert_maintenance,
                 route: route.clone(),
                 parts: vec![Part { app: app.guid.clone(), record }],
@@ -253,9 +290,8 @@ fn decide(
 struct Ctx {
     client: Client,
     verify: context::Verify,
-    maint_guid: String,
-    /// The maintenance app's instance step 3 asks for.
-    maint_instance: Option<Instance>,
+    /// The running instances of the maintenance apps (step 3 asks for one by name).
+    running: context::Running,
     names: HashMap<String, String>,
 }
 
@@ -264,7 +300,6 @@ async fn switch_app(env: Env, survey: Survey, switch: Arc<Switch>) -> Report {
     let Survey { member, advice, decided, jobs } = survey;
     let out = &env.out;
     let label = member.label.clone();
-    let maint_guid = member.maint.as_ref().map(|m| m.guid.clone()).unwrap_or_default();
     out.phase(&label, "switching", None, false);
     out.routes_total(&label, decided.len() + jobs.len());
     if !out.fleet() {
@@ -276,13 +311,7 @@ async fn switch_app(env: Env, survey: Survey, switch: Arc<Switch>) -> Report {
     }
     let print = |r: &RouteReport| print_route(out, &label, &advice, switch.dry_run, r);
     decided.iter().for_each(print);
-    let ctx = Arc::new(Ctx {
-        client: env.client.clone(),
-        verify: env.verify.clone(),
-        names: names(&member, &maint_guid, &advice.maintenance_app),
-        maint_instance: env.running.instance(&maint_guid),
-        maint_guid,
-    });
+    let ctx = Arc::new(Ctx::of(&env, std::slice::from_ref(&member)));
     let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
     let app = member.app.guid.clone();
     let done = each(
@@ -328,8 +357,9 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
 /// in a state `on` or `off` can continue from, and says which, per app. Long on purpose: the
 /// steps, and what each failure leaves the route in, read in order in one place.
 async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
-    let Job { route, url, target, insert_maintenance, probing, parts } = job;
-    let (maint, client) = (ctx.maint_guid.as_str(), &ctx.client);
+    let Job { route, url, target, maint, insert_maintenance, probing, parts } = job;
+    let (maint, client) = (maint.as_str(), &ctx.client);
+    let maint_instance = ctx.running.instance(maint);
     let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
     let api = |step, e: &Error| Cause::Api { step, error: describe(e) };
     // After a failed write the route is read again: when it holds the change, the switch goes on
@@ -344,7 +374,7 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
         && let Err(e) = client.patch_route_metadata(&route.guid, &state::set_patches(&records)).await
     {
         if !context::landed(client, &route.guid, |r| records.iter().all(|(a, _)| state::has_record(r, a))).await {
-            return ctx.after_failure(&url, &route.guid, &apps, &api(Step::WriteRecord, &e)).await;
+            return ctx.after_failure(&url, (&route.guid, maint), &apps, &api(Step::WriteRecord, &e)).await;
         }
         recovered.push(Recovered { step: Step::WriteRecord, error: describe(&e) });
     }
@@ -355,7 +385,7 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
         let new = NewDestination::to_app(maint);
         if let Err(e) = client.insert_destinations(&route.guid, std::slice::from_ref(&new)).await {
             if !context::landed(client, &route.guid, |r| r.destinations.iter().any(|d| d.app.guid == maint)).await {
-                return ctx.after_failure(&url, &route.guid, &apps, &api(Step::AddMaintenance, &e)).await;
+                return ctx.after_failure(&url, (&route.guid, maint), &apps, &api(Step::AddMaintenance, &e)).await;
             }
             recovered.push(Recovered { step: Step::AddMaintenance, error: describe(&e) });
         }
@@ -364,9 +394,9 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
 
     // 3. Only remove the apps once the maintenance app answers on the route, on every router (a
     // route that cannot be verified from here gets --settle instead: see `Probing`).
-    let probing = match ctx.verify.first(&target, Want::Maintenance, probing, ctx.maint_instance.as_ref()).await {
+    let probing = match ctx.verify.first(&target, Want::Maintenance, probing, maint_instance.as_ref()).await {
         Ok(probing) => probing,
-        Err(not) => return ctx.roll_back(&url, &route.guid, &apps, not).await,
+        Err(not) => return ctx.roll_back(&url, (&route.guid, maint), &apps, not).await,
     };
     let reach = ctx.verify.reach(&probing);
 
@@ -376,16 +406,16 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     // 1024, and otherwise a new destination and new `process.ports`).
     let current = match client.route_destinations(&route.guid).await {
         Ok(current) => current,
-        Err(e) => return ctx.after_failure(&url, &route.guid, &apps, &api(Step::ReadRoute, &e)).await,
+        Err(e) => return ctx.after_failure(&url, (&route.guid, maint), &apps, &api(Step::ReadRoute, &e)).await,
     };
     if !current.iter().any(|d| d.app.guid == maint) {
-        return ctx.after_failure(&url, &route.guid, &apps, &Cause::MaintenanceVanished).await;
+        return ctx.after_failure(&url, (&route.guid, maint), &apps, &Cause::MaintenanceVanished).await;
     }
     let removed: Vec<&Destination> = current.iter().filter(|d| apps.contains(&d.app.guid.as_str())).collect();
     for d in &removed {
         if let Err(e) = client.delete_destination(&route.guid, &d.guid).await {
             if !context::landed(client, &route.guid, |r| !r.destinations.iter().any(|x| x.guid == d.guid)).await {
-                return ctx.after_failure(&url, &route.guid, &apps, &api(Step::RemoveApp, &e)).await;
+                return ctx.after_failure(&url, (&route.guid, maint), &apps, &api(Step::RemoveApp, &e)).await;
             }
             recovered.push(Recovered { step: Step::RemoveApp, error: describe(&e) });
         }
@@ -426,16 +456,13 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
 }
 
 impl Ctx {
-    /// The context of a route shared by `members` (of one space, so of one maintenance app).
+    /// The context of the routes of `members` (one app, or those sharing a route).
     fn of(env: &Env, members: &[Member]) -> Ctx {
-        let maint = members.iter().find_map(|m| m.maint.as_ref());
-        let (maint_guid, maint_name) = maint.map(|m| (m.guid.clone(), m.name.clone())).unwrap_or_default();
         Ctx {
             client: env.client.clone(),
             verify: env.verify.clone(),
-            names: members.iter().flat_map(|m| names(m, &maint_guid, &maint_name)).collect(),
-            maint_instance: env.running.instance(&maint_guid),
-            maint_guid,
+            running: env.running.clone(),
+            names: members.iter().flat_map(names).collect(),
         }
     }
 
@@ -445,13 +472,12 @@ impl Ctx {
     async fn after_failure(
         &self,
         url: &str,
-        route_guid: &str,
+        (route_guid, maint): (&str, &str),
         apps: &[&str],
         cause: &Cause,
     ) -> Vec<(String, RouteReport)> {
         let route = self.client.get_route(route_guid).await.ok();
-        let state =
-            |r: Option<&Route>, app: &str| r.map_or(RouteState::Unknown, |r| plan::state_of(r, app, &self.maint_guid));
+        let state = |r: Option<&Route>, app: &str| r.map_or(RouteState::Unknown, |r| plan::state_of(r, app, maint));
         let alone: Vec<&str> =
             apps.iter().copied().filter(|a| state(route.as_ref(), a) == RouteState::RecordOnly).collect();
         let route = if alone.is_empty() {
@@ -477,12 +503,11 @@ impl Ctx {
     async fn roll_back(
         &self,
         url: &str,
-        route_guid: &str,
+        (route_guid, maint): (&str, &str),
         apps: &[&str],
         not: NotVerified,
     ) -> Vec<(String, RouteReport)> {
         let cause = Cause::NotAnswering { who: Who::MaintenanceApp, timeout_s: not.timeout_s, last: not.last };
-        let maint = self.maint_guid.as_str();
         let Ok(route) = self.client.get_route(route_guid).await else {
             let failed = |a: &&str| {
                 let r = RouteReport::failed(url.to_owned(), route_guid.to_owned(), cause.clone(), RouteState::Unknown);
@@ -500,10 +525,10 @@ impl Ctx {
             for d in route.destinations.iter().filter(|d| d.app.guid == maint) {
                 if let Err(e) = self.client.delete_destination(route_guid, &d.guid).await {
                     let cause = Cause::Api { step: Step::RemoveMaintenance, error: describe(&e) };
-                    return self.after_failure(url, route_guid, apps, &cause).await;
+                    return self.after_failure(url, (route_guid, maint), apps, &cause).await;
                 }
             }
         }
-        self.after_failure(url, route_guid, apps, &cause).await
+        self.after_failure(url, (route_guid, maint), apps, &cause).await
     }
 }

@@ -103,8 +103,8 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
         return Ok(ExitCode::from(e.code));
     }
     let client = session.client();
-    let resolved = fleet::resolve(session, &sw.fleet, &sw.maintenance_app).await?;
-    let running = fleet::check_maintenance_apps(client, &resolved, &sw.maintenance_app).await?;
+    let resolved = fleet::resolve(session, &sw.fleet, &sw.maintenance).await?;
+    let running = fleet::check_maintenance_apps(client, &resolved, &sw.maintenance).await?;
     let packages = match args.restage {
         Some(_) => {
             restage::check_deployments(client, &resolved.members, sw.fleet.parallel).await?;

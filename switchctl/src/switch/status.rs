@@ -57,7 +57,8 @@ struct Known<'a> {
     settings: &'a Settings,
     org: &'a str,
     space: &'a str,
-    maint: Option<&'a App>,
+    /// The maintenance apps of the pool found in the space.
+    maints: &'a [App],
     names: &'a HashMap<String, String>,
     /// The app's routes that lost their record ([`trail`]), by route GUID.
     lost: &'a HashMap<String, LostRoute>,
@@ -70,7 +71,17 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     let client = session.client();
     let target = session.target().await?;
     let space = &target.space.guid;
-    let maint = client.find_app(space, &args.maintenance_app).await?;
+    let mut maints = Vec::new();
+    for name in &args.maintenance.names {
+        maints.extend(client.find_app(space, name).await?);
+    }
+    if let Some(selector) = &args.maintenance.selector {
+        let picked: Vec<App> = client
+            .get_all("/v3/apps", &[("space_guids", space.as_str()), ("label_selector", selector.as_str())])
+            .await?;
+        maints
+            .extend(picked.into_iter().filter(|a| !maints.iter().any(|m: &App| m.guid == a.guid)).collect::<Vec<_>>());
+    }
     let mut lost = HashMap::new();
     let (app, routes) = match &args.app {
         Some(name) => {
@@ -78,7 +89,7 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
             let mut routes = context::app_and_labelled_routes(client, space, &app.guid).await?;
             // A route whose label was removed by hand still carries the annotation; one that lost
             // both is in the audit trail.
-            if let Some(m) = &maint {
+            for m in &maints {
                 let key = state::key(&app.guid);
                 for r in client.app_routes(&m.guid).await? {
                     if r.metadata.annotations.contains_key(&key) && !routes.iter().any(|x| x.guid == r.guid) {
@@ -97,11 +108,11 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
             // One list of the space's routes finds every switched one and every one the
             // maintenance app is on (recorded or not), whichever app they belong to.
             let all: Vec<Route> = client.get_all("/v3/routes", &[("space_guids", space.as_str())]).await?;
-            let m = maint.as_ref().map(|m| m.guid.as_str());
             let routes = all
                 .into_iter()
                 .filter(|r| {
-                    !state::labelled_apps(r).is_empty() || r.destinations.iter().any(|d| Some(d.app.guid.as_str()) == m)
+                    !state::labelled_apps(r).is_empty()
+                        || r.destinations.iter().any(|d| maints.iter().any(|m| m.guid == d.app.guid))
                 })
                 .collect();
             (None, routes)
@@ -116,14 +127,17 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     };
 
     let advice = app.as_ref().map(|a| {
-        let maint_name = maint.as_ref().map_or(args.maintenance_app.as_str(), |m| m.name.as_str());
-        context::advice(settings, (&a.name, &a.guid), (&target.org.name, &target.space.name), maint_name)
+        let pool = match maints.as_slice() {
+            [] => args.maintenance.describe(),
+            found => found.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+        };
+        context::advice(settings, (&a.name, &a.guid), (&target.org.name, &target.space.name), &pool)
     });
     let known = Known {
         settings,
         org: &target.org.name,
         space: &target.space.name,
-        maint: maint.as_ref(),
+        maints: &maints,
         names: &names,
         lost: &lost,
         advice: advice.as_ref(),
@@ -228,7 +242,7 @@ fn record_problems(route: &Route, k: &Known<'_>) -> (Vec<InMaintenance>, Vec<Str
     let command = |verb: &str, app: &str| format!("`{}`", k.settings.command(verb, k.org, k.space, &[app]));
     let mut problems = Vec::new();
     let mut maintenance = Vec::new();
-    let maint_guid = k.maint.map(|m| m.guid.as_str());
+    let maint_guid = k.maints.first().map(|m| m.guid.as_str());
     for app in state::labelled_apps(route) {
         let record = Record::read(route, app);
         let since = match &record {
@@ -279,8 +293,8 @@ fn unrecorded_problem(route: &Route, domain: Option<&Domain>, k: &Known<'_>) -> 
     if let (Some(l), Some(advice)) = (k.lost.get(&route.guid), k.advice) {
         return Some(l.report(String::new()).failure(Verb::Off, advice));
     }
-    let m = k.maint?;
-    let d = route.destinations.iter().find(|d| d.app.guid == m.guid)?;
+    let (m, d) =
+        route.destinations.iter().find_map(|d| k.maints.iter().find(|m| m.guid == d.app.guid).map(|m| (m, d)))?;
     let others = route.destinations.iter().any(|x| x.app.guid != m.guid);
     let delete = format!("`cf curl -X DELETE /v3/routes/{}/destinations/{}`", route.guid, d.guid);
     Some(if others {
@@ -367,7 +381,7 @@ mod tests {
         let names = HashMap::new();
         let lost = HashMap::new();
         let known =
-            Known { settings: &settings, org: "o", space: "s", maint: None, names: &names, lost: &lost, advice: None };
+            Known { settings: &settings, org: "o", space: "s", maints: &[], names: &names, lost: &lost, advice: None };
         let status = route_status(&route, None, &known, Some(&Answer::Router(404)));
         assert_eq!(status.answered_by, "router");
         assert!(status.problems.iter().any(|p| p.contains("answers 404")), "{:?}", status.problems);

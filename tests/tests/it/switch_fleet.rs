@@ -223,6 +223,46 @@ async fn a_fleet_past_the_maintenance_apps_routes_capacity_is_refused_before_any
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_too_large_for_one_maintenance_app_is_spread_over_a_pool_and_off_needs_only_the_records() {
+    // As above: about 8 routes fit one maintenance app; 10 fit two.
+    const LIMIT: usize = 1400;
+    let w = World::new(Setup { routes: 1, diego_routes_limit: Some(LIMIT), ..Setup::default() }).await;
+    let (fleet, _servers) = add_fleet(&w, 10, 1).await;
+    let second = w.cf.add_app(&w.std.space, "maintenance-b");
+    let process = MaintenanceProcess::start();
+    w.cf.router.register(&second.guid, "web", vec![process.addr]);
+    assert!(w.cf.router.wait_settled(Duration::from_secs(10)).await, "router settles");
+    let before = every_dest(&w, &fleet);
+    let limit = LIMIT.to_string();
+
+    let one = w.run(&["on", "--selector", SELECTOR, "--routes-limit", &limit]).await;
+    one.expect_code(2);
+    assert!(one.stderr.contains("--maintenance-app, once each: the run has 1 now"), "says to add a pool: {one}");
+    assert!(w.cc_writes().is_empty(), "no write: {:?}", w.cc_writes());
+
+    let pool = ["--maintenance-app", "maintenance-app", "--maintenance-app", "maintenance-b"];
+    let mut args = vec!["on", "--selector", SELECTOR, "--routes-limit", &limit, "--parallel", "4"];
+    args.extend(pool);
+    w.run(&args).await.expect_code(0);
+    let maints = [w.maint_guid(), second.guid.clone()];
+    let mut carried: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &fleet {
+        let to: Vec<String> = w.dests(&m.routes[0]).into_iter().map(|d| d.0).collect();
+        assert!(to.len() == 1 && maints.contains(&to[0]), "{}: to one of the pool: {to:?}", m.name);
+        let (_, annotations) = w.switch_metadata(&m.routes[0]);
+        let record: Value =
+            serde_json::from_str(&annotations[&crate::switch_support::state_key(&m.guid)]).expect("record");
+        assert_eq!(record["maintenance_app"], to[0].as_str(), "{}: the record names the one it went to", m.name);
+        *carried.entry(to[0].clone()).or_default() += 1;
+    }
+    assert_eq!(carried.values().copied().collect::<Vec<_>>(), [5, 5], "spread evenly: {carried:?}");
+
+    // `off` without any --maintenance-app: each record says where its route went.
+    w.run(&["off", "--selector", SELECTOR]).await.expect_code(0);
+    assert_eq!(every_dest(&w, &fleet), before, "restored exactly, maintenance-b gone from every route");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_across_spaces_and_a_missing_name() {
     let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
     let missing = w.run(&["on", "shop", "nope", "nada"]).await;
