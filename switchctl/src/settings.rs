@@ -156,7 +156,7 @@ impl Pool {
 
     /// Whether `name` is one of the pool's names (apps picked by the selector are known only once
     /// resolved).
-    pub fn names(&self, name: &str) -> bool {
+    pub fn has_name(&self, name: &str) -> bool {
         self.names.iter().any(|n| n == name)
     }
 

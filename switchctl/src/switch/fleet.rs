@@ -64,7 +64,7 @@ pub struct Resolved {
 /// Finds the apps `fleet` names or selects, and each space's maintenance apps (`pool`). One
 /// piece: the scope (a space or the org) decides every query that follows.
 pub async fn resolve(session: &Session, fleet: &FleetSelection, pool: &Pool) -> Result<Resolved, Error> {
-    if let Some(name) = fleet.apps.iter().find(|a| pool.names(a)) {
+    if let Some(name) = fleet.apps.iter().find(|a| pool.has_name(a)) {
         return Err(Error::Usage(format!(
             "{name:?} is a maintenance app itself; name the apps to switch, or the maintenance app with \
              --maintenance-app"
