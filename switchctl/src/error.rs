@@ -566,6 +566,30 @@ pub enum Error {
         /// How many maintenance apps the run spreads routes over.
         pool: usize,
     },
+    /// The run certainly needs more requests than the Cloud Controller's rate limit leaves, and its
+    /// window ends later than `--max-wait` allows waiting.
+    #[error(
+        "this run needs about {needed} more requests to the Cloud Controller, and its rate limit leaves at most \
+         {at_most} of {limit} until its window ends at {until}, in {wait_s} s: longer than --max-wait allows waiting. \
+         Nothing was changed: run {command} after {until}, or wait for it with {waiting}, or switch fewer apps in \
+         one run"
+    )]
+    RateBudget {
+        /// Requests the run needs.
+        needed: u64,
+        /// At most this many are left.
+        at_most: u64,
+        /// `X-RateLimit-Limit`.
+        limit: u64,
+        /// The window's end, `HH:MM:SS UTC`.
+        until: String,
+        /// Seconds until then.
+        wait_s: u64,
+        /// The same run, in backticks.
+        command: String,
+        /// The same run allowed to wait, in backticks.
+        waiting: String,
+    },
     /// An app that has to answer on the routes is not running.
     #[error("{role} {name:?} cannot serve the routes: {why}; {fix}")]
     NotRunning {
@@ -603,7 +627,10 @@ impl Error {
             Error::Config(_) | Error::Usage(_) => EXIT_USAGE,
             // A name that does not exist is a mistake in the command (or its configuration), like
             // an unknown `--org`; a stopped app is the platform's state.
-            Error::AppNotFound { .. } | Error::MaintenanceAppNotFound { .. } | Error::Capacity { .. } => EXIT_USAGE,
+            Error::AppNotFound { .. }
+            | Error::MaintenanceAppNotFound { .. }
+            | Error::Capacity { .. }
+            | Error::RateBudget { .. } => EXIT_USAGE,
             Error::Token(t) if t.needs_login() => EXIT_USAGE,
             Error::Unreachable { nothing_changed: true, .. } => EXIT_USAGE,
             _ => EXIT_FAILURE,

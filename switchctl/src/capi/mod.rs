@@ -38,6 +38,7 @@ mod retry;
 mod transport;
 pub mod types;
 
+pub use ratelimit::RateHeaders;
 pub use retry::{DEFAULT_MAX_WAIT, Notify, Repeat, RetryPolicy};
 pub use transport::{Client, HttpOptions, parse_api_url};
 pub use types::*;

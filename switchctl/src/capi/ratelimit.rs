@@ -29,6 +29,8 @@ pub(crate) struct Gate {
 struct GateState {
     /// Closed until then (a 429).
     until: Option<Instant>,
+    /// The 429 that closed it last.
+    why: Option<crate::error::ApiError>,
     /// Pacing: requests start at least `gap` apart until `pace_until`.
     pace: Option<(Duration, Instant)>,
     /// The earliest start of the next paced request.
@@ -65,17 +67,27 @@ impl Gate {
         }
     }
 
-    /// Closes the gate for `wait` from now (never shortening an earlier closing); whether this
-    /// moved the gate's end by more than a second (a new wait worth telling).
-    pub(crate) fn close(&self, wait: Duration) -> bool {
+    /// Closes the gate for `wait` from now (never shortening an earlier closing), for the 429 `why`;
+    /// whether this moved the gate's end by more than a second (a new wait worth telling).
+    pub(crate) fn close(&self, wait: Duration, why: Option<&crate::error::ApiError>) -> bool {
         let until = Instant::now() + wait;
         let mut gate = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let news = gate.until.is_none_or(|g| g + Duration::from_secs(1) < until);
         if gate.until.is_none_or(|g| g < until) {
             tracing::debug!(wait_ms = wait.as_millis() as u64, "rate limit: holding requests");
             gate.until = Some(until);
+            if let Some(why) = why {
+                gate.why = Some(why.clone());
+            }
         }
         news
+    }
+
+    /// How much longer the gate stays closed, and the 429 that closed it.
+    pub(crate) fn closed_for(&self) -> Option<(Duration, Option<crate::error::ApiError>)> {
+        let gate = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let left = gate.until?.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
+        Some((left, gate.why.clone()))
     }
 
     /// Paces requests `pace.gap` apart for `pace.length` from now (a later answer replaces it).
@@ -93,13 +105,13 @@ enum Wait {
 
 /// The `X-RateLimit-*` headers of one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RateHeaders {
+pub struct RateHeaders {
     /// `X-RateLimit-Limit`: the global limit per window.
-    pub(crate) limit: u64,
+    pub limit: u64,
     /// `X-RateLimit-Remaining`: CC's estimate, floored to tenths of the limit.
-    pub(crate) remaining: u64,
+    pub remaining: u64,
     /// `X-RateLimit-Reset`: the window's end, epoch seconds.
-    pub(crate) reset: i64,
+    pub reset: i64,
 }
 
 /// The `X-RateLimit-*` headers, when all three are there and parse (CC sends all or none).
@@ -226,8 +238,9 @@ mod tests {
     #[tokio::test]
     async fn a_closed_gate_holds_requests_and_is_never_shortened() {
         let gate = Gate::default();
-        gate.close(Duration::from_millis(300));
-        gate.close(Duration::from_millis(10));
+        gate.close(Duration::from_millis(300), None);
+        gate.close(Duration::from_millis(10), None);
+        assert!(gate.closed_for().is_some_and(|(d, _)| d > Duration::from_millis(200)));
         let started = Instant::now();
         gate.wait().await;
         assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());

@@ -57,6 +57,17 @@ impl Client {
         Ok(list.resources)
     }
 
+    /// Per-instance stats of the app's web process in one request (`GET
+    /// /v3/apps/:guid/processes/web/stats`, not the process list and then its stats); `None` when
+    /// the app has no web process (CC answers 404 `CF-ResourceNotFound` "Process not found").
+    pub async fn web_stats(&self, app_guid: &str) -> Result<Option<Vec<ProcessStats>>, Error> {
+        match self.get::<StatsList>(&format!("/v3/apps/{}/processes/web/stats", seg(app_guid)), &[]).await {
+            Ok(list) => Ok(Some(list.resources)),
+            Err(e) if e.api().is_some_and(|a| a.status == 404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every route with at least one destination to the app (all pages of `GET /v3/apps/:guid/routes`).
     pub async fn app_routes(&self, app_guid: &str) -> Result<Vec<Route>, Error> {
         self.get_all(&format!("/v3/apps/{}/routes", seg(app_guid)), &[]).await

@@ -238,6 +238,11 @@ impl<'a> Retries<'a> {
         Decision::Retry { after, rate_limited: true }
     }
 
+    /// Time waited for the rate limit so far.
+    pub(crate) fn rate_waited(&self) -> Duration {
+        self.rate_waited
+    }
+
     /// Adds `delay` to the total wait if it stays within the policy.
     fn wait(&mut self, delay: Duration) -> bool {
         let total = self.waited + delay;

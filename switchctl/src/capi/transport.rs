@@ -19,7 +19,7 @@ use reqwest::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    ratelimit::{Gate, pacing, rate_headers, retry_after},
+    ratelimit::{Gate, RateHeaders, pacing, rate_headers, retry_after},
     retry::{Decision, Failure, Outcome, Repeat, Retries, RetryPolicy},
     types::Paginated,
 };
@@ -76,15 +76,27 @@ impl HttpOptions {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Waits for the rate limit as long as the Cloud Controller asks ([`Client::patient`]).
+    patient: bool,
 }
+
+/// The longest a [`Client::patient`] request waits for the rate limit in all: twice
+/// capi-release's hour-long window, whose end is the longest `Retry-After` CC sends.
+const PATIENT_WAIT: Duration = Duration::from_secs(2 * 3600);
 
 struct Inner {
     http: reqwest::Client,
     api: Url,
     tokens: Option<TokenSource>,
     retry: RetryPolicy,
+    /// `retry` for [`Client::patient`] requests.
+    patient_retry: RetryPolicy,
     /// The Cloud Controller's rate limit.
     gate: Gate,
+    /// The rate limit headers of the latest answer that had them.
+    seen: std::sync::Mutex<Option<RateHeaders>>,
+    /// Set once a patient request waited for the rate limit longer than `--max-wait` allows.
+    overlong: std::sync::Mutex<Option<Duration>>,
     /// Whether any request has got through to the API (whatever became of it). Until then nothing
     /// can have been changed, so an API that cannot be reached is a configuration problem.
     connected: AtomicBool,
@@ -121,8 +133,44 @@ pub fn parse_api_url(value: &str, what: &'static str, fix: &'static str) -> Resu
 impl Client {
     /// A client for the API at `api` authenticating with `tokens` (`None`: no `Authorization`).
     pub fn new(http: reqwest::Client, api: Url, tokens: Option<TokenSource>, retry: RetryPolicy) -> Client {
-        let inner = Inner { http, api, tokens, retry, gate: Gate::default(), connected: AtomicBool::new(false) };
-        Client { inner: Arc::new(inner) }
+        let patient_retry = RetryPolicy { max_retry_after: PATIENT_WAIT, ..retry.clone() };
+        let inner = Inner {
+            http,
+            api,
+            tokens,
+            retry,
+            patient_retry,
+            gate: Gate::default(),
+            seen: std::sync::Mutex::new(None),
+            overlong: std::sync::Mutex::new(None),
+            connected: AtomicBool::new(false),
+        };
+        Client { inner: Arc::new(inner), patient: false }
+    }
+
+    /// This client, waiting for the rate limit as long as the Cloud Controller asks (up to two
+    /// hours), whatever `--max-wait` says: for the requests that finish a route whose switch has
+    /// begun, since a route left half way (both apps mapped) is worse than a wait, and a refused
+    /// request cannot undo it either. Meanwhile requests of the plain client that would wait
+    /// beyond `--max-wait` fail at once, so no new route starts.
+    pub fn patient(&self) -> Client {
+        Client { inner: Arc::clone(&self.inner), patient: true }
+    }
+
+    /// Whether the rate limit has asked for a wait longer than `--max-wait` (a patient request
+    /// then waited), and how long: the run stops between routes. Also when it holds requests
+    /// back that long now.
+    pub fn waited_beyond_max_wait(&self) -> Option<Duration> {
+        let max = self.inner.retry.max_retry_after;
+        let now = self.inner.gate.closed_for().map(|(left, _)| left).filter(|left| *left > max);
+        let before = *self.inner.overlong.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        now.max(before)
+    }
+
+    /// The rate limit as the latest answer that told it (`None`: CC's limiter is off, or no
+    /// answer yet).
+    pub fn rate_limit(&self) -> Option<RateHeaders> {
+        *self.inner.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `api` + `path`, keeping a path prefix of the API URL, with query pairs added.
@@ -209,7 +257,7 @@ impl Client {
         body: Option<Vec<u8>>,
         repeat: Repeat,
     ) -> Result<Vec<u8>, Error> {
-        let policy = &self.inner.retry;
+        let policy = if self.patient { &self.inner.patient_retry } else { &self.inner.retry };
         let mut retries = Retries::new(policy, repeat);
         let mut attempt = 0u32;
         loop {
@@ -219,6 +267,19 @@ impl Client {
                 Some(tokens) => Some(tokens.authorization().await.map_err(|e| self.token_error(e))?),
                 None => None,
             };
+            // A gate closed (by a patient request) for longer than this request may wait: fail now,
+            // as its own 429 would, rather than wait at the gate.
+            if let Some((left, Some(why))) = self.inner.gate.closed_for()
+                && retries.rate_waited() + left > policy.max_retry_after
+            {
+                return Err(Error::RateLimited {
+                    source: Box::new(why),
+                    retry_after: left,
+                    until: utc_in(left),
+                    waited: retries.rate_waited(),
+                    max_wait: policy.max_retry_after,
+                });
+            }
             self.inner.gate.wait().await;
             let request = self.build(&method, &url, authorization.as_deref(), body.as_deref())?;
             if tracing::enabled!(tracing::Level::TRACE) {
@@ -229,8 +290,12 @@ impl Client {
                 Ok((status, headers, bytes)) => {
                     let elapsed_ms = started.elapsed().as_millis() as u64;
                     tracing::debug!(method = %method, url = %url, status, attempt, elapsed_ms, "request");
+                    let rate = rate_headers(&headers);
+                    if let Some(h) = rate {
+                        *self.inner.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(h);
+                    }
                     // Remaining 0 is CC's floored estimate: pace rather than stop (ratelimit::pacing).
-                    if let Some(pace) = rate_headers(&headers)
+                    if let Some(pace) = rate
                         .filter(|_| status != 429)
                         .and_then(|h| pacing(h, time::OffsetDateTime::now_utc().unix_timestamp()))
                     {
@@ -254,17 +319,30 @@ impl Client {
             // Retries ends a request with an answer only after one and vice versa; the arms are
             // ordered so that the pairs that cannot happen still end sensibly rather than panic.
             match (retries.decide(outcome), answer) {
-                (Decision::Retry { after, rate_limited }, _) => {
+                (Decision::Retry { after, rate_limited }, answer) => {
                     if rate_limited {
+                        let why = match &answer {
+                            Ok((_, Some(error))) => Some(error),
+                            _ => None,
+                        };
+                        if self.patient && after > self.inner.retry.max_retry_after {
+                            let mut overlong =
+                                self.inner.overlong.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            *overlong = (*overlong).max(Some(after));
+                        }
                         // Only the request that closes the gate (or moves its end) says so: a
                         // fleet's parallel requests would repeat it.
-                        if self.inner.gate.close(after) {
+                        if self.inner.gate.close(after, why) {
+                            let bound = if self.patient {
+                                "to finish the routes under way".to_owned()
+                            } else {
+                                format!("--max-wait {}s", policy.max_retry_after.as_secs())
+                            };
                             policy.notify.say(&format!(
                                 "rate limited by the Cloud Controller (429): waiting {}s, until {}, as its \
-                                 Retry-After asks (--max-wait {}s)",
+                                 Retry-After asks ({bound})",
                                 after.as_secs_f32().ceil(),
                                 utc_in(after),
-                                policy.max_retry_after.as_secs()
                             ));
                         }
                     }

@@ -16,6 +16,7 @@ use super::{
     outcome::{Advice, Reach, RouteState, Through, Verb},
     plan::{self, Probing},
     probe::{Answer, CONSECUTIVE, Instance, Prober, Target, Want},
+    reads::Reads,
     signals::Interrupt,
     state::{self, DefaultPort},
 };
@@ -42,6 +43,8 @@ pub struct Env {
     pub maintenance_routes: MaintenanceRoutes,
     /// Which maintenance app of a pool each new route goes to.
     pub spread: Spread,
+    /// Reads asked for many apps at once.
+    pub reads: Reads,
     /// Set when a signal arrived in the current phase.
     pub interrupt: Interrupt,
     /// The invocation's settings (for the commands printed).
@@ -70,6 +73,7 @@ impl Env {
             domains: Domains::default(),
             maintenance_routes: MaintenanceRoutes::default(),
             spread: Spread::default(),
+            reads: Reads::default(),
             interrupt,
             settings: Arc::clone(settings),
             running: Running::default(),
@@ -277,6 +281,7 @@ const THROUGH_SERVICE_MIN: Duration = Duration::from_secs(1);
 /// (CC refuses route services on internal routes, and neither passes the HTTP router).
 pub async fn route_services(
     client: &Client,
+    reads: &Reads,
     routes: &[Route],
     domains: &HashMap<String, Domain>,
 ) -> Result<HashMap<String, BoundService>, Error> {
@@ -288,7 +293,7 @@ pub async fn route_services(
     if guids.is_empty() {
         return Ok(HashMap::new());
     }
-    client.route_services(&guids).await
+    reads.route_services(client, &guids).await
 }
 
 /// The RUNNING web instances of apps, by app GUID, as read from their process stats by the
@@ -330,6 +335,44 @@ pub async fn observe(client: &Client, route_guid: &str, app: &str, maint: &str) 
 /// cannot be read counts as not changed: the caller then reports what it can observe.
 pub async fn landed(client: &Client, route_guid: &str, made: impl Fn(&Route) -> bool) -> bool {
     client.get_route(route_guid).await.is_ok_and(|route| made(&route))
+}
+
+/// Stops a run between routes when the Cloud Controller's rate limit holds requests back longer
+/// than `--max-wait`: a route whose switch has begun finishes (its requests are
+/// [`Client::patient`]), no new one starts, and the report says how to finish.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    interrupt: Interrupt,
+    max_wait: Duration,
+    out: Output,
+}
+
+impl Hold {
+    /// The hold of `env`'s run.
+    pub fn of(env: &Env) -> Hold {
+        Hold { interrupt: env.interrupt.clone(), max_wait: env.settings.max_wait, out: env.out.clone() }
+    }
+
+    /// Whether a route may start now: not once the run was interrupted, nor while the rate limit
+    /// holds requests back beyond `--max-wait` (which stops the run, said once).
+    pub fn may_start(&self, client: &Client) -> bool {
+        if self.interrupt.is_set() {
+            return false;
+        }
+        match client.waited_beyond_max_wait() {
+            Some(wait) => {
+                self.interrupt.set_rate_limited();
+                self.out.notice(&format!(
+                    "the Cloud Controller's rate limit asked for a wait of {}s, beyond --max-wait {}s: no new route \
+                     is started; the routes under way finish",
+                    wait.as_secs_f32().ceil(),
+                    self.max_wait.as_secs()
+                ));
+                false
+            }
+            None => true,
+        }
+    }
 }
 
 /// The routes of the maintenance apps, listed once per run: `off` finds among them the routes
@@ -382,20 +425,23 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<Vec<u32>, 
         let state = if app.state == AppState::Stopped { "STOPPED" } else { "not STARTED" };
         return Ok(Err(NotServing { why: format!("it is {state}"), fix: start() }));
     }
-    let processes = client.app_processes(&app.guid).await?;
-    let Some(web) = processes.iter().find(|p| p.kind == "web") else {
+    let Some(stats) = client.web_stats(&app.guid).await? else {
         return Ok(Err(NotServing {
             why: "it has no web process".to_owned(),
             fix: format!("cf push {}", crate::settings::quote(&app.name)),
         }));
     };
-    if web.instances == 0 {
+    // CC reports exactly the desired instances: those Diego reports past `process.instances` are
+    // left out, and a DOWN stub stands in for each one it does not report
+    // (`lib/cloud_controller/diego/reporters/instances_stats_reporter.rb`, `instance_is_desired?`
+    // and `reporter_mixins.rb#fill_unreported_instances_with_down_instances`): no entry at all
+    // means no instance is desired.
+    if stats.is_empty() {
         return Ok(Err(NotServing {
             why: "its web process is scaled to 0 instances".to_owned(),
             fix: format!("cf scale {} -i 1", crate::settings::quote(&app.name)),
         }));
     }
-    let stats = client.process_stats(&web.guid).await?;
     let running: Vec<u32> = stats.iter().filter(|s| serves(s)).map(|s| s.index).collect();
     if !running.is_empty() {
         return Ok(Ok(running));
@@ -406,7 +452,7 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<Vec<u32>, 
             why: format!(
                 "{unready} of its {} web instances {} RUNNING but not ready (routable: false: the readiness health \
                  check fails), so the router sends {} nothing",
-                web.instances,
+                stats.len(),
                 if unready == 1 { "is" } else { "are" },
                 if unready == 1 { "it" } else { "them" }
             ),
@@ -417,7 +463,7 @@ pub async fn running_web(client: &Client, app: &App) -> Result<Result<Vec<u32>, 
     Ok(Err(NotServing {
         why: format!(
             "none of its {} web instances is RUNNING ({})",
-            web.instances,
+            stats.len(),
             if states.is_empty() { "no instance reported".to_owned() } else { states.join(", ") }
         ),
         fix: format!("cf restart {}", crate::settings::quote(&app.name)),
@@ -431,9 +477,14 @@ pub fn serves(stats: &ProcessStats) -> bool {
 
 /// APP's routes: those it has a destination on, plus those carrying its label (a route switched
 /// before a crash has lost APP's destinations but kept the label).
-pub async fn app_and_labelled_routes(client: &Client, space_guid: &str, app_guid: &str) -> Result<Vec<Route>, Error> {
+pub async fn app_and_labelled_routes(
+    client: &Client,
+    reads: &Reads,
+    space_guid: &str,
+    app_guid: &str,
+) -> Result<Vec<Route>, Error> {
     let key = state::key(app_guid);
-    let (mapped, labelled) = tokio::join!(client.app_routes(app_guid), client.routes_by_label(space_guid, &key));
+    let (mapped, labelled) = tokio::join!(reads.mapped(client, app_guid), client.routes_by_label(space_guid, &key));
     let mut routes = mapped?;
     let mut seen: HashSet<String> = routes.iter().map(|r| r.guid.clone()).collect();
     routes.extend(labelled?.into_iter().filter(|r| seen.insert(r.guid.clone())));
@@ -492,6 +543,8 @@ pub struct Work<T> {
 pub enum Lost {
     /// Not started: a signal arrived first.
     Interrupted,
+    /// Not started: the rate limit held requests back beyond `--max-wait`.
+    RateLimited,
     /// Its task died (a panic).
     Died(String),
 }
@@ -536,7 +589,7 @@ where
             Ok((_, Some(result))) => result,
             Ok((id, None)) => {
                 let (label, guid) = names.remove(&id).unwrap_or_default();
-                lost(label, guid, Lost::Interrupted)
+                lost(label, guid, if interrupt.rate_limited() { Lost::RateLimited } else { Lost::Interrupted })
             }
             Err(e) => {
                 let (label, guid) = names.remove(&e.id()).unwrap_or_default();

@@ -14,7 +14,7 @@ use std::{
 };
 
 use super::{
-    capacity,
+    budget, capacity,
     context::{self, Env, Lost, Work, each},
     outcome::{self, Advice, Report, RouteReport, Verb},
     probe::Target,
@@ -529,6 +529,7 @@ where
             })
         })
         .collect();
+    check_budget(env, members, surveys.iter().flatten(), dry_run)?;
     check_capacity(env, members, surveys.iter().flatten()).await?;
     preflight(env, planned).await?;
     let (ok, failed): (Vec<_>, Vec<_>) = surveys.into_iter().partition(Result::is_ok);
@@ -566,6 +567,55 @@ where
         |r| out.app_done(&label_of(r)),
     )
     .await)
+}
+
+/// Refuses, before any change, a run that certainly cannot finish within the Cloud Controller's
+/// rate limit without waiting past `--max-wait` ([`budget`]); says so when it may have to wait.
+fn check_budget<'a, S: Surveyed>(
+    env: &Env,
+    members: &[Member],
+    surveys: impl Iterator<Item = &'a S>,
+    dry_run: bool,
+) -> Result<(), Error> {
+    let routes: HashSet<&str> = surveys.flat_map(|s| s.planned().iter().map(RouteJob::route_guid)).collect();
+    let needed = routes.len() as u64 * budget::PER_ROUTE;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let verb = match env.settings.action {
+        crate::settings::Action::Off(_) => Verb::Off,
+        _ => Verb::On,
+    };
+    match budget::judge(needed, env.client.rate_limit(), now, env.settings.max_wait) {
+        budget::Budget::Fits => Ok(()),
+        budget::Budget::MayWait { needed, remaining, until } => {
+            env.out.notice(&format!(
+                "this run needs about {needed} more requests to the Cloud Controller and its rate limit says \
+                 {remaining} are left (rounded down to a tenth of the limit) until {until}: it may pause for the \
+                 limit, at most --max-wait {} s per request",
+                env.settings.max_wait.as_secs()
+            ));
+            Ok(())
+        }
+        budget::Budget::Refused { needed, at_most, limit, until, wait_s } => {
+            let everyone: Vec<Report> = members.iter().map(|m| report_for(m, verb, false)).collect();
+            let everyone: Vec<&Report> = everyone.iter().collect();
+            let mut waiting = (*env.settings).clone();
+            waiting.max_wait = std::time::Duration::from_secs(wait_s + 60);
+            let refused = Error::RateBudget {
+                needed,
+                at_most,
+                limit,
+                until,
+                wait_s,
+                command: commands(&env.settings, verb, &everyone).join(" and "),
+                waiting: commands(&waiting, verb, &everyone).join(" and "),
+            };
+            if dry_run {
+                env.out.notice(&format!("without --dry-run, the run would be refused: {refused}"));
+                return Ok(());
+            }
+            Err(refused)
+        }
+    }
 }
 
 /// Refuses, before any change, a run that would bring a maintenance app past the share of Diego's
@@ -704,6 +754,10 @@ pub fn work(members: &[Member]) -> Vec<Work<Member>> {
 pub fn lost_app(members: &[Member], guid: &str, verb: Verb, dry_run: bool, lost: Lost) -> Report {
     let why = match lost {
         Lost::Interrupted => "not started: switchctl was interrupted; nothing was changed".to_owned(),
+        Lost::RateLimited => {
+            "not started: the Cloud Controller's rate limit held requests back beyond --max-wait; nothing was changed"
+                .to_owned()
+        }
         Lost::Died(e) => format!("internal error ({e}); `switchctl status` shows the routes' state"),
     };
     match members.iter().find(|m| m.app.guid == guid) {

@@ -9,20 +9,23 @@
 //!
 //! Imports run one way: [`run`] (a window) → [`on`] / [`off`] / [`restage`] → [`fleet`] (which
 //! apps, the check before any change, routes fleet members share, the summary) → [`context`]
-//! (what tasks share) → [`capacity`], [`plan`], [`state`], [`trail`], [`probe`], [`outcome`],
+//! (what tasks share) → [`capacity`], [`reads`], [`plan`], [`state`], [`trail`], [`probe`], [`outcome`],
 //! [`signals`] → [`crate::output`]. [`status`] only reads.
 //!
 //! Requests per switched route: `on` 4 (metadata, insert, read, a delete per destination of APP),
-//! `off` 5 (insert, read, a delete of the maintenance app's destination, metadata); a route several
-//! apps of the run share costs the same once for all of them. Per app, its routes (2 lists for
-//! `on`, 1 for `off`), their route-service bindings (one list per 50 routes, [`plan::Probing`]),
-//! its processes and their stats (`off`; for `on`, the maintenance app's, once per space), and for
-//! `off` its audit trail when the maintenance app has a route no record explains ([`trail`]); per
-//! space, the apps, the maintenance app and its routes (once, for `on`'s [`capacity`] check and
-//! `off`'s search for unlabelled routes); each domain once per run. A failed request costs one
-//! more read of the route, so the report says what the Cloud Controller holds, and a failed write
-//! one read to see whether CC made the change anyway.
+//! `off` 4 (insert, read, a delete of the maintenance app's destination, metadata); a route several
+//! apps of the run share costs the same once for all of them. Per app, its labelled routes (and
+//! for a single app its mapped routes and their route-service bindings, [`plan::Probing`]; a
+//! fleet lists those for 50 apps and 50 routes at once, [`reads`]), for `off` its web process's
+//! stats (for `on`, the maintenance apps', once per space), and for `off` its audit trail when
+//! the maintenance app has a route no record explains ([`trail`]); per space, the apps, the
+//! maintenance apps and their routes (once, for `on`'s [`capacity`] check and the pool's spread,
+//! and `off`'s search for unlabelled routes); each domain once per run. So a fleet's app with two
+//! routes costs `on` 9 and `off` 10 requests. A failed request costs one more read of the route,
+//! so the report says what the Cloud Controller holds, and a failed write one read to see
+//! whether CC made the change anyway.
 
+pub mod budget;
 pub mod capacity;
 pub mod context;
 pub mod fleet;
@@ -31,6 +34,7 @@ pub mod on;
 pub mod outcome;
 pub mod plan;
 pub mod probe;
+pub mod reads;
 pub mod restage;
 pub mod run;
 pub mod signals;

@@ -52,6 +52,9 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, off:
 pub async fn switch_off(env: &Env, members: &[Member], off: &Off) -> Result<Vec<Report>, Error> {
     let off = Arc::new(off.clone());
     let settings = (Verb::Off, off.switch.dry_run, off.switch.fleet.parallel);
+    if members.len() > 1 {
+        prefetch(env, members).await;
+    }
     fleet::drive(
         env,
         members,
@@ -65,6 +68,21 @@ pub async fn switch_off(env: &Env, members: &[Member], off: &Off) -> Result<Vec<
         |s| restore_app(env.clone(), s, Arc::clone(&off)),
     )
     .await
+}
+
+/// The bindings of every route the fleet's maintenance apps carry, asked at once: the routes in
+/// maintenance are among them (each app's survey still lists its labelled routes, and asks for
+/// the bindings of any the maintenance apps do not carry). The listings are read anyway, for
+/// the routes whose label was removed by hand.
+async fn prefetch(env: &Env, members: &[Member]) {
+    let mut pool: Vec<&App> = members.iter().flat_map(|m| &m.pool).collect();
+    pool.sort_by(|a, b| a.guid.cmp(&b.guid));
+    pool.dedup_by(|a, b| a.guid == b.guid);
+    for maint in pool {
+        if let Ok(routes) = env.maintenance_routes.of(&env.client, &maint.guid).await {
+            env.reads.prefetch_bindings(&env.client, &routes).await;
+        }
+    }
 }
 
 /// One app, read and planned.
@@ -240,7 +258,7 @@ async fn survey(env: Env, member: Member, dry_run: bool, force: bool) -> Result<
     let all: Vec<Route> = routes.iter().chain(lost.iter().map(|l| &l.route)).cloned().collect();
     let domains = env.domains.of(client, &all).await.map_err(|e| Box::new(report().failed(describe(&e))))?;
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
-    let bound = context::route_services(client, &routes, &domains)
+    let bound = context::route_services(client, &env.reads, &routes, &domains)
         .await
         .map_err(|e| Box::new(report().failed(describe(&e))))?;
     let (mut decided, mut jobs) = (Vec::new(), Vec::new());
@@ -308,7 +326,10 @@ fn keep_note(kept_before: bool) -> &'static str {
 
 /// What every route's task needs.
 struct Ctx {
+    /// Patient: a route whose restore has begun is finished however long the rate limit asks.
     client: Client,
+    /// Whether a route may start.
+    hold: context::Hold,
     verify: context::Verify,
     force: bool,
     /// The apps' running web instances, as the survey read them.
@@ -329,7 +350,8 @@ impl Ctx {
     /// The context of a route shared by `members` (of one space, so of one maintenance app).
     fn of(env: &Env, members: &[Member], force: bool) -> Ctx {
         Ctx {
-            client: env.client.clone(),
+            client: env.client.patient(),
+            hold: context::Hold::of(env),
             verify: env.verify.clone(),
             force,
             running: env.running.clone(),
@@ -373,13 +395,7 @@ async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
         );
     };
     decided.iter().for_each(print);
-    let ctx = Arc::new(Ctx {
-        client: env.client.clone(),
-        verify: env.verify.clone(),
-        force: off.force,
-        running: env.running.clone(),
-        names,
-    });
+    let ctx = Arc::new(Ctx { names, ..Ctx::of(&env, std::slice::from_ref(&member), off.force) });
     let work = jobs.into_iter().map(|j| Work { label: j.url.clone(), guid: j.route.guid.clone(), input: j }).collect();
     let app = member.app.guid.clone();
     let done = each(
@@ -406,6 +422,7 @@ async fn restore_app(env: Env, survey: Survey, off: Arc<Off>) -> Report {
 fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
     let (cause, state) = match lost {
         Lost::Interrupted => (Cause::Interrupted, RouteState::MaintenanceOnly),
+        Lost::RateLimited => (Cause::RateLimited, RouteState::MaintenanceOnly),
         Lost::Died(error) => (Cause::Internal { error }, RouteState::Unknown),
     };
     RouteReport::failed(url, guid, cause, state)
@@ -418,6 +435,13 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     let client = &ctx.client;
     // Every app's record on the route names the same maintenance app: the one on the route.
     let maint = parts.first().map_or("", |p| p.plan.record.maintenance_app.as_str());
+    if !ctx.hold.may_start(client) {
+        let not_started = |a: &str| {
+            let state = plan::state_of(&route, a, maint);
+            RouteReport::failed(url.clone(), route.guid.clone(), Cause::RateLimited, state)
+        };
+        return parts.iter().map(|p| (p.app.clone(), not_started(&p.app))).collect();
+    }
     let probing = if ctx.force { probing } else { ctx.verify.learn(&target, probing).await };
     let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
     let api = |step, e: &Error| Cause::Api { step, error: describe(e) };

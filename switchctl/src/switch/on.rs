@@ -48,6 +48,10 @@ pub async fn run(
 pub async fn switch_on(env: &Env, members: &[Member], switch: &Switch) -> Result<Vec<Report>, Error> {
     let switch = Arc::new(switch.clone());
     let settings = (Verb::On, switch.dry_run, switch.fleet.parallel);
+    if members.len() > 1 {
+        let apps: Vec<&str> = members.iter().map(|m| m.app.guid.as_str()).collect();
+        env.reads.prefetch_mapped(&env.client, &apps).await;
+    }
     fleet::drive(
         env,
         members,
@@ -162,7 +166,8 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
         ));
     }
     env.out.phase(&member.label, "reading", None, false);
-    let routes = context::app_and_labelled_routes(client, &member.target.space.guid, &member.app.guid).await;
+    let routes =
+        context::app_and_labelled_routes(client, &env.reads, &member.target.space.guid, &member.app.guid).await;
     let (mut routes, domains) = match routes {
         Ok(routes) => match env.domains.of(client, &routes).await {
             Ok(domains) => (routes, domains),
@@ -170,7 +175,7 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
         },
         Err(e) => return Err(Box::new(report().failed(describe(&e)))),
     };
-    let bound = match context::route_services(client, &routes, &domains).await {
+    let bound = match context::route_services(client, &env.reads, &routes, &domains).await {
         Ok(bound) => bound,
         Err(e) => return Err(Box::new(report().failed(describe(&e)))),
     };
@@ -288,7 +293,10 @@ fn decide(
 
 /// What every route's task needs.
 struct Ctx {
+    /// Patient: a route whose switch has begun is finished however long the rate limit asks.
     client: Client,
+    /// Whether a route may start.
+    hold: context::Hold,
     verify: context::Verify,
     /// The running instances of the maintenance apps (step 3 asks for one by name).
     running: context::Running,
@@ -348,6 +356,7 @@ fn print_route(out: &Output, label: &str, advice: &Advice, dry_run: bool, r: &Ro
 fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
     let (cause, state) = match lost {
         Lost::Interrupted => (Cause::Interrupted, RouteState::Serving),
+        Lost::RateLimited => (Cause::RateLimited, RouteState::Serving),
         Lost::Died(error) => (Cause::Internal { error }, RouteState::Unknown),
     };
     RouteReport::failed(url, guid, cause, state)
@@ -359,6 +368,13 @@ fn lost_route(url: String, guid: String, lost: Lost) -> RouteReport {
 async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     let Job { route, url, target, maint, insert_maintenance, probing, parts } = job;
     let (maint, client) = (maint.as_str(), &ctx.client);
+    if !ctx.hold.may_start(client) {
+        let not_started = |a: &str| {
+            let state = plan::state_of(&route, a, maint);
+            RouteReport::failed(url.clone(), route.guid.clone(), Cause::RateLimited, state)
+        };
+        return parts.iter().map(|p| (p.app.clone(), not_started(&p.app))).collect();
+    }
     let maint_instance = ctx.running.instance(maint);
     let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();
     let api = |step, e: &Error| Cause::Api { step, error: describe(e) };
@@ -459,7 +475,8 @@ impl Ctx {
     /// The context of the routes of `members` (one app, or those sharing a route).
     fn of(env: &Env, members: &[Member]) -> Ctx {
         Ctx {
-            client: env.client.clone(),
+            client: env.client.patient(),
+            hold: context::Hold::of(env),
             verify: env.verify.clone(),
             running: env.running.clone(),
             names: members.iter().flat_map(names).collect(),

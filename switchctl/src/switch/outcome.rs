@@ -250,6 +250,8 @@ pub enum Cause {
     },
     /// switchctl was interrupted before the route's turn.
     Interrupted,
+    /// The rate limit held requests back beyond `--max-wait` before the route's turn.
+    RateLimited,
     /// The route's task died.
     Internal {
         /// What was reported.
@@ -505,6 +507,9 @@ impl Cause {
                 a.app, a.maintenance_app
             ),
             Cause::Interrupted => "not started: switchctl was interrupted".to_owned(),
+            Cause::RateLimited => {
+                "not started: the Cloud Controller's rate limit held requests back beyond --max-wait".to_owned()
+            }
             Cause::Internal { error } => format!("internal error: {error}"),
         }
     }
@@ -866,6 +871,7 @@ mod tests {
                 maintenance_destination: "dest-guid-4".into(),
             },
             Cause::Interrupted,
+            Cause::RateLimited,
             Cause::Internal { error: "panic".into() },
         ];
         for verb in [Verb::On, Verb::Off] {

@@ -170,6 +170,11 @@ pub async fn each_app(
             ok: false,
             error: Some(match lost {
                 Lost::Interrupted => "not started: switchctl was interrupted; the app runs as before".to_owned(),
+                Lost::RateLimited => {
+                    "not started: the Cloud Controller's rate limit held requests back beyond --max-wait; the app \
+                     runs as before"
+                        .to_owned()
+                }
                 Lost::Died(e) => format!("internal error ({e})"),
             }),
         },

@@ -9,7 +9,7 @@
 
 use std::sync::{
     Arc, Mutex,
-    atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering},
+    atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, Ordering},
 };
 
 use nix::sys::signal::Signal;
@@ -17,19 +17,34 @@ use tokio::{signal::unix::SignalKind, sync::mpsc};
 
 use crate::output::Output;
 
-/// Set once a signal arrives: no new app or route is started after that.
+/// Set once a signal arrives, or once the rate limit holds requests back beyond `--max-wait`: no
+/// new app or route is started after that.
 #[derive(Debug, Clone, Default)]
-pub struct Interrupt(Arc<AtomicBool>);
+pub struct Interrupt(Arc<AtomicU8>);
+
+const RUNNING: u8 = 0;
+const SIGNALLED: u8 = 1;
+const RATE_LIMITED: u8 = 2;
 
 impl Interrupt {
-    /// Marks the run as interrupted.
+    /// Marks the run as interrupted by a signal.
     pub fn set(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.store(SIGNALLED, Ordering::SeqCst);
     }
 
-    /// Whether the run was interrupted.
+    /// Marks the run as stopped by the rate limit (a signal's mark stays).
+    pub fn set_rate_limited(&self) {
+        let _ = self.0.compare_exchange(RUNNING, RATE_LIMITED, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Whether the run was interrupted, by a signal or the rate limit.
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) != RUNNING
+    }
+
+    /// Whether the run was stopped by the rate limit (and no signal).
+    pub fn rate_limited(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == RATE_LIMITED
     }
 }
 

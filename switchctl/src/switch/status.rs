@@ -12,6 +12,7 @@ use super::{
     outcome::{Advice, DestinationView, RouteState, Verb, list},
     plan,
     probe::{Answer, Prober},
+    reads::Reads,
     signals::Interrupt,
     state::{self, Record},
     trail::{self, LostRoute},
@@ -86,7 +87,7 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     let (app, routes) = match &args.app {
         Some(name) => {
             let app = context::require_app(client, &target, name).await?;
-            let mut routes = context::app_and_labelled_routes(client, space, &app.guid).await?;
+            let mut routes = context::app_and_labelled_routes(client, &Reads::default(), space, &app.guid).await?;
             // A route whose label was removed by hand still carries the annotation; one that lost
             // both is in the audit trail.
             for m in &maints {

@@ -23,7 +23,7 @@ const LATENCY: Duration = Duration::from_millis(50);
 
 /// Requests per route and direction: metadata, insert, read, replace.
 const PER_ROUTE: usize = 4;
-/// Lookups per run: app, maintenance app, its processes and their stats, the app's routes, the
+/// Lookups per run: app, maintenance app, its web stats, the app's routes, the
 /// labelled routes, their route-service bindings, the maintenance app's routes (`on`'s capacity
 /// check, `off`'s search for unlabelled routes), each domain once (and a spare).
 const FIXED: usize = 10;
@@ -39,6 +39,35 @@ async fn on_and_off_stay_within_the_request_budget() {
         assert!(requests <= ROUTES * PER_ROUTE + FIXED, "{command}: {requests} requests for {ROUTES} routes");
     }
     w.assert_restored(&before, "after off").await;
+}
+
+/// A fleet's apps with 2 routes each, per app and direction. `on`: its labelled routes and 4 per
+/// route (its mapped routes and their bindings come in lists for 50 apps at once). `off`: its
+/// labelled routes, its web process's stats and 4 per route (the bindings come with the
+/// maintenance app's routes). Before these lists: `on` 11 and `off` 12 (a list of the app's
+/// routes, one of their bindings, and the process list before the stats).
+const FLEET_ON_PER_APP: usize = 1 + 2 * PER_ROUTE;
+const FLEET_OFF_PER_APP: usize = 2 + 2 * PER_ROUTE;
+/// Per fleet run: the apps by selector, the maintenance app, its stats and its routes, the
+/// domain, and per 50 apps one list of routes and one of bindings (a spare or two).
+const FLEET_FIXED: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifty_app_fleet_stays_within_the_request_budget() {
+    const APPS: usize = 50;
+    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let (fleet, _servers) = crate::switch_fleet::add_fleet(&w, APPS, 2).await;
+    let before = crate::switch_fleet::every_dest(&w, &fleet);
+    for (command, per_app) in [("on", FLEET_ON_PER_APP), ("off", FLEET_OFF_PER_APP)] {
+        w.cf.faults.clear_log();
+        let args = [command, "--selector", crate::switch_fleet::SELECTOR, "--parallel", "8"];
+        w.run(&args).await.expect_code(0);
+        let requests = w.cf.faults.log().iter().filter(|r| r.service == "cc").count();
+        let budget = APPS * per_app + FLEET_FIXED;
+        assert!(requests <= budget, "{command}: {requests} requests for {APPS} apps with 2 routes, budget {budget}");
+        println!("{command}: {requests} requests for {APPS} apps with 2 routes (budget {budget})");
+    }
+    assert_eq!(crate::switch_fleet::every_dest(&w, &fleet), before, "restored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,17 @@ const USED: usize = 1950;
 /// window's end (epoch seconds). The window's phase is fixed per user (CC
 /// `user_reset_interval.rb`), so the test aligns on it rather than guess.
 async fn use_up_budget(w: &World, window: Duration) -> i64 {
+    let end = use_up(w, window, USED).await;
+    let http = Http::new();
+    let bearer = w.cf.bearer("developer").expect("developer");
+    let last = http.get(&format!("{}/v3/info", w.cf.api_url()), Some(&bearer)).await.expect("answer");
+    assert_eq!(last.header("x-ratelimit-remaining"), Some("0"), "floored estimate reads 0 with budget left");
+    assert_eq!(last.status, 200);
+    end
+}
+
+/// Waits for a new window and uses `used` requests of it; the window's end.
+async fn use_up(w: &World, window: Duration, used: usize) -> i64 {
     let http = Http::new();
     let bearer = w.cf.bearer("developer").expect("developer");
     let url = format!("{}/v3/info", w.cf.api_url());
@@ -41,13 +52,10 @@ async fn use_up_budget(w: &World, window: Duration) -> i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let fresh = fresh.expect("a new window began");
-    for _ in 1..USED {
+    for _ in 1..used {
         let r = http.get(&url, Some(&bearer)).await.expect("answer");
         assert_eq!(r.status, 200, "budget left while using it up");
     }
-    let last = http.get(&url, Some(&bearer)).await.expect("answer");
-    assert_eq!(last.header("x-ratelimit-remaining"), Some("0"), "floored estimate reads 0 with budget left");
-    assert_eq!(last.status, 200);
     fresh
 }
 
@@ -117,7 +125,8 @@ async fn a_fleet_beyond_max_wait_stops_consistent_and_its_printed_command_finish
             assert!(on || before[route] == dests, "{}: fully switched or untouched: {dests:?}", m.name);
         }
     }
-    let finish = said.split('`').find(|c| c.starts_with("switchctl ") && c.contains(" on ")).expect("finish command");
+    // The summary's command, which names every app left to switch (each route's line names its own).
+    let finish = on.stderr.split("finish with `").nth(1).and_then(|c| c.split('`').next()).expect("finish command");
     assert!(finish.contains("--max-wait 1"), "the finish command keeps --max-wait: {finish}");
     let finish: Vec<&str> = finish.split_whitespace().skip(1).collect();
     // Run as printed once the window has reset (polled, with a deadline).
@@ -131,5 +140,40 @@ async fn a_fleet_beyond_max_wait_stops_consistent_and_its_printed_command_finish
             let dests = w.dests(route);
             assert!(dests.len() == 1 && dests[0].0 == maint, "{}: on after the finish: {dests:?}", m.name);
         }
+    }
+}
+
+/// Issue 12: a run that certainly needs more than the window has left, with the window ending
+/// past `--max-wait`, is refused once every app is read, before any change, and the printed
+/// command that allows the wait does the whole run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_that_cannot_fit_the_rate_limit_before_max_wait_is_refused_before_any_change() {
+    let window = Duration::from_secs(20);
+    let w = World::new(crate::switch_support::Setup { routes: 1, ..Default::default() }).await;
+    let (fleet, _servers) = add_fleet(&w, 60, 1).await;
+    let before = every_dest(&w, &fleet);
+    w.cf.faults.set_rate_limit(Some(RateLimit::capi_default().instances(4).interval(window)));
+    // About 60 left per instance, 240 in all: the reads of the run fit, its 240 writes and reads
+    // of the routes do not.
+    use_up(&w, window, 4 * (500 - 60)).await;
+    w.cf.faults.clear_log();
+
+    let on = w.run(&["--max-wait", "1", "on", "--selector", SELECTOR, "--parallel", "4"]).await;
+    on.expect_code(2);
+    assert!(on.stderr.contains("this run needs about 240 more requests"), "says how many: {on}");
+    assert!(on.stderr.contains("Nothing was changed"), "{on}");
+    assert!(w.cc_writes().is_empty(), "no write: {:?}", w.cc_writes());
+    assert!(!w.cc_log().iter().any(|r| r.status == 429), "refused before meeting the limit");
+    assert_eq!(every_dest(&w, &fleet), before);
+
+    let waiting =
+        on.stderr.split("wait for it with `").nth(1).and_then(|c| c.split('`').next()).expect("the waiting command");
+    assert!(!waiting.contains("--max-wait 1 "), "the waiting command allows the wait: {waiting}");
+    let waiting: Vec<&str> = waiting.split_whitespace().skip(1).collect();
+    run_checked(&w, &waiting).await.expect_code(0);
+    let maint = w.maint_guid();
+    for m in &fleet {
+        let dests = w.dests(&m.routes[0]);
+        assert!(dests.len() == 1 && dests[0].0 == maint, "{}: on: {dests:?}", m.name);
     }
 }
