@@ -8,7 +8,10 @@
 //! [`response`]; all of these ← [`service`] (the request path) ← [`server`] (connections).
 
 pub mod alloc;
+pub mod appdoc;
 pub mod config;
+pub mod control;
+pub mod live;
 pub mod logging;
 pub mod negotiate;
 pub mod policy;
