@@ -122,13 +122,10 @@ fn parse_route(route: &str, policy: &Policy) -> Result<Rule, String> {
         Some((host, rest)) => (host, Some(format!("/{rest}"))),
         None => (route, None),
     };
-    let pattern = match HostPattern::parse(host) {
-        Ok(exact @ HostPattern::Exact(_)) => exact,
-        _ => {
-            return Err(format!(
-                "hosts: {route:?} is not a route; write host or host/path, e.g. shop.example.com/checkout"
-            ));
-        }
+    let Ok(pattern @ HostPattern::Exact(_)) = HostPattern::parse(host) else {
+        return Err(format!(
+            "hosts: {route:?} is not a route; write host or host/path, e.g. shop.example.com/checkout"
+        ));
     };
     let prefix = path.as_deref().map(normalize_prefix).transpose().map_err(|e| format!("hosts: {e}"))?;
     Ok(Rule::new(pattern, prefix, policy.clone()))

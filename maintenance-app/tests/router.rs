@@ -290,7 +290,8 @@ async fn hostile_host_and_accept_are_never_echoed() {
 #[tokio::test]
 async fn every_maintenance_answer_says_noindex_and_the_health_path_does_not() {
     let browser = [("accept", BROWSER)];
-    let cases: [(&str, &str, &[(&str, &str)]); 7] = [
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case<'_>; 7] = [
         ("html", "/", &[]),
         ("503", "/", &[]),
         ("json", "/", &[]),
