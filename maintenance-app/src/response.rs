@@ -173,7 +173,9 @@ impl Answers {
         mark(&mut common);
         common.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         common.insert(ROBOTS_HEADER.clone(), HeaderValue::from_static("noindex"));
-        common.insert(VERSION_HEADER.clone(), HeaderValue::from(version));
+        // A static value is cloned per answer without touching a reference count.
+        let version = if version == 0 { HeaderValue::from_static("0") } else { HeaderValue::from(version) };
+        common.insert(VERSION_HEADER.clone(), version);
         if let (None, Some(seconds)) = (policy.until, policy.retry_after) {
             common.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
