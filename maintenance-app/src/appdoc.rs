@@ -4,8 +4,8 @@
 //! same JSON document and both go through [`AppContent::parse`], so an instance restarted from
 //! its environment serves exactly what a live change gave the others.
 //!
-//! Sits beside [`config`](crate::config): it imports [`policy`] and [`rules`] only, and `config`
-//! uses it for the environment documents.
+//! Sits beside [`config`](crate::config): it imports [`policy`](crate::policy) and
+//! [`rules`](crate::rules) only, and `config` uses it for the environment documents.
 
 use serde::Deserialize;
 use time::OffsetDateTime;

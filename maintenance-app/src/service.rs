@@ -4,7 +4,7 @@
 //!
 //! A request is answered from the first layer that matches its host and path: the per-app
 //! content ([`live`](crate::live), changed at run time), then the rules file, then the
-//! environment's defaults. Requests under the control prefix go to [`control`](crate::control)
+//! environment's defaults. Requests under the control prefix go to [`control`]
 //! instead and never get a maintenance answer.
 
 use std::{
