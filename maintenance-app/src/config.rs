@@ -13,7 +13,10 @@ use time::OffsetDateTime;
 // Re-exported because `config::Policy` and `config::Mode` were public paths before the types
 // moved to their own module, and integration tests name them so.
 pub use crate::policy::{Mode, Policy};
-use crate::rules::{HostPattern, Rule};
+use crate::{
+    appdoc::{AppContent, ENV_PREFIX, env_name},
+    rules::{HostPattern, Rule, normalize_prefix},
+};
 
 /// Message shown when `MAINTENANCE_MESSAGE` is unset (the reference app answered 500 then).
 pub const DEFAULT_MESSAGE: &str =
@@ -171,27 +174,79 @@ pub struct Config {
     /// Longest wait for in-flight requests after SIGTERM (`MAINTENANCE_SHUTDOWN_TIMEOUT`);
     /// Cloud Foundry kills the process 10 s after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// Key of the control endpoint (`MAINTENANCE_CONTROL_SECRET`); `None` disables it.
+    pub control_secret: Option<ControlSecret>,
+    /// Per-app content from `MAINTENANCE_APP_<KEY>` variables, valid ones only.
+    pub apps: Vec<AppContent>,
+    /// Problems worth a warning but not a refusal to start (a bad per-app document, an `until`
+    /// already past), logged once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+/// Shortest control secret accepted: 32 characters, 256 bits when hex or 192 when base64, as
+/// much as HMAC-SHA256 can use.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// The control endpoint's key. Its `Debug` hides it, so that no log of a `Config` shows it.
+#[derive(Clone)]
+pub struct ControlSecret(String);
+
+impl ControlSecret {
+    /// The key bytes, for the HMAC.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for ControlSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlSecret(..)")
+    }
 }
 
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| match std::env::var(name) {
-            Ok(v) => Ok(Some(v)),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(ConfigError::new(name, "is not valid UTF-8; set it to plain text"))
-            }
-        })
+        // Named by the app they are for, so listed rather than looked up. A value that is not
+        // UTF-8 cannot be a document; it is passed on as one that fails to parse, and so is
+        // reported like any other bad document.
+        let apps = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let k = k.into_string().ok()?;
+                k.starts_with(ENV_PREFIX).then(|| (k, v.into_string().unwrap_or_else(|_| "(not UTF-8)".to_owned())))
+            })
+            .collect();
+        Config::from_lookup(
+            |name| match std::env::var(name) {
+                Ok(v) => Ok(Some(v)),
+                Err(std::env::VarError::NotPresent) => Ok(None),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(ConfigError::new(name, "is not valid UTF-8; set it to plain text"))
+                }
+            },
+            apps,
+        )
     }
 
     /// Builds a configuration from `(name, value)` pairs, as if they were the environment.
     pub fn from_vars<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Config, ConfigError> {
         let vars: Vec<(&str, &str)> = vars.into_iter().collect();
-        Config::from_lookup(|name| Ok(vars.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())))
+        // Later pairs win, as for the other variables.
+        let apps: std::collections::BTreeMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(
+            |name| Ok(vars.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())),
+            apps.into_iter().collect(),
+        )
     }
 
-    fn from_lookup(get: impl Fn(&str) -> Result<Option<String>, ConfigError>) -> Result<Config, ConfigError> {
+    fn from_lookup(
+        get: impl Fn(&str) -> Result<Option<String>, ConfigError>,
+        app_vars: Vec<(String, String)>,
+    ) -> Result<Config, ConfigError> {
         // An empty variable counts as unset: manifests often carry `KEY: ""` placeholders.
         let var =
             |name: &str| -> Result<Option<String>, ConfigError> { Ok(get(name)?.filter(|v| !v.trim().is_empty())) };
@@ -270,6 +325,33 @@ impl Config {
         }
         let shutdown_timeout = seconds("MAINTENANCE_SHUTDOWN_TIMEOUT", 8)?;
 
+        // Read through `get` but not `var`: a secret of spaces is short, not unset. The error
+        // gives the length only, never the value.
+        let control_secret = match get("MAINTENANCE_CONTROL_SECRET")? {
+            None => None,
+            Some(s) if s.chars().count() < MIN_SECRET_LEN => {
+                return Err(ConfigError::new(
+                    "MAINTENANCE_CONTROL_SECRET",
+                    format!(
+                        "is {} characters long; use at least {MIN_SECRET_LEN} random characters (e.g. `openssl rand -hex 32`), or unset it to disable the control endpoint",
+                        s.chars().count()
+                    ),
+                ));
+            }
+            Some(s) => Some(ControlSecret(s)),
+        };
+
+        let mut warnings = Vec::new();
+        if let Some(until) = default.until
+            && until <= OffsetDateTime::now_utc()
+        {
+            warnings.push(format!(
+                "MAINTENANCE_UNTIL: {} has already passed; pages say the work is taking longer than planned",
+                crate::policy::rfc3339(until)
+            ));
+        }
+        let apps = app_documents(app_vars, &default, &mut warnings);
+
         Ok(Config {
             port,
             health_path,
@@ -279,6 +361,9 @@ impl Config {
             stats_interval,
             header_timeout,
             shutdown_timeout,
+            control_secret,
+            apps,
+            warnings,
         })
     }
 
@@ -301,8 +386,33 @@ impl Config {
         if d.page.is_some() {
             s.push_str(" page=custom");
         }
+        s.push_str(if self.control_secret.is_some() { " control=enabled" } else { " control=disabled" });
+        s.push_str(&format!(" apps={}", self.apps.len()));
         s
     }
+}
+
+/// The valid `MAINTENANCE_APP_<KEY>` documents. A bad one is a warning naming its variable and
+/// is left out: one app's bad content must not keep the maintenance app, which carries every
+/// app's routes, from starting.
+fn app_documents(vars: Vec<(String, String)>, base: &Policy, warnings: &mut Vec<String>) -> Vec<AppContent> {
+    let mut apps = Vec::new();
+    for (name, value) in vars {
+        if value.trim().is_empty() {
+            // An emptied variable is how a `PATCH` with `null` looks before CF drops it.
+            continue;
+        }
+        match AppContent::parse(&value, base) {
+            Ok(content) if env_name(&content.app) == name => apps.push(content),
+            Ok(content) => warnings.push(format!(
+                "{name}: holds the content of app {:?}, which belongs in {}; ignored",
+                content.app,
+                env_name(&content.app)
+            )),
+            Err(problem) => warnings.push(format!("{name}: {problem}; ignored")),
+        }
+    }
+    apps
 }
 
 /// How settings are named in error messages: environment variables or rules-file fields.
@@ -420,15 +530,6 @@ fn load_rules(source: &str) -> Result<Vec<RuleSpec>, ConfigError> {
 
 fn parse_json(text: &str) -> Result<Vec<RuleSpec>, String> {
     serde_json::from_str::<RulesFile>(text).map(|f| f.rules).map_err(|e| e.to_string())
-}
-
-/// `/api/` and `/api` mean the same prefix; the root prefix stays `/`.
-fn normalize_prefix(path: &str) -> Result<String, String> {
-    if !path.starts_with('/') || path.contains(['?', '#']) {
-        return Err(format!("{path:?} is not a path prefix; start it with '/' and leave out '?' and '#'"));
-    }
-    let trimmed = path.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
 }
 
 #[cfg(test)]

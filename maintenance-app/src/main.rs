@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         }
     };
     logging::init(config.log_format);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     // Every connection is a file descriptor: take all the hard limit allows (CF containers set
     // it high, but the soft limit may be lower).
     let max_connections = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);

@@ -26,12 +26,21 @@ pub static MARKER_HEADER: HeaderName = HeaderName::from_static("x-maintenance-ap
 pub const MARKER_VALUE: &str = "cf-maintenance";
 /// The reference app's JSON status header (CF's router may rewrite it to `Statusheader`).
 pub static STATUS_HEADER: HeaderName = HeaderName::from_static("statusheader");
+/// The version of the per-app content an answer comes from, `0` for the base content, so that
+/// `switchctl` can tell whether an instance serves what it last sent.
+pub static VERSION_HEADER: HeaderName = HeaderName::from_static("x-maintenance-version");
+/// Keeps search engines from indexing maintenance answers in place of the app's pages; the HTML
+/// page's `<meta name="robots">` reaches only crawlers that parse HTML.
+pub static ROBOTS_HEADER: HeaderName = HeaderName::from_static("x-robots-tag");
+/// What the page and the 503 text say once `until` has passed.
+pub const LATE: &str = "This is taking longer than planned.";
 
 const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const ALL_METHODS: HeaderValue = HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-const EXPOSED: HeaderValue = HeaderValue::from_static("StatusHeader, Retry-After, X-Maintenance-App");
+const EXPOSED: HeaderValue =
+    HeaderValue::from_static("StatusHeader, Retry-After, X-Maintenance-App, X-Maintenance-Version");
 
 /// Adds what every answer of this server carries: the marker, and CORS headers so that a browser
 /// API client on another origin can read the JSON and `StatusHeader`.
@@ -79,16 +88,26 @@ impl Prepared {
     }
 }
 
-/// The answers of one policy, rendered with their headers at startup.
+/// The answers whose text depends on whether `until` has passed.
+#[derive(Debug)]
+struct Timed {
+    page: Prepared,
+    text: Prepared,
+    auto_page: Prepared,
+}
+
+/// The answers of one policy, rendered with their headers at startup (or when a per-app
+/// document arrives).
 #[derive(Debug)]
 pub struct Answers {
     mode: Mode,
     retry_after: Option<u64>,
     until: Option<OffsetDateTime>,
-    page: Prepared,
-    text: Prepared,
+    /// Before `until` (or always, without one).
+    on_time: Timed,
+    /// After `until`: rendered up front too, so that a request only compares two times.
+    late: Timed,
     json: Prepared,
-    auto_page: Prepared,
     auto_json: Prepared,
     compat_index: Prepared,
     compat_503: Prepared,
@@ -104,7 +123,8 @@ pub struct Answers {
 struct Page<'a> {
     title: &'a str,
     message: &'a str,
-    until: Option<Until>,
+    until: Option<&'a Until>,
+    late: bool,
     refresh: Option<u64>,
 }
 
@@ -114,33 +134,48 @@ struct Until {
 }
 
 impl Answers {
-    /// Renders every answer the policy can give.
-    pub fn new(policy: &Policy) -> Answers {
+    /// Renders every answer the policy can give; `version` is the per-app content's, 0 for the
+    /// base content.
+    pub fn new(policy: &Policy, version: u64) -> Answers {
         let until = policy.until.map(|t| Until { machine: rfc3339(t), human: human_time(t) });
-        let page = match &policy.page {
-            Some(custom) => fill_custom_page(custom, policy, until.as_ref()),
-            None => Page {
-                title: &policy.title,
-                message: &policy.message,
-                until,
-                // A page left open in a browser reloads itself, but never more than twice a minute.
-                refresh: policy.retry_after.map(|s| s.max(30)),
-            }
-            .render()
-            .unwrap_or_else(|e| {
-                // Rendering plain strings cannot fail; keep a readable page if it ever does.
-                tracing::error!("page template failed: {e}");
-                escape_html(&policy.message)
-            }),
+        let render_page = |late: bool| {
+            let page = match &policy.page {
+                Some(custom) => fill_custom_page(custom, policy, until.as_ref()),
+                None => Page {
+                    title: &policy.title,
+                    message: &policy.message,
+                    until: until.as_ref(),
+                    late,
+                    // A page left open in a browser reloads itself, but never more than twice a minute.
+                    refresh: policy.retry_after.map(|s| s.max(30)),
+                }
+                .render()
+                .unwrap_or_else(|e| {
+                    // Rendering plain strings cannot fail; keep a readable page if it ever does.
+                    tracing::error!("page template failed: {e}");
+                    escape_html(&policy.message)
+                }),
+            };
+            Bytes::from(page)
+        };
+        let render_text = |late: bool| {
+            Bytes::from(match &until {
+                None => format!("{}\n", policy.message),
+                Some(_) if late => format!("{}\n{LATE}\n", policy.message),
+                Some(until) => format!("{}\nExpected back by {}.\n", policy.message, until.human),
+            })
         };
         let escaped_message = escape_html(&policy.message);
-        let page = Bytes::from(page);
         let json = Bytes::from(reference_json(&policy.message));
 
         // Every answer carries these; a countdown `Retry-After` is added per request instead.
-        let mut common = HeaderMap::with_capacity(8);
+        let mut common = HeaderMap::with_capacity(10);
         mark(&mut common);
         common.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        common.insert(ROBOTS_HEADER.clone(), HeaderValue::from_static("noindex"));
+        // A static value is cloned per answer without touching a reference count.
+        let version = if version == 0 { HeaderValue::from_static("0") } else { HeaderValue::from(version) };
+        common.insert(VERSION_HEADER.clone(), version);
         if let (None, Some(seconds)) = (policy.until, policy.retry_after) {
             common.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -157,14 +192,21 @@ impl Answers {
         let unavailable = StatusCode::SERVICE_UNAVAILABLE;
         let status_header = (&STATUS_HEADER, &policy.status_header);
         let vary = (&VARY, &HeaderValue::from_static("accept"));
+        let timed = |late: bool| {
+            let page = render_page(late);
+            Timed {
+                page: answer(unavailable, HTML, &[], &page),
+                text: answer(unavailable, TEXT, &[], &render_text(late)),
+                auto_page: answer(unavailable, HTML, &[vary], &page),
+            }
+        };
         Answers {
             mode: policy.mode,
             retry_after: policy.retry_after,
             until: policy.until,
-            page: answer(unavailable, HTML, &[], &page),
-            text: answer(unavailable, TEXT, &[], &Bytes::from(format!("{}\n", policy.message))),
+            on_time: timed(false),
+            late: timed(true),
             json: answer(StatusCode::OK, JSON, &[status_header], &json),
-            auto_page: answer(unavailable, HTML, &[vary], &page),
             auto_json: answer(unavailable, JSON, &[vary, status_header], &json),
             compat_index: answer(StatusCode::OK, HTML, &[], &Bytes::from(format!("INDEX: {escaped_message}"))),
             compat_503: answer(unavailable, HTML, &[], &Bytes::from(format!("<h1>503 {escaped_message}</h1>"))),
@@ -177,16 +219,22 @@ impl Answers {
 
     /// The answer to a request; `path` is the raw (still percent-encoded) path.
     pub fn respond(&self, method: &Method, path: &str, accept: Option<&HeaderValue>) -> Response<Body> {
+        // The clock is read only when there is an end time to compare with, as before.
+        let now = self.until.map(|_| OffsetDateTime::now_utc());
+        let timed = match (self.until, now) {
+            (Some(until), Some(now)) if now >= until => &self.late,
+            _ => &self.on_time,
+        };
         let mut response = match self.mode {
-            Mode::Html => self.page.response(),
-            Mode::Plain503 => self.text.response(),
+            Mode::Html => timed.page.response(),
+            Mode::Plain503 => timed.text.response(),
             Mode::Json => self.json.response(),
-            Mode::Auto if prefers_html(accept.map(HeaderValue::as_bytes)) => self.auto_page.response(),
+            Mode::Auto if prefers_html(accept.map(HeaderValue::as_bytes)) => timed.auto_page.response(),
             Mode::Auto => self.auto_json.response(),
             Mode::Compat => self.compat(method, path),
         };
-        if self.until.is_some()
-            && let Some(seconds) = self.retry_after_at(OffsetDateTime::now_utc())
+        if let Some(now) = now
+            && let Some(seconds) = self.retry_after_at(now)
         {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -309,8 +357,8 @@ mod tests {
     #[test]
     fn page_escapes_message_and_title() {
         let answers =
-            Answers::new(&policy(&[("MAINTENANCE_MESSAGE", "<script>x</script>"), ("MAINTENANCE_TITLE", "a&b")]));
-        let page = std::str::from_utf8(&answers.page.body).expect("utf-8");
+            Answers::new(&policy(&[("MAINTENANCE_MESSAGE", "<script>x</script>"), ("MAINTENANCE_TITLE", "a&b")]), 0);
+        let page = std::str::from_utf8(&answers.on_time.page.body).expect("utf-8");
         assert!(page.contains("&#60;script&#62;x&#60;/script&#62;"), "{page}");
         assert!(!page.contains("<script>"));
         assert!(page.contains("<title>a&#38;b</title>") || page.contains("<title>a&amp;b</title>"), "{page}");
@@ -318,8 +366,8 @@ mod tests {
 
     #[test]
     fn page_shows_the_expected_end_in_the_offset_given() {
-        let answers = Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T19:30:00+01:00")]));
-        let page = std::str::from_utf8(&answers.page.body).expect("utf-8");
+        let answers = Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T19:30:00+01:00")]), 0);
+        let page = std::str::from_utf8(&answers.on_time.page.body).expect("utf-8");
         assert!(page.contains("24 November 2026, 19:30 UTC+01:00"), "{page}");
         assert!(page.contains("datetime=\"2026-11-24T19:30:00+01:00\""), "{page}");
     }
@@ -328,21 +376,23 @@ mod tests {
     fn custom_page_placeholders_are_filled_escaped() {
         let mut p = policy(&[("MAINTENANCE_MESSAGE", "<b>back at 6</b>")]);
         p.page = Some("<html><h1>{{ title }}</h1><p>{{message}}</p></html>".to_owned());
-        let answers = Answers::new(&p);
+        let answers = Answers::new(&p, 0);
         assert_eq!(
-            &answers.page.body[..],
+            &answers.on_time.page.body[..],
             b"<html><h1>Down for maintenance</h1><p>&lt;b&gt;back at 6&lt;/b&gt;</p></html>"
         );
     }
 
     #[test]
     fn retry_after_counts_down_then_falls_back() {
-        let answers =
-            Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T18:00:00Z"), ("MAINTENANCE_RETRY_AFTER", "60")]));
+        let answers = Answers::new(
+            &policy(&[("MAINTENANCE_UNTIL", "2026-11-24T18:00:00Z"), ("MAINTENANCE_RETRY_AFTER", "60")]),
+            0,
+        );
         let at = |s: &str| OffsetDateTime::parse(s, &Rfc3339).expect("time");
         assert_eq!(answers.retry_after_at(at("2026-11-24T17:00:00Z")), Some(3600));
         assert_eq!(answers.retry_after_at(at("2026-11-24T18:00:00Z")), Some(60));
-        let no_fixed = Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T18:00:00Z")]));
+        let no_fixed = Answers::new(&policy(&[("MAINTENANCE_UNTIL", "2026-11-24T18:00:00Z")]), 0);
         assert_eq!(no_fixed.retry_after_at(at("2026-11-24T19:00:00Z")), None);
     }
 }

@@ -79,7 +79,8 @@ impl Rule {
         self.host.matches(host) && self.prefix.as_deref().is_none_or(|p| path_has_prefix(path, p))
     }
 
-    fn specificity(&self) -> (u8, usize, usize) {
+    /// Orders rules: exact host over wildcard over any, then the longer path prefix.
+    pub fn specificity(&self) -> (u8, usize, usize) {
         let (rank, len) = self.host.rank();
         (rank, len, self.prefix.as_ref().map_or(0, String::len))
     }
@@ -89,6 +90,15 @@ impl Rule {
 pub fn most_specific_first(mut rules: Vec<Rule>) -> Vec<Rule> {
     rules.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
     rules
+}
+
+/// `/api/` and `/api` mean the same prefix; the root prefix stays `/`.
+pub fn normalize_prefix(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') || path.contains(['?', '#']) {
+        return Err(format!("{path:?} is not a path prefix; start it with '/' and leave out '?' and '#'"));
+    }
+    let trimmed = path.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
 }
 
 /// `/api` is a prefix of `/api` and `/api/x`, not of `/apix`.

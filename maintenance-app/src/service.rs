@@ -1,8 +1,18 @@
 //! The request path: the tower service that answers every request, and the state it answers
 //! from, built once before the first connection. [`server`](crate::server) owns the connections
 //! and their deadlines and hands each request to this service; tests call it without sockets.
+//!
+//! A request is answered from the first layer that matches its host and path: the per-app
+//! content ([`live`](crate::live), changed at run time), then the rules file, then the
+//! environment's defaults. Requests under the control prefix go to [`control`]
+//! instead and never get a maintenance answer.
 
-use std::sync::Arc;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::body::Body;
 use http::{
@@ -12,6 +22,8 @@ use http::{
 
 use crate::{
     config::Config,
+    control::{self, Control},
+    live::Live,
     response::{self, Answers},
     rules::{Rule, request_host},
     stats::Stats,
@@ -23,16 +35,21 @@ pub struct AppState {
     health_path: String,
     default: Answers,
     rules: Vec<(Rule, Answers)>,
+    live: Arc<Live>,
+    control: Control,
     stats: Arc<Stats>,
 }
 
 impl AppState {
     /// Renders every policy's answers.
     pub fn new(config: &Config) -> AppState {
+        let live = Arc::new(Live::new(&config.apps));
         AppState {
             health_path: config.health_path.clone(),
-            default: Answers::new(&config.default),
-            rules: config.rules.iter().map(|r| (r.clone(), Answers::new(r.policy()))).collect(),
+            default: Answers::new(&config.default, 0),
+            rules: config.rules.iter().map(|r| (r.clone(), Answers::new(r.policy(), 0))).collect(),
+            control: Control::new(config.control_secret.clone(), Arc::clone(&live), config.default.clone()),
+            live,
             stats: Arc::default(),
         }
     }
@@ -42,7 +59,7 @@ impl AppState {
         Arc::clone(&self.stats)
     }
 
-    fn answers_for(&self, host: &str, path: &str) -> &Answers {
+    fn base_answers_for(&self, host: &str, path: &str) -> &Answers {
         self.rules.iter().find(|(rule, _)| rule.matches(host, path)).map_or(&self.default, |(_, a)| a)
     }
 }
@@ -57,8 +74,8 @@ pub fn app(config: &Config) -> MaintenanceService {
 /// A plain tower `Service` over axum's request and body types rather than an axum `Router`: with
 /// a single catch-all there is nothing to route, and the router's path matching, URL-parameter
 /// and content-length passes were measured at over a quarter of the instructions spent per
-/// request (callgrind, keep-alive load). The answer is ready synchronously, so the future is
-/// `Ready` and nothing is boxed per request.
+/// request (callgrind, keep-alive load). A maintenance answer is ready synchronously, so its
+/// future is ready and nothing is boxed; only a control request, which reads its body, boxes one.
 #[derive(Debug, Clone)]
 pub struct MaintenanceService {
     state: Arc<AppState>,
@@ -71,23 +88,53 @@ impl MaintenanceService {
     }
 }
 
-impl<B> tower::Service<http::Request<B>> for MaintenanceService {
+/// The future of [`MaintenanceService`]: ready at once, except for a control request.
+#[allow(missing_debug_implementations)]
+pub enum Answer {
+    /// A maintenance answer (taken when polled).
+    Ready(Option<Response<Body>>),
+    /// A control request reading its body.
+    Control(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl Future for Answer {
+    type Output = Result<Response<Body>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled again after completion only by a broken executor; an empty answer is harmless.
+            Answer::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_default())),
+            Answer::Control(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+impl<B> tower::Service<http::Request<B>> for MaintenanceService
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Response = Response<Body>;
     type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<Response<Body>, Self::Error>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let (parts, body) = request.into_parts();
+        if control::is_control_path(parts.uri.path()) {
+            let state = Arc::clone(&self.state);
+            return Answer::Control(Box::pin(async move { state.control.answer(parts, body).await }));
+        }
         // The body is dropped unread: a 1 GB upload is answered at once and nothing is buffered.
-        let (parts, _body) = request.into_parts();
+        drop(body);
         let mut response = handle(&self.state, &parts);
         if parts.method == http::Method::HEAD {
             without_body(&mut response);
         }
-        std::future::ready(Ok(response))
+        Answer::Ready(Some(response))
     }
 }
 
@@ -117,5 +164,12 @@ fn handle(state: &AppState, parts: &http::request::Parts) -> Response<Body> {
     let raw_host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.host()).unwrap_or("");
     let host = request_host(raw_host);
     state.stats.record(&host);
-    state.answers_for(&host, path).respond(&parts.method, path, parts.headers.get(ACCEPT))
+    let accept = parts.headers.get(ACCEPT);
+    state.live.with(|apps| {
+        apps.answers_for(&host, path).unwrap_or_else(|| state.base_answers_for(&host, path)).respond(
+            &parts.method,
+            path,
+            accept,
+        )
+    })
 }

@@ -286,3 +286,72 @@ async fn hostile_host_and_accept_are_never_echoed() {
         assert_eq!(answer.status, StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn every_maintenance_answer_says_noindex_and_the_health_path_does_not() {
+    let browser = [("accept", BROWSER)];
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case<'_>; 7] = [
+        ("html", "/", &[]),
+        ("503", "/", &[]),
+        ("json", "/", &[]),
+        ("auto", "/", &browser),
+        ("auto", "/", &[]),
+        ("compat", "/", &[]),
+        ("compat", "/anything", &[]),
+    ];
+    for (mode, path, headers) in cases {
+        let answer = send(&router(&[("MAINTENANCE_MODE", mode)]), "GET", path, headers).await;
+        assert_eq!(header(&answer, "x-robots-tag"), Some("noindex"), "{mode} {path} {headers:?}");
+        assert_eq!(header(&answer, "x-maintenance-version"), Some("0"), "{mode} {path}");
+    }
+    let health = send(&router(&[]), "GET", "/__maintenance/health", &[]).await;
+    assert_eq!(header(&health, "x-robots-tag"), None);
+}
+
+#[tokio::test]
+async fn an_until_in_the_past_is_not_promised_any_more() {
+    let past = [("MAINTENANCE_UNTIL", "2020-01-01T18:00:00Z"), ("MAINTENANCE_RETRY_AFTER", "120")];
+    let page = send(&router(&past), "GET", "/", &[]).await;
+    assert!(!page.body.contains("Expected back"), "{}", page.body);
+    assert!(page.body.contains("This is taking longer than planned."), "{}", page.body);
+    assert_eq!(header(&page, "retry-after"), Some("120"), "Retry-After as before");
+    let text = send(&router(&[past[0], past[1], ("MAINTENANCE_MODE", "503")]), "GET", "/", &[]).await;
+    assert!(!text.body.contains("Expected back"), "{}", text.body);
+    assert!(text.body.ends_with("This is taking longer than planned.\n"), "{}", text.body);
+    let json = send(&router(&[past[0], ("MAINTENANCE_MODE", "json")]), "GET", "/", &[]).await;
+    assert!(!json.body.contains("Expected back"), "{}", json.body);
+}
+
+#[tokio::test]
+async fn the_page_switches_to_late_when_until_passes_without_a_restart() {
+    // Two seconds ahead, rounded up to a whole second (RFC 3339 with seconds).
+    let until = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("time") + time::Duration::seconds(2);
+    let until = until.format(&time::format_description::well_known::Rfc3339).expect("format");
+    let service = router(&[("MAINTENANCE_UNTIL", &until), ("MAINTENANCE_MODE", "503")]);
+    let before = send(&service, "GET", "/", &[]).await;
+    assert!(before.body.contains("Expected back by"), "{}", before.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let answer = send(&service, "GET", "/", &[]).await;
+        if answer.body.contains("taking longer than planned") {
+            assert!(!answer.body.contains("Expected back"), "{}", answer.body);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still promising {until}: {}", answer.body);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_page_shows_the_end_in_the_visitors_time_zone_by_script_and_in_utc_without() {
+    let answer = send(&router(&[("MAINTENANCE_UNTIL", "2999-01-01T18:00:00Z")]), "GET", "/", &[]).await;
+    assert!(
+        answer.body.contains("<time datetime=\"2999-01-01T18:00:00Z\">1 January 2999, 18:00 UTC</time>"),
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("<script>") && answer.body.contains("toLocaleString"), "{}", answer.body);
+    // An inline script runs only where no Content-Security-Policy forbids it.
+    assert_eq!(header(&answer, "content-security-policy"), None);
+}

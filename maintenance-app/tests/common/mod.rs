@@ -18,6 +18,7 @@ pub struct Server {
     pub addr: SocketAddr,
     log: mpsc::Receiver<String>,
     startup: String,
+    before: Vec<String>,
 }
 
 impl Server {
@@ -35,19 +36,26 @@ impl Server {
             }
         });
         let deadline = Instant::now() + STARTUP;
+        let mut before = Vec::new();
         let (port, startup) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = log.recv_timeout(left).expect("maintenance-app did not log that it listens");
             if let Some(port) = listening_port(&line) {
                 break (port, line);
             }
+            before.push(line);
         };
-        Server { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), log, startup }
+        Server { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), log, startup, before }
     }
 
     /// The log line that announced the listening address.
     pub fn startup_line(&self) -> &str {
         &self.startup
+    }
+
+    /// The log lines before [`Server::startup_line`] (start-up warnings).
+    pub fn before_startup(&self) -> &[String] {
+        &self.before
     }
 
     pub fn pid(&self) -> u32 {
@@ -70,6 +78,16 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// Every log line still to come, until the process closes its output (at most `limit`).
+    pub fn rest_of_log(&self, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut lines = Vec::new();
+        while let Ok(line) = self.log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            lines.push(line);
+        }
+        lines
     }
 
     /// Log lines printed so far.
@@ -127,7 +145,11 @@ pub fn command(vars: &[(&str, &str)]) -> Command {
 }
 
 fn listening_port(line: &str) -> Option<u16> {
-    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("addr="))?;
+    // `addr=[::]:1234` in the text format, `"addr":"[::]:1234"` in JSON.
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .or_else(|| line.split("\"addr\":\"").nth(1)?.split('"').next())?;
     addr.rsplit_once(':')?.1.parse().ok()
 }
 
