@@ -26,6 +26,7 @@
 pub mod capacity;
 pub mod context;
 pub mod fleet;
+pub mod notify;
 pub mod off;
 pub mod on;
 pub mod outcome;
@@ -33,10 +34,12 @@ pub mod plan;
 pub mod probe;
 pub mod restage;
 pub mod run;
+pub mod schedule;
 pub mod signals;
 pub mod state;
 pub mod status;
 pub mod trail;
+pub mod window;
 
 use std::{process::ExitCode, sync::Arc};
 
