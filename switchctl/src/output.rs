@@ -165,12 +165,13 @@ impl Output {
         self.state().tap = Some(tap);
     }
 
-    /// A line on stderr for the person watching that is not an event (e.g. a countdown).
-    pub fn progress(&self, key: &str, text: &str) {
+    /// A progress line that is not an event (e.g. a countdown): the live line `key` on a terminal;
+    /// in the lines style a line on stderr only when `announce` (a log must not get one a second).
+    pub fn progress(&self, key: &str, text: &str, announce: bool) {
         match self.shared.style {
             Style::Live => self.bar(key).set_message(text.to_owned()),
-            Style::Lines => self.write(Stream::Stderr, &format!("switchctl: {text}")),
-            Style::Json => {}
+            Style::Lines if announce => self.write(Stream::Stderr, &format!("switchctl: {text}")),
+            Style::Lines | Style::Json => {}
         }
     }
 

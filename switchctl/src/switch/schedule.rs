@@ -15,6 +15,15 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Waits until `at` with a countdown; `Err(signal)` when a signal arrived first (nothing changed).
 pub async fn wait_until(out: &Output, at: OffsetDateTime, signals: &mut Signals) -> Result<(), Signal> {
+    // Signals during the wait come here (as during `run`'s command), not to the switch's
+    // "finish the steps under way": there is no step yet.
+    signals.set_in_command(true);
+    let waited = wait(out, at, signals).await;
+    signals.set_in_command(false);
+    waited
+}
+
+async fn wait(out: &Output, at: OffsetDateTime, signals: &mut Signals) -> Result<(), Signal> {
     let until = rfc3339(at);
     let mut last_said: Option<u64> = None;
     loop {
@@ -25,8 +34,9 @@ pub async fn wait_until(out: &Output, at: OffsetDateTime, signals: &mut Signals)
         }
         let secs = u64::try_from(left.whole_seconds()).unwrap_or(0);
         let minute = secs / 60;
-        out.progress("waiting", &format!("waiting until {until} (in {}); Ctrl-C cancels", human(secs)));
-        if last_said != Some(minute) {
+        let announce = last_said != Some(minute);
+        out.progress("waiting", &format!("waiting until {until} (in {}); Ctrl-C cancels", human(secs)), announce);
+        if announce {
             last_said = Some(minute);
             out.event("waiting", serde_json::json!({"until": until, "seconds_left": secs}));
         }

@@ -387,3 +387,55 @@ pub fn for_off(env: &Env, members: &[Member]) -> Result<Vec<(Member, WindowRecor
     }
     Ok(records)
 }
+
+/// `status`: the window's record on `app`, if any: since when, why, until when, and each stopped
+/// process's recorded count against its count now (one read of the processes when some are
+/// recorded).
+pub async fn show(client: &crate::capi::Client, out: &crate::output::Output, app: &App) -> Result<(), Error> {
+    let record = match WindowRecord::of(app) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            out.line(&format!("  window: {e}"));
+            return Ok(());
+        }
+    };
+    let processes = if record.processes.is_empty() { Vec::new() } else { client.app_processes(&app.guid).await? };
+    let now = time::OffsetDateTime::now_utc();
+    let overdue = record
+        .deadline
+        .as_deref()
+        .and_then(|d| time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok())
+        .is_some_and(|d| d < now);
+    out.line("");
+    out.line(&format!("Window of app {} (open since {}):", app.name, record.since));
+    if let Some(reason) = &record.reason {
+        out.line(&format!("  reason: {reason}"));
+    }
+    if let Some(deadline) = &record.deadline {
+        out.line(&format!("  deadline: {deadline}{}", if overdue { " (PASSED)" } else { "" }));
+    }
+    let rows: Vec<serde_json::Value> = record
+        .processes
+        .iter()
+        .map(|(kind, recorded)| {
+            let current = processes.iter().find(|p| &p.kind == kind).map(|p| p.instances);
+            let shown = current.map_or("no such process now".to_owned(), |n| format!("{n} now"));
+            out.line(&format!("  stopped process {kind}: {recorded} recorded, {shown}"));
+            serde_json::json!({"process": kind, "recorded": recorded, "now": current})
+        })
+        .collect();
+    out.event(
+        "window",
+        serde_json::json!({
+            "state": "recorded",
+            "app": app.name,
+            "since": record.since,
+            "reason": record.reason,
+            "deadline": record.deadline,
+            "deadline_passed": overdue,
+            "processes": rows,
+        }),
+    );
+    Ok(())
+}
