@@ -599,6 +599,67 @@ mod tests {
     }
 
     #[test]
+    fn hook_commands_split_like_a_shell() {
+        let words = split_words(r#"notify --to "ops team" 'a b' c\ d"#).expect("splits");
+        assert_eq!(words, ["notify", "--to", "ops team", "a b", "c d"]);
+        assert_eq!(split_words(r#"sh -c 'echo "$X"'"#).expect("splits"), ["sh", "-c", r#"echo "$X""#]);
+        assert_eq!(split_words("''").expect("splits"), [""]);
+        assert_eq!(split_words("  ").expect("splits"), Vec::<String>::new());
+        assert_eq!(split_words("echo 'open"), None);
+        assert_eq!(split_words("echo \\"), None);
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_the_next_hh_mm_in_utc() {
+        use time::macros::datetime;
+        let now = datetime!(2026-12-05 22:30 UTC);
+        assert_eq!(parse_time("23:15", now), Ok(datetime!(2026-12-05 23:15 UTC)));
+        assert_eq!(parse_time("06:00", now), Ok(datetime!(2026-12-06 06:00 UTC)), "the next one");
+        assert_eq!(parse_time("22:30", now), Ok(datetime!(2026-12-06 22:30 UTC)), "now is past");
+        assert_eq!(parse_time("2026-12-06T01:00:00+01:00", now), Ok(datetime!(2026-12-06 00:00 UTC)));
+        for bad in ["25:00", "tomorrow", "12", "12:60", ""] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn printed_commands_carry_the_window_but_never_a_notify_secret() {
+        assert_eq!(redact_url("https://u:p@hooks.example.com/x?token=abc"), "https://hooks.example.com/x?…");
+        assert_eq!(redact_url("https://hooks.example.com/x"), "https://hooks.example.com/x");
+        let s = settings(&[
+            "switchctl",
+            "run",
+            "shop",
+            "--notify",
+            "https://hooks.example.com/a",
+            "--notify",
+            "https://hooks.example.com/b?token=abc",
+            "--stop-processes",
+            "worker,clock",
+            "--reason",
+            "CHG 1",
+            "--deadline",
+            "2026-12-06T01:00:00+01:00",
+            "--on-close",
+            "say 'closed now'",
+            "--force",
+            "--",
+            "true",
+        ]);
+        let off = s.command("off", "o", "s", &["shop"]);
+        let expected = r#"switchctl --org o --space s off shop --notify https://hooks.example.com/a --on-close 'say '\''closed now'\''' --force"#;
+        assert_eq!(off, expected);
+        assert_eq!(split_words(&off).expect("splits")[10], "say 'closed now'", "pastes back as given");
+        let on = s.command("on", "o", "s", &["shop"]);
+        let expected = "switchctl --org o --space s on shop --stop-processes worker,clock --reason 'CHG 1' \
+                        --deadline 2026-12-06T00:00:00Z --notify https://hooks.example.com/a";
+        assert_eq!(on, expected);
+        assert!(!on.contains("abc") && !off.contains("abc"));
+        let s = settings(&["switchctl", "on", "shop", "--stop-processes", "worker", "--stop-processes", "all-but-web"]);
+        assert_eq!(s.window.stop, Some(StopProcesses::AllButWeb));
+    }
+
+    #[test]
     fn flags_become_typed_settings() {
         let s = settings(&["switchctl", "--json", "off", "a", "--force", "--no-verify"]);
         assert_eq!(s.output, OutputMode::Json);

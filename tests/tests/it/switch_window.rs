@@ -386,3 +386,28 @@ async fn run_at_changes_nothing_before_its_time_and_ctrl_c_cancels_the_wait() {
     assert!(w.cc_writes().is_empty(), "{:?}", w.cc_writes());
     assert!(record(&w).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_open_past_its_deadline_warns_once_and_tells_the_receivers() {
+    let w = World::new(Setup::default()).await;
+    let receiver = Receiver::start(Answer::Ok).await;
+    let deadline = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let deadline = deadline.format(&time::format_description::well_known::Rfc3339).expect("format");
+    let dir = TempDir::new("window-deadline");
+    let command = waiting_command(dir.path());
+    let args = ["run", "shop", "--deadline", &deadline, "--notify", &receiver.url];
+    let job = w.spawn(&with_command(&args, &command));
+    wait_for(&dir.path().join("started")).await;
+    let until = Instant::now() + Duration::from_secs(30);
+    while !receiver.bodies().iter().any(|e| e["event"] == "deadline") {
+        assert!(Instant::now() < until, "no deadline event: {:?}", receiver.bodies());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::write(dir.path().join("release"), "").expect("release");
+    let run = job.wait(Duration::from_secs(60)).await;
+    run.expect_code(0);
+    assert_eq!(run.stderr.matches("still open past its deadline").count(), 1, "{run}");
+    let opened = receiver.bodies().into_iter().find(|e| e["event"] == "window").expect("opened");
+    assert_eq!(opened["state"], "opened");
+    assert_eq!(opened["deadline"].as_str().map(|d| d.len()), Some(20), "RFC 3339 to the second: {opened}");
+}
