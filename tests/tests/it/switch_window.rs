@@ -5,8 +5,8 @@
 //! `run --at` (nothing changes before it; Ctrl-C while waiting changes nothing).
 //!
 //! Request budget, counted from the double's log below: `--stop-processes` with N process types
-//! costs `on` 1 process list + 1 app metadata write + N scales, and `off` 1 process list + N scales
-//! + 1 app metadata write; `--reason` alone 1 write each way; `--notify`, the hooks and `--at` no
+//! costs `on` 1 process list, 1 app metadata write and N scales, and `off` 1 process list, N scales
+//! and 1 app metadata write; `--reason` alone 1 write each way; `--notify`, the hooks and `--at` no
 //! Cloud Controller request (`run --at` with --stop-processes reads the processes once more, to
 //! check them before the wait).
 
