@@ -105,6 +105,9 @@ async fn run_stops_the_writers_while_the_command_runs_and_restores_them_exactly(
     let window = status.events().into_iter().find(|e| e["event"] == "window").expect("a window event");
     assert_eq!(window["processes"][1], serde_json::json!({"process": "worker", "recorded": 3, "now": 0}));
     assert_eq!(window["reason"], "CHG-42 schema v7");
+    // Without an app, status finds every open window of the space by the record's label.
+    let status = w.run(&["status"]).await;
+    assert!(status.stdout.contains("Window of app shop") && status.stdout.contains("CHG-42"), "{status}");
 
     std::fs::write(dir.path().join("release"), "").expect("release");
     let run = job.wait(Duration::from_secs(60)).await;
