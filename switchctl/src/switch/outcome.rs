@@ -956,6 +956,11 @@ pub enum ProcessChange {
         /// Instances before.
         from: u32,
     },
+    /// `on --dry-run`: would be scaled from `from` instances to 0.
+    WouldStop {
+        /// Instances now.
+        from: u32,
+    },
     /// `on`: already at 0 (a rerun, or it ran no instance); its recorded count is kept.
     AlreadyStopped {
         /// The count recorded for `off`.
@@ -1022,6 +1027,7 @@ impl ProcessReport {
         let p = &self.process;
         match &self.change {
             ProcessChange::Stopped { from } => format!("process {p}: stopped ({from} → 0 instances)"),
+            ProcessChange::WouldStop { from } => format!("process {p}: would be stopped ({from} → 0 instances)"),
             ProcessChange::AlreadyStopped { recorded } => {
                 format!("process {p}: already at 0 instances (recorded count: {recorded})")
             }

@@ -177,9 +177,7 @@ pub async fn stop(env: &Env, plans: &[Plan], reports: &[Report]) -> Vec<ProcessR
     let mut all = Vec::new();
     for plan in plans.iter().filter(|p| !p.record.processes.is_empty()) {
         let app = &plan.member.app;
-        if !reports.iter().any(|r| r.app_guid == app.guid && r.ok && !r.dry_run) {
-            continue;
-        }
+        let Some(switched) = reports.iter().find(|r| r.app_guid == app.guid && r.ok) else { continue };
         let mut done = Vec::new();
         for (kind, recorded) in &plan.record.processes {
             let report = |change| ProcessReport { app: app.name.clone(), process: kind.clone(), change };
@@ -189,6 +187,8 @@ pub async fn stop(env: &Env, plans: &[Plan], reports: &[Report]) -> Vec<ProcessR
             };
             done.push(report(if process.instances == 0 {
                 ProcessChange::AlreadyStopped { recorded: *recorded }
+            } else if switched.dry_run {
+                ProcessChange::WouldStop { from: process.instances }
             } else {
                 match env.client.scale_process(&process.guid, 0).await {
                     Ok(_) => ProcessChange::Stopped { from: process.instances },

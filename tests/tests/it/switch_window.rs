@@ -414,3 +414,13 @@ async fn a_window_open_past_its_deadline_warns_once_and_tells_the_receivers() {
     assert_eq!(opened["state"], "opened");
     assert_eq!(opened["deadline"].as_str().map(|d| d.len()), Some(20), "RFC 3339 to the second: {opened}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_names_the_processes_it_would_stop_and_changes_nothing() {
+    let w = world().await;
+    let run = w.run(&["on", "shop", "--dry-run", "--stop-processes", "worker", "--reason", "CHG-1"]).await;
+    run.expect_code(0);
+    assert!(run.stdout.contains("process worker: would be stopped (3 → 0 instances)"), "{run}");
+    assert!(w.cc_writes().is_empty(), "{:?}", w.cc_writes());
+    assert_eq!(instances(&w, "worker"), 3);
+}
