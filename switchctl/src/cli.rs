@@ -183,6 +183,49 @@ pub struct SwitchArgs {
     /// fleet too large for one maintenance app is spread over a pool (--maintenance-app twice).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_ROUTES_LIMIT, value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub routes_limit: u64,
+
+    /// The window around the switch: writers stopped, reason, notifications, hooks, deadline.
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// The window's edges (`on` and `run`; `off` takes only --notify and --on-close).
+#[derive(Debug, Clone, Default, Args)]
+pub struct WindowArgs {
+    /// `on`/`run`: process types to scale to 0 once the routes are switched (comma-separated or
+    /// repeated; `all-but-web` for every type but web). Their instance counts are recorded on the
+    /// app first; `off` restores them exactly. The web process cannot be stopped this way: it is
+    /// what `off` probes to give the routes back.
+    #[arg(long, value_name = "TYPES", value_delimiter = ',')]
+    pub stop_processes: Vec<String>,
+
+    /// `on`/`run`: why the window is open (e.g. a ticket): stored on the app, shown by `status`
+    /// and carried in every JSON event and notification.
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: Option<String>,
+
+    /// POST every window event (the JSON objects of --json, except per-route and phase lines) to
+    /// this URL, in order, 5 s timeout, 3 attempts; repeatable. A failing receiver only warns.
+    /// Printed commands never show a URL's credentials or query: keep such URLs in
+    /// SWITCHCTL_NOTIFY (space-separated), which a pasted command then still finds.
+    #[arg(long, value_name = "URL", env = "SWITCHCTL_NOTIFY", value_delimiter = ' ', value_parser = parse_notify_url)]
+    pub notify: Vec<String>,
+
+    /// `on`/`run`: run CMD once the window is open (split like a shell, run without one; gets
+    /// SWITCHCTL_APPS, SWITCHCTL_APP, SWITCHCTL_REASON, SWITCHCTL_EVENT). Failure only warns; it
+    /// is killed after 30 s.
+    #[arg(long, value_name = "CMD", value_parser = parse_hook)]
+    pub on_open: Option<String>,
+
+    /// Run CMD once the window is closed (as --on-open).
+    #[arg(long, value_name = "CMD", value_parser = parse_hook)]
+    pub on_close: Option<String>,
+
+    /// `on`/`run`: the planned end (RFC 3339, or HH:MM in UTC, the next one to come): recorded,
+    /// shown by `status`; `run` warns once (output and notifications) when the window is still
+    /// open past it.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub deadline: Option<String>,
 }
 
 /// Arguments of `off`.
@@ -192,7 +235,9 @@ pub struct OffArgs {
     #[command(flatten)]
     pub switch: SwitchArgs,
 
-    /// Restore even if APP has no running web instance (then the restore is not verified).
+    /// Restore even if APP has no running web instance (then the restore is not verified); and
+    /// scale a process stopped by --stop-processes back to its recorded count even when someone
+    /// else scaled it during the window.
     #[arg(long)]
     pub force: bool,
 }
@@ -220,6 +265,16 @@ pub struct RunArgs {
     /// When COMMAND fails or switchctl is interrupted: `stay` in maintenance, or switch `off`.
     #[arg(long, value_enum, default_value_t = OnFailure::Stay, value_name = "WHAT")]
     pub on_failure: OnFailure,
+
+    /// Wait until TIME before anything changes (RFC 3339, or HH:MM in UTC, the next one to come),
+    /// with a countdown; Ctrl-C while waiting exits with nothing changed.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<String>,
+
+    /// When closing: scale a process stopped by --stop-processes back to its recorded count even
+    /// when someone else scaled it during the window (as `off --force`).
+    #[arg(long)]
+    pub force: bool,
 
     /// With --restage: seconds to wait for staging (as CF_STAGING_TIMEOUT).
     #[arg(long, value_name = "SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86400))]
@@ -280,6 +335,44 @@ fn parse_host_port(value: &str) -> Result<String, String> {
         return Err("expected HOST:PORT (write IPv6 addresses as [ADDR]:PORT)".to_owned());
     }
     Ok(value.to_owned())
+}
+
+/// A reason must fit the app's annotation (CC: 5000 characters) with room for the rest.
+fn parse_reason(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    match value.chars().count() {
+        0 => Err("the reason is empty".to_owned()),
+        n if n > MAX_REASON_CHARS => Err(format!("the reason has {n} characters; at most {MAX_REASON_CHARS} fit")),
+        _ => Ok(value.to_owned()),
+    }
+}
+
+/// The longest `--reason`: the record is one annotation of at most 5000 characters
+/// (cloud_controller_ng `MetadataValidatorHelper`, `MAX_ANNOTATION_VALUE_SIZE`), and the process
+/// counts and times need the rest.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// An http(s) URL to POST events to.
+fn parse_notify_url(value: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(value).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("expected an http:// or https:// URL".to_owned());
+    }
+    Ok(value.to_owned())
+}
+
+/// A hook command: it must split into words (quotes closed).
+fn parse_hook(value: &str) -> Result<String, String> {
+    match crate::settings::split_words(value) {
+        Some(words) if !words.is_empty() => Ok(value.to_owned()),
+        Some(_) => Err("the command is empty".to_owned()),
+        None => Err("unbalanced quotes or a trailing backslash".to_owned()),
+    }
+}
+
+/// A time: RFC 3339, or `HH:MM` (UTC).
+fn parse_time(value: &str) -> Result<String, String> {
+    crate::settings::parse_time(value, time::OffsetDateTime::now_utc()).map(|_| value.to_owned())
 }
 
 /// Writes the completion script for `shell` to `out`.

@@ -51,6 +51,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 pub async fn run_with(cli: Cli, env: LoginEnv) -> ExitCode {
     let settings = Arc::new(Settings::from_cli(&cli));
     let out = Output::new(Style::detect(settings.output, settings.verbose));
+    let notifier = switch::notify::Notifier::install(&out, &settings);
     let code = match execute(&settings, &out, env).await {
         Ok(code) => code,
         Err(err) => {
@@ -58,6 +59,10 @@ pub async fn run_with(cli: Cli, env: LoginEnv) -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     };
+    // The last events go out (bounded) before exit.
+    if let Some(notifier) = notifier {
+        notifier.flush(&out).await;
+    }
     out.clear();
     code
 }

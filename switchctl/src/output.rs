@@ -70,9 +70,34 @@ struct State {
     fleet: bool,
     multi: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
+    /// `--reason`: carried in every event.
+    reason: Option<String>,
+    /// Where window events are also sent (`--notify`).
+    tap: Option<Tap>,
     stdout_closed: bool,
     stderr_closed: bool,
 }
+
+/// Receives every event worth telling people (not per-route or phase lines, not notices: those
+/// would flood a chat, and a notice may be about the receiver itself).
+#[derive(Clone)]
+pub struct Tap(Arc<dyn Fn(&Value) + Send + Sync>);
+
+impl Tap {
+    /// A tap calling `f` with each event.
+    pub fn new(f: impl Fn(&Value) + Send + Sync + 'static) -> Tap {
+        Tap(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
+}
+
+/// Event kinds never sent to a [`Tap`].
+const UNTAPPED: [&str; 3] = ["phase", "route", "notice"];
 
 /// Which stream a line goes to.
 #[derive(Debug, Clone, Copy)]
@@ -130,9 +155,34 @@ impl Output {
         self.event("notice", serde_json::json!({ "message": text }));
     }
 
-    /// One JSON event (JSON style only): `{"event": kind, "elapsed_s": …, …fields}`.
+    /// Carries `reason` in every event from now on.
+    pub fn set_reason(&self, reason: Option<String>) {
+        self.state().reason = reason;
+    }
+
+    /// Sends every window event to `tap` from now on (in every style).
+    pub fn set_tap(&self, tap: Tap) {
+        self.state().tap = Some(tap);
+    }
+
+    /// A progress line that is not an event (e.g. a countdown): the live line `key` on a terminal;
+    /// in the lines style a line on stderr only when `announce` (a log must not get one a second).
+    pub fn progress(&self, key: &str, text: &str, announce: bool) {
+        match self.shared.style {
+            Style::Live => self.bar(key).set_message(text.to_owned()),
+            Style::Lines if announce => self.write(Stream::Stderr, &format!("switchctl: {text}")),
+            Style::Lines | Style::Json => {}
+        }
+    }
+
+    /// One JSON event: `{"event": kind, "elapsed_s": …, "reason": …, …fields}` on stdout in the JSON
+    /// style, and to the tap (`--notify`) in every style.
     pub fn event(&self, kind: &str, fields: impl Serialize) {
-        if self.shared.style != Style::Json {
+        let (reason, tap) = {
+            let state = self.state();
+            (state.reason.clone(), state.tap.clone().filter(|_| !UNTAPPED.contains(&kind)))
+        };
+        if self.shared.style != Style::Json && tap.is_none() {
             return;
         }
         let mut object = Map::new();
@@ -149,7 +199,16 @@ impl Output {
                 object.insert("serialisation_error".into(), Value::from(e.to_string()));
             }
         }
-        self.write(Stream::Stdout, &Value::Object(object).to_string());
+        if let Some(reason) = reason {
+            object.entry("reason").or_insert(Value::from(reason));
+        }
+        let object = Value::Object(object);
+        if let Some(tap) = tap {
+            (tap.0)(&object);
+        }
+        if self.shared.style == Style::Json {
+            self.write(Stream::Stdout, &object.to_string());
+        }
     }
 
     /// `app` entered `phase` (e.g. `switching`, `staging`): its live line, a JSON event, and in

@@ -12,7 +12,7 @@ use clap_complete::Shell;
 
 use crate::cli::{
     Cli, Command, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL, DEFAULT_ROUTES_LIMIT, DEFAULT_SETTLE,
-    DEFAULT_TIMEOUT, Fleet, OffArgs, OnFailure, RunArgs, StatusArgs, SwitchArgs,
+    DEFAULT_TIMEOUT, Fleet, OffArgs, OnFailure, RunArgs, StatusArgs, SwitchArgs, WindowArgs,
 };
 
 /// Every setting of one invocation.
@@ -32,6 +32,219 @@ pub struct Settings {
     pub max_wait: Duration,
     /// What to do.
     pub action: Action,
+    /// The window's edges (`on`, `off`, `run`; empty for `status`).
+    pub window: Window,
+}
+
+/// The window around a switch: writers stopped, why, who is told, when it starts and should end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    /// `--stop-processes`.
+    pub stop: Option<StopProcesses>,
+    /// `--reason`.
+    pub reason: Option<String>,
+    /// `--notify` URLs (with any credentials: never print them, see [`redact_url`]).
+    pub notify: Vec<String>,
+    /// `--on-open`, split into words.
+    pub on_open: Vec<String>,
+    /// `--on-close`, split into words.
+    pub on_close: Vec<String>,
+    /// `--deadline`.
+    pub deadline: Option<time::OffsetDateTime>,
+    /// `run --at`.
+    pub at: Option<time::OffsetDateTime>,
+    /// `off --force` / `run --force`: put back recorded counts someone else changed.
+    pub force: bool,
+}
+
+/// Which processes `--stop-processes` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopProcesses {
+    /// These types.
+    Named(Vec<String>),
+    /// Every type the app has but `web`.
+    AllButWeb,
+}
+
+impl StopProcesses {
+    /// The flag's value as given.
+    pub fn flag(&self) -> String {
+        match self {
+            StopProcesses::Named(types) => types.join(","),
+            StopProcesses::AllButWeb => ALL_BUT_WEB.to_owned(),
+        }
+    }
+}
+
+/// `--stop-processes all-but-web`.
+pub const ALL_BUT_WEB: &str = "all-but-web";
+
+impl Window {
+    fn from_args(args: &WindowArgs, at: Option<&str>, force: bool) -> Window {
+        let now = time::OffsetDateTime::now_utc();
+        let mut types: Vec<String> =
+            args.stop_processes.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+        types.dedup();
+        let stop = if types.iter().any(|t| t == ALL_BUT_WEB) {
+            Some(StopProcesses::AllButWeb)
+        } else {
+            (!types.is_empty()).then_some(StopProcesses::Named(types))
+        };
+        let words = |v: &Option<String>| v.as_deref().and_then(split_words).unwrap_or_default();
+        Window {
+            stop,
+            reason: args.reason.clone(),
+            notify: args.notify.clone(),
+            on_open: words(&args.on_open),
+            on_close: words(&args.on_close),
+            // Parsed once by clap already; an HH:MM is taken again as the next one from now.
+            deadline: args.deadline.as_deref().and_then(|t| parse_time(t, now).ok()),
+            at: at.and_then(|t| parse_time(t, now).ok()),
+            force,
+        }
+    }
+
+    /// Flags a printed `verb` command needs to carry this window on: `on` repeats what it
+    /// records and who it tells, `off` who it tells and `--force`.
+    pub fn flags(&self, verb: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        if verb == "on" {
+            if let Some(stop) = &self.stop {
+                words.extend(["--stop-processes".into(), quote(&stop.flag())]);
+            }
+            if let Some(reason) = &self.reason {
+                words.extend(["--reason".into(), quote(reason)]);
+            }
+            if let Some(deadline) = self.deadline {
+                words.extend(["--deadline".into(), rfc3339(deadline)]);
+            }
+            if !self.on_open.is_empty() {
+                words.extend(["--on-open".into(), quote(&shell_words(&self.on_open))]);
+            }
+        }
+        if verb == "on" || verb == "off" {
+            // URLs with credentials stay out of printed commands: from SWITCHCTL_NOTIFY, a pasted
+            // command in the same shell still has them.
+            for url in self.notify.iter().filter(|u| !has_secret(u)) {
+                words.extend(["--notify".into(), quote(url)]);
+            }
+        }
+        if verb == "off" {
+            if !self.on_close.is_empty() {
+                words.extend(["--on-close".into(), quote(&shell_words(&self.on_close))]);
+            }
+            if self.force {
+                words.push("--force".into());
+            }
+        }
+        words
+    }
+}
+
+/// RFC 3339 in UTC, seconds precision.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// `value` as a time: RFC 3339 (`2026-12-05T23:30:00Z`, `…+01:00`), or `HH:MM` in UTC, meaning the
+/// next such time after `now` (UTC because pipelines run on UTC machines and a local offset cannot
+/// be read safely in a threaded program; write an offset for local time).
+pub fn parse_time(value: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTime, String> {
+    let value = value.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
+        return Ok(t);
+    }
+    let bad = || format!("{value:?} is not a time: write RFC 3339 (2026-12-05T23:30:00Z, …+01:00) or HH:MM (UTC)");
+    let (h, m) = value.split_once(':').ok_or_else(bad)?;
+    let (h, m) = (h.parse::<u8>().map_err(|_| bad())?, m.parse::<u8>().map_err(|_| bad())?);
+    let clock = time::Time::from_hms(h, m, 0).map_err(|_| bad())?;
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let today = now.replace_time(clock);
+    Ok(if today > now { today } else { today + time::Duration::days(1) })
+}
+
+/// Whether a URL carries credentials (userinfo or a query, where webhook tokens live).
+pub fn has_secret(url: &str) -> bool {
+    reqwest::Url::parse(url).map_or(true, |u| !u.username().is_empty() || u.password().is_some() || u.query().is_some())
+}
+
+/// A URL as it may be printed: without userinfo, query or fragment.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let secret = has_secret(url);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            if secret { format!("{u}?…") } else { u.to_string() }
+        }
+        Err(_) => "(a URL)".to_owned(),
+    }
+}
+
+/// Splits `line` into words as a POSIX shell would (single and double quotes, backslashes), with
+/// no expansion; `None` when a quote is not closed or a backslash ends the line.
+pub fn split_words(line: &str) -> Option<Vec<String>> {
+    let (mut words, mut word, mut in_word) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => word.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            c @ ('"' | '\\' | '$' | '`') => word.push(c),
+                            '\n' => {}
+                            c => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                        },
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next()? {
+                    '\n' => {}
+                    c => word.push(c),
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Some(words)
+}
+
+/// Words as one line a shell splits back into them.
+pub fn shell_words(words: &[String]) -> String {
+    words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 
 /// Text for people, or JSON events for programs.
@@ -227,6 +440,12 @@ impl Settings {
             Command::Status(args) => Action::Status(Status::from_args(args)),
             Command::Completions { shell } => Action::Completions(*shell),
         };
+        let window = match &cli.command {
+            Command::On(args) => Window::from_args(&args.window, None, false),
+            Command::Off(args) => Window::from_args(&args.switch.window, None, args.force),
+            Command::Run(args) => Window::from_args(&args.switch.window, args.at.as_deref(), args.force),
+            Command::Status(_) | Command::Completions { .. } => Window::default(),
+        };
         Settings {
             verbose: cli.verbose,
             max_wait: Duration::from_secs(cli.max_wait),
@@ -235,6 +454,7 @@ impl Settings {
             space: cli.space.clone(),
             output: if cli.json { OutputMode::Json } else { OutputMode::Text },
             action,
+            window,
         }
     }
 
@@ -260,6 +480,7 @@ impl Settings {
                 }
             } else {
                 words.extend(switch.flags());
+                words.extend(self.window.flags(verb));
             }
         }
         words.join(" ")
@@ -433,6 +654,67 @@ mod tests {
         // Probing, --settle is still the wait for routes that cannot be probed: repeated when set.
         let s = settings(&["switchctl", "on", "shop", "--settle", "2"]);
         assert_eq!(s.command("off", "o", "s", &["shop"]), "switchctl --org o --space s off shop --settle 2");
+    }
+
+    #[test]
+    fn hook_commands_split_like_a_shell() {
+        let words = split_words(r#"notify --to "ops team" 'a b' c\ d"#).expect("splits");
+        assert_eq!(words, ["notify", "--to", "ops team", "a b", "c d"]);
+        assert_eq!(split_words(r#"sh -c 'echo "$X"'"#).expect("splits"), ["sh", "-c", r#"echo "$X""#]);
+        assert_eq!(split_words("''").expect("splits"), [""]);
+        assert_eq!(split_words("  ").expect("splits"), Vec::<String>::new());
+        assert_eq!(split_words("echo 'open"), None);
+        assert_eq!(split_words("echo \\"), None);
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_the_next_hh_mm_in_utc() {
+        use time::macros::datetime;
+        let now = datetime!(2026-12-05 22:30 UTC);
+        assert_eq!(parse_time("23:15", now), Ok(datetime!(2026-12-05 23:15 UTC)));
+        assert_eq!(parse_time("06:00", now), Ok(datetime!(2026-12-06 06:00 UTC)), "the next one");
+        assert_eq!(parse_time("22:30", now), Ok(datetime!(2026-12-06 22:30 UTC)), "now is past");
+        assert_eq!(parse_time("2026-12-06T01:00:00+01:00", now), Ok(datetime!(2026-12-06 00:00 UTC)));
+        for bad in ["25:00", "tomorrow", "12", "12:60", ""] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn printed_commands_carry_the_window_but_never_a_notify_secret() {
+        assert_eq!(redact_url("https://u:p@hooks.example.com/x?token=abc"), "https://hooks.example.com/x?…");
+        assert_eq!(redact_url("https://hooks.example.com/x"), "https://hooks.example.com/x");
+        let s = settings(&[
+            "switchctl",
+            "run",
+            "shop",
+            "--notify",
+            "https://hooks.example.com/a",
+            "--notify",
+            "https://hooks.example.com/b?token=abc",
+            "--stop-processes",
+            "worker,clock",
+            "--reason",
+            "CHG 1",
+            "--deadline",
+            "2026-12-06T01:00:00+01:00",
+            "--on-close",
+            "say 'closed now'",
+            "--force",
+            "--",
+            "true",
+        ]);
+        let off = s.command("off", "o", "s", &["shop"]);
+        let expected = r#"switchctl --org o --space s off shop --notify https://hooks.example.com/a --on-close 'say '\''closed now'\''' --force"#;
+        assert_eq!(off, expected);
+        assert_eq!(split_words(&off).expect("splits")[10], "say 'closed now'", "pastes back as given");
+        let on = s.command("on", "o", "s", &["shop"]);
+        let expected = "switchctl --org o --space s on shop --stop-processes worker,clock --reason 'CHG 1' \
+                        --deadline 2026-12-06T00:00:00Z --notify https://hooks.example.com/a";
+        assert_eq!(on, expected);
+        assert!(!on.contains("abc") && !off.contains("abc"));
+        let s = settings(&["switchctl", "on", "shop", "--stop-processes", "worker", "--stop-processes", "all-but-web"]);
+        assert_eq!(s.window.stop, Some(StopProcesses::AllButWeb));
     }
 
     #[test]

@@ -219,6 +219,22 @@ impl Client {
         Ok(())
     }
 
+    /// Sets or removes an app's labels and annotations (Space Developer: cloud_controller_ng
+    /// `apps_controller.rb#update`). Repeating is harmless: CAPI merges metadata.
+    pub async fn patch_app_metadata(&self, guid: &str, patch: &MetadataPatch) -> Result<App, Error> {
+        let body = serde_json::json!({ "metadata": patch });
+        self.send_json(Method::PATCH, &format!("/v3/apps/{}", seg(guid)), &body, Repeat::Safe).await
+    }
+
+    /// Sets a process's desired instances (`POST /v3/processes/:guid/actions/scale`, 202 with the
+    /// process: cloud_controller_ng `processes_controller.rb#scale`, `process_scale_message.rb`:
+    /// an integer ≥ 0). Repeating sets the same count again: harmless.
+    pub async fn scale_process(&self, guid: &str, instances: u32) -> Result<Process, Error> {
+        let body = serde_json::json!({ "instances": instances });
+        let path = format!("/v3/processes/{}/actions/scale", seg(guid));
+        self.send_json(Method::POST, &path, &body, Repeat::Safe).await
+    }
+
     /// Starts an app (sets its desired state; repeating is harmless).
     pub async fn start_app(&self, guid: &str) -> Result<App, Error> {
         let path = format!("/v3/apps/{}/actions/start", seg(guid));

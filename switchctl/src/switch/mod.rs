@@ -29,6 +29,7 @@ pub mod budget;
 pub mod capacity;
 pub mod context;
 pub mod fleet;
+pub mod notify;
 pub mod off;
 pub mod on;
 pub mod outcome;
@@ -37,10 +38,12 @@ pub mod probe;
 pub mod reads;
 pub mod restage;
 pub mod run;
+pub mod schedule;
 pub mod signals;
 pub mod state;
 pub mod status;
 pub mod trail;
+pub mod window;
 
 use std::{process::ExitCode, sync::Arc};
 

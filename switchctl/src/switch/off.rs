@@ -30,6 +30,7 @@ use super::{
     probe::{CONSECUTIVE, Instance, Target, Want},
     state::{self, Record},
     trail::{self, LostRoute},
+    window,
 };
 use crate::{
     capi::{App, Client, Destination, Domain, NewDestination, Route},
@@ -41,10 +42,27 @@ use crate::{
 
 /// `switchctl off`.
 pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, off: &Off) -> Result<ExitCode, Error> {
-    fleet::command(session, settings, out, &off.switch, Verb::Off, async |env: &Env, resolved: &fleet::Resolved| {
-        switch_off(env, &resolved.members, off).await
-    })
-    .await
+    let unsettled = std::cell::Cell::new(false);
+    let code = fleet::command(
+        session,
+        settings,
+        out,
+        &off.switch,
+        Verb::Off,
+        async |env: &Env, resolved: &fleet::Resolved| {
+            // The routes first, then the processes stopped by `on` and the window's record (window.rs).
+            let records = window::for_off(env, &resolved.members)?;
+            let reports = switch_off(env, &resolved.members, off).await?;
+            let restored = window::closed(env, &records, &reports).await;
+            if let Some(advice) = window::advice(env, &restored, &reports) {
+                env.out.error(&advice);
+                unsettled.set(true);
+            }
+            Ok(reports)
+        },
+    )
+    .await?;
+    Ok(if unsettled.get() { ExitCode::from(crate::error::EXIT_FAILURE) } else { code })
 }
 
 /// `off` for every member, `--parallel` at a time: every app's routes are read and planned, every

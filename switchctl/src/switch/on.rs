@@ -21,6 +21,7 @@ use super::{
     plan::{self, OnPlan, Probing},
     probe::{CONSECUTIVE, Target, Want},
     state::{self, DefaultPort, Record},
+    window,
 };
 use crate::{
     capi::{Client, Destination, Domain, NewDestination, Route},
@@ -37,10 +38,18 @@ pub async fn run(
     out: &Output,
     switch: &Switch,
 ) -> Result<ExitCode, Error> {
-    fleet::command(session, settings, out, switch, Verb::On, async |env: &Env, resolved: &fleet::Resolved| {
-        switch_on(env, &resolved.members, switch).await
-    })
-    .await
+    let unsettled = std::cell::Cell::new(false);
+    let code =
+        fleet::command(session, settings, out, switch, Verb::On, async |env: &Env, resolved: &fleet::Resolved| {
+            // The window's record first, then the routes, then the processes (window.rs).
+            let plans = window::prepare(env, &resolved.members, &settings.window, switch.dry_run).await?;
+            let reports = switch_on(env, &resolved.members, switch).await?;
+            let stopped = window::opened(env, &plans, &reports).await;
+            unsettled.set(stopped.iter().any(|p| !p.settled()));
+            Ok(reports)
+        })
+        .await?;
+    Ok(if unsettled.get() { ExitCode::from(crate::error::EXIT_FAILURE) } else { code })
 }
 
 /// `on` for every member, `--parallel` at a time: every app's routes are read and planned, every

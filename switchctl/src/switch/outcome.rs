@@ -952,3 +952,108 @@ mod tests {
         );
     }
 }
+
+/// What the window did to one process stopped with `--stop-processes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ProcessChange {
+    /// `on`: scaled from `from` instances to 0.
+    Stopped {
+        /// Instances before.
+        from: u32,
+    },
+    /// `on --dry-run`: would be scaled from `from` instances to 0.
+    WouldStop {
+        /// Instances now.
+        from: u32,
+    },
+    /// `on`: already at 0 (a rerun, or it ran no instance); its recorded count is kept.
+    AlreadyStopped {
+        /// The count recorded for `off`.
+        recorded: u32,
+    },
+    /// `off`: scaled from 0 back to the recorded count.
+    Restored {
+        /// Instances now.
+        to: u32,
+    },
+    /// `off`: already at the recorded count.
+    AlreadyRestored {
+        /// Instances.
+        instances: u32,
+    },
+    /// `off`: someone scaled it during the window; left as it is, still recorded.
+    ScaledByOthers {
+        /// The count recorded by `on`.
+        recorded: u32,
+        /// The count found.
+        now: u32,
+    },
+    /// `off --force`: scaled back to the recorded count from someone else's.
+    Forced {
+        /// The count found.
+        from: u32,
+        /// The recorded count, now set.
+        to: u32,
+    },
+    /// The app has no such process any more (pushed without it): nothing to restore.
+    Gone {
+        /// The count recorded.
+        recorded: u32,
+    },
+    /// The Cloud Controller refused or failed; still recorded, a rerun tries again.
+    Failed {
+        /// The recorded count.
+        recorded: u32,
+        /// Why.
+        error: String,
+    },
+}
+
+/// One process of one app and what the window did to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessReport {
+    /// The app's name.
+    pub app: String,
+    /// The process type.
+    pub process: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub change: ProcessChange,
+}
+
+impl ProcessReport {
+    /// Whether the process is where the window wants it (the record may let go of it).
+    pub fn settled(&self) -> bool {
+        !matches!(self.change, ProcessChange::ScaledByOthers { .. } | ProcessChange::Failed { .. })
+    }
+
+    /// The line about it (the app named by the caller's prefix).
+    pub fn line(&self) -> String {
+        let p = &self.process;
+        match &self.change {
+            ProcessChange::Stopped { from } => format!("process {p}: stopped ({from} → 0 instances)"),
+            ProcessChange::WouldStop { from } => format!("process {p}: would be stopped ({from} → 0 instances)"),
+            ProcessChange::AlreadyStopped { recorded } => {
+                format!("process {p}: already at 0 instances (recorded count: {recorded})")
+            }
+            ProcessChange::Restored { to } => format!("process {p}: restored (0 → {to} instances)"),
+            ProcessChange::AlreadyRestored { instances } => {
+                format!("process {p}: already at its recorded {instances} instances")
+            }
+            ProcessChange::ScaledByOthers { recorded, now } => format!(
+                "process {p}: scaled to {now} instances by someone else during the window; left at {now} \
+                 (recorded: {recorded}; --force restores {recorded})"
+            ),
+            ProcessChange::Forced { from, to } => {
+                format!("process {p}: scaled by someone else to {from}; restored to the recorded {to} (--force)")
+            }
+            ProcessChange::Gone { recorded } => {
+                format!("process {p}: the app has no such process any more; its {recorded} instances are not restored")
+            }
+            ProcessChange::Failed { recorded, error } => {
+                format!("process {p}: FAILED (recorded count {recorded}, kept for a rerun): {error}")
+            }
+        }
+    }
+}

@@ -28,9 +28,11 @@ use super::{
     context::Env,
     fleet::{self, Member, Resolved},
     off, on,
-    outcome::{Report, Verb},
+    outcome::{ProcessReport, Report, Verb},
     restage::{self, RestageReport},
+    schedule,
     signals::{self, Signals},
+    window::{self, WindowRecord},
 };
 use crate::{
     cli::OnFailure,
@@ -126,7 +128,22 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
             "dry_run": sw.dry_run,
         }),
     );
-    let mut window = Window { args, settings, resolved: &resolved, out, env, signals };
+    let mut signals = signals;
+    if let Some(at) = settings.window.at.filter(|_| !sw.dry_run) {
+        // Every check that can fail is made before the wait, not at its end.
+        window::prepare(&env, &resolved.members, &settings.window, true).await?;
+        if let Err(signal) = schedule::wait_until(out, at, &mut signals).await {
+            out.error(&format!("{} received while waiting for --at: nothing was changed", signal.as_str()));
+            return Ok(ExitCode::from(signals::exit_code(signal as i32)));
+        }
+    }
+    let plans = window::prepare(&env, &resolved.members, &settings.window, sw.dry_run).await?;
+    let records = if plans.is_empty() {
+        window::records_of(&resolved.members)
+    } else {
+        plans.iter().map(|p| (p.member.clone(), p.record.clone())).collect()
+    };
+    let mut window = Window { args, settings, resolved: &resolved, out, env, signals, records };
 
     // 1. Open.
     out.line(&format!("Opening the window: the routes of {} in {}...", names(&resolved), resolved.scope));
@@ -149,6 +166,17 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
         let all = resolved.members.as_slice();
         return Ok(window.abandon(why, &failed, ended, &opened, all).await);
     }
+
+    // The writers stop once the routes are switched, before the command.
+    let stopped = window::opened(&window.env, &plans, &opened).await;
+    if stopped.iter().any(|p| !p.settled()) {
+        let why = "a process could not be stopped, so the command was not run";
+        return Ok(window.abandon(why, &[], Ended::Failed(EXIT_FAILURE), &opened, &resolved.members).await);
+    }
+    let _deadline = settings
+        .window
+        .deadline
+        .map(|d| schedule::watch_deadline(out, d, resolved.members.iter().map(|m| m.label.clone()).collect()));
 
     // 2. The command.
     if !args.command.is_empty() {
@@ -185,10 +213,15 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     // 4. Close.
     out.line(&format!("Closing the window: {} back from maintenance...", plural(ready.len(), "app")));
     window.env.interrupt = window.signals.phase();
-    let closed = window.close(&ready).await;
+    let (closed, restored) = window.close(&ready).await;
     window.summary(&opened, Some(&closed), &keep);
     let mut stay: Vec<&Report> = closed.iter().filter(|r| !r.ok).collect();
     stay.extend(opened.iter().filter(|r| keep.iter().any(|k| k.app_guid == r.app_guid)));
+    window::stuck(&window.env, &stay);
+    if let Some(advice) = window::advice(&window.env, &restored, &closed) {
+        out.error(&advice);
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
     if stay.is_empty() {
         out.line("");
         out.line(&format!("OK: the window is closed; {} served again.", plural(closed.len(), "app")));
@@ -231,6 +264,8 @@ struct Window<'a> {
     out: &'a Output,
     env: Env,
     signals: Signals,
+    /// The window's records, as written when it opened (what closing restores).
+    records: Vec<(Member, WindowRecord)>,
 }
 
 impl Window<'_> {
@@ -242,15 +277,18 @@ impl Window<'_> {
 
     /// `off` for `members` with the run's switch settings. The routes were probed when the window
     /// opened; should they be unreachable now, the error is reported per app.
-    async fn close(&self, members: &[Member]) -> Vec<Report> {
+    /// Then the processes stopped when it opened are restored ([`window::closed`]).
+    async fn close(&self, members: &[Member]) -> (Vec<Report>, Vec<ProcessReport>) {
         let off = Off { switch: self.args.switch.clone(), force: false };
-        match off::switch_off(&self.env, members, &off).await {
+        let reports = match off::switch_off(&self.env, members, &off).await {
             Ok(reports) => reports,
             Err(e) => {
                 let why = crate::error::describe(&e);
                 members.iter().map(|m| fleet::report_for(m, Verb::Off, false).failed(why.clone())).collect()
             }
-        }
+        };
+        let restored = window::closed(&self.env, &self.records, &reports).await;
+        (reports, restored)
     }
 
     /// Runs COMMAND to its end; signals reach it as a terminal would deliver them.
@@ -339,8 +377,11 @@ impl Window<'_> {
         if self.args.on_failure == OnFailure::Off {
             out.line(&format!("{why}; --on-failure off: taking the apps out of maintenance..."));
             self.env.interrupt = self.signals.phase();
-            let closed = self.close(may_go_back).await;
+            let (closed, restored) = self.close(may_go_back).await;
             self.summary(opened, Some(&closed), &[]);
+            if let Some(advice) = window::advice(&self.env, &restored, &closed) {
+                out.error(&advice);
+            }
             let stuck: Vec<&Report> = closed.iter().filter(|r| !r.ok).collect();
             if stuck.is_empty() {
                 out.error(&format!("{why}; the apps are out of maintenance again (--on-failure off)."));
@@ -364,6 +405,7 @@ impl Window<'_> {
                 fleet::commands(self.settings, Verb::On, failed).join(" and ")
             ));
         }
+        window::stuck(&self.env, &in_maintenance);
         if in_maintenance.is_empty() {
             text.push_str(" No app is in maintenance.");
         } else {

@@ -16,6 +16,7 @@ use super::{
     signals::Interrupt,
     state::{self, Record},
     trail::{self, LostRoute},
+    window,
 };
 use crate::{
     capi::{App, Domain, Route},
@@ -120,6 +121,11 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
         }
     };
     let apps: Vec<App> = client.get_all("/v3/apps", &[("space_guids", space.as_str())]).await?;
+    // Open windows (window.rs): the named app's, or every one of the space.
+    let windows: Vec<App> = match &app {
+        Some(a) => vec![a.clone()],
+        None => apps.iter().filter(|a| a.metadata.labels.contains_key(window::WINDOW_KEY)).cloned().collect(),
+    };
     let names: HashMap<String, String> = apps.into_iter().map(|a| (a.guid, a.name)).collect();
     let domains = Domains::default().of(client, &routes).await?;
     let answers = match &args.probe {
@@ -163,6 +169,9 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     }
     for s in &statuses {
         print_route(out, s);
+    }
+    for a in &windows {
+        window::show(client, out, a).await?;
     }
     let problems: usize = statuses.iter().map(|s| s.problems.len()).sum();
     let ok = problems == 0;

@@ -25,4 +25,5 @@ mod switch_routesvc;
 mod switch_run;
 mod switch_shared;
 mod switch_support;
+mod switch_window;
 mod uaa;

@@ -697,6 +697,17 @@ impl Switchctl {
         nix::sys::signal::kill(pid, signal).expect("signal to switchctl");
     }
 
+    /// Whether switchctl catches SIGINT yet (`SigCgt` in `/proc/PID/status`): from then on, a
+    /// Ctrl-C is its to handle, not the default death.
+    pub(crate) fn catches_sigint(&self) -> bool {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (nix::sys::signal::Signal::SIGINT as i32 - 1)) != 0)
+    }
+
     /// SIGKILL.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
