@@ -19,7 +19,12 @@ enum During {
 
 /// Injects a fault with `inject`, runs the command, checks the outcome, reruns, checks the end.
 async fn fault_case(during: During, inject: impl FnOnce(&World), message: &[&str]) -> Run {
-    let w = World::new(Setup { routes: 3, second_process: true, ..Setup::default() }).await;
+    fault_case_on(Setup::default(), during, inject, message).await
+}
+
+/// [`fault_case`] on a double started from `setup`.
+async fn fault_case_on(setup: Setup, during: During, inject: impl FnOnce(&World), message: &[&str]) -> Run {
+    let w = World::new(Setup { routes: 3, second_process: true, ..setup }).await;
     let before = w.all_dests();
     let cmd = match during {
         During::On => "on",
@@ -252,7 +257,10 @@ async fn token_renewal_with_rotating_refresh_tokens_keeps_the_new_refresh_token(
 /// A 503 or a lost answer of these idempotent writes is sent again, and the repeat finds the change
 /// made. Either way the run completes.
 async fn after_commit_case(during: During, matcher: Matcher, failure: Failure) {
-    let run = fault_case(during, |w| w.cf.faults.fail_nth_after_commit(matcher, 1, failure), &[]).await;
+    // On the production profile: three routers with their own delays, CC's limiter.
+    let production = Setup { production: true, ..Setup::default() };
+    let inject = |w: &World| w.cf.faults.fail_nth_after_commit(matcher, 1, failure);
+    let run = fault_case_on(production, during, inject, &[]).await;
     assert_eq!(run.code, Some(0), "a write the Cloud Controller made despite its error is gone on from\n{run}");
     if failure == Failure::RunnerError {
         assert!(

@@ -135,7 +135,7 @@ async fn fifty_apps_by_selector_with_faults_end_consistent() {
 /// shared route, knowing both apps, restores it exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_apps_in_blue_green_pairs_sharing_routes_round_trip_under_parallel_16() {
-    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let w = World::new(Setup { routes: 1, production: true, ..Setup::default() }).await;
     let (fleet, _servers) = add_fleet(&w, 50, 1).await;
     let shared: Vec<String> = fleet
         .chunks(2)
@@ -227,9 +227,11 @@ async fn a_fleet_past_the_maintenance_apps_routes_capacity_is_refused_before_any
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_too_large_for_one_maintenance_app_is_spread_over_a_pool_and_off_needs_only_the_records() {
-    // As above: about 8 routes fit one maintenance app; 10 fit two.
+    // As above: about 8 routes fit one maintenance app; 10 fit two. On the production profile
+    // (three routers, CC's limiter), with Diego's limit shrunk to reach it with a few routes.
     const LIMIT: usize = 1400;
-    let w = World::new(Setup { routes: 1, diego_routes_limit: Some(LIMIT), ..Setup::default() }).await;
+    let w =
+        World::new(Setup { routes: 1, diego_routes_limit: Some(LIMIT), production: true, ..Setup::default() }).await;
     let (fleet, _servers) = add_fleet(&w, 10, 1).await;
     let second = w.cf.add_app(&w.std.space, "maintenance-b");
     let process = MaintenanceProcess::start();

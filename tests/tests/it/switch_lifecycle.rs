@@ -69,7 +69,7 @@ async fn off_refuses_an_app_whose_instances_run_but_are_not_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restage_with_a_deployment_in_progress_is_refused_before_the_window_opens() {
-    let w = World::new(Setup::default()).await;
+    let w = World::new(Setup { production: true, ..Setup::default() }).await;
     let before = w.all_dests();
     let old = current_droplet(&w);
     let deployment = w.cf.start_deployment(&w.app.guid, Duration::from_secs(600));

@@ -37,7 +37,7 @@ fn guids_of(w: &World, route: &str, app: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_apps_on_port_80_and_8081_round_trip_exactly() {
-    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let w = World::new(Setup { routes: 1, production: true, ..Setup::default() }).await;
     let (space, domain) = (w.std.space.clone(), w.std.domain.clone());
     // `legacy`: an image exposing port 80, mapped as `cf map-route` maps it (no port: -1, shown as 80).
     let legacy = w.cf.add_docker_app(&space, "legacy", &[80]);

@@ -33,7 +33,7 @@ async fn with_session(w: &World, host: &str) -> Answer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_behind_an_sso_route_service_is_switched_and_reported_not_verified_without_a_timeout() {
-    let w = World::new(Setup { routes: 2, ..Setup::default() }).await;
+    let w = World::new(Setup { routes: 2, production: true, ..Setup::default() }).await;
     let sso = w.cf.start_route_service(Behaviour::Sso).await.expect("sso starts");
     let bound = &w.routes[0];
     w.cf.bind_route_service(&bound.guid, "corp-sso", &sso.url());
@@ -89,7 +89,7 @@ async fn a_route_behind_an_sso_route_service_is_switched_and_reported_not_verifi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_behind_a_passing_route_service_is_verified_through_it() {
-    let w = World::new(Setup { routes: 2, ..Setup::default() }).await;
+    let w = World::new(Setup { routes: 2, production: true, ..Setup::default() }).await;
     let proxy = w.cf.start_route_service(Behaviour::Proxy).await.expect("proxy starts");
     w.cf.bind_route_service(&w.routes[0].guid, "logger", &proxy.url());
     let before = w.all_dests();
