@@ -264,9 +264,8 @@ fn update_deployments(st: &mut State, app: &str) {
         let old_sum: u32 = old.iter().map(|i| st.processes[*i].instances).sum();
         let keep_old = target.saturating_sub(routable);
         let can_down = old_sum > keep_old;
-        let can_up = starting < MAX_IN_FLIGHT
-            && unhealthy == 0
-            && routable >= new.instances.saturating_sub(MAX_IN_FLIGHT);
+        let can_up =
+            starting < MAX_IN_FLIGHT && unhealthy == 0 && routable >= new.instances.saturating_sub(MAX_IN_FLIGHT);
         if !can_up && !can_down {
             continue;
         }

@@ -1074,7 +1074,8 @@ impl State {
         }
         self.droplets.extend(new_droplets);
         let mut restarted = Vec::new();
-        for d in self.deployments.iter_mut().filter(|d| d.deploying() && d.ready_at <= now && d.process_guid.is_none()) {
+        for d in self.deployments.iter_mut().filter(|d| d.deploying() && d.ready_at <= now && d.process_guid.is_none())
+        {
             d.reason = "DEPLOYED".to_owned();
             d.updated_at = now_iso();
             restarted.push((d.app_guid.clone(), d.droplet_guid.clone()));
