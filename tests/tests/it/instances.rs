@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 use serde_json::{Value, json};
-use tests::{RunOptions, client::Reply, router::APP_INSTANCE_HEADER, world::SeededApp};
+use tests::{Options, RunOptions, client::Reply, router::APP_INSTANCE_HEADER, world::SeededApp};
 
 use crate::{
     common::{Env, assert_error},
@@ -109,16 +109,19 @@ async fn environment_variables_are_merged_deleted_and_validated_as_cc_does() {
 /// A double with app `maint` (`instances` web instances of the real maintenance app, answering
 /// `MAINTENANCE_MESSAGE` as plain text) on `HOST`.
 async fn maintenance_app(instances: u32, message: &str) -> (Env, SeededApp) {
-    let env = Env::new().await;
+    maintenance_app_on(Options::default(), RunOptions::new(binary("maintenance-app")), instances, message).await
+}
+
+/// [`maintenance_app`] on a double with `options`, its instances run with `run`.
+async fn maintenance_app_on(options: Options, run: RunOptions, instances: u32, message: &str) -> (Env, SeededApp) {
+    let env = Env::with(options).await;
     let s = &env.std;
     let app = env.cf.add_app_with(&s.space, "maint", instances, true);
     let route = env.cf.add_route(&s.space, &s.domain, "maint", "");
     env.cf.map_route(&route, &app.guid, "web", 8080);
     let vars = json!({ "var": { "MAINTENANCE_MODE": "503", "MAINTENANCE_MESSAGE": message } });
     assert_eq!(env.send(Method::PATCH, &env_path(&app.guid), &vars).await.status, 200);
-    let options =
-        RunOptions { restart_delay: Duration::from_millis(300), ..RunOptions::new(binary("maintenance-app")) };
-    env.cf.run_instances(&app.guid, options);
+    env.cf.run_instances(&app.guid, RunOptions { restart_delay: Duration::from_millis(300), ..run });
     (env, app)
 }
 
@@ -193,8 +196,27 @@ async fn real_instances_answer_by_index_and_a_killed_one_restarts_with_the_curre
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_deployment_replaces_every_instance_under_load_without_a_404_or_502() {
     let (env, app) = maintenance_app(2, "old text").await;
-    for i in 0..2 {
-        assert_eq!(instance_says(&env, &app.guid, i).await, "old text");
+    rolls_out_under_load(&env, &app).await;
+}
+
+/// The same on three routers behind a random balancer, each taking each registration 50–500 ms
+/// later, with the deployment updater ticking every second (CC's ticks every few seconds, so a
+/// registration has reached every router before the next step; the rate limiter is off so that
+/// polling does not exhaust it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_deployment_behind_three_slow_routers_never_empties_a_pool() {
+    let options = Options { rate_limit: None, ..Options::production() };
+    let run = RunOptions { tick: Duration::from_secs(1), ..RunOptions::new(binary("maintenance-app")) };
+    let (env, app) = maintenance_app_on(options, run, 3, "old text").await;
+    rolls_out_under_load(&env, &app).await;
+}
+
+/// PATCHes a new message, then rolls out a deployment of `app` under steady load and checks
+/// that every answer came from an instance, old then new, and that every instance was replaced.
+async fn rolls_out_under_load(env: &Env, app: &SeededApp) {
+    let count = u32::try_from(stats(env, &app.guid).await.len()).expect("a few instances");
+    for i in 0..count {
+        assert_eq!(instance_says(env, &app.guid, i).await, "old text");
     }
     let vars = json!({ "var": { "MAINTENANCE_MESSAGE": "new text" } });
     assert_eq!(env.send(Method::PATCH, &env_path(&app.guid), &vars).await.status, 200);
@@ -204,7 +226,8 @@ async fn a_rolling_deployment_replaces_every_instance_under_load_without_a_404_o
     let load = {
         let (router, done) = (env.cf.router_url(), std::sync::Arc::clone(&done));
         tokio::spawn(async move {
-            let http = tests::client::Http::new();
+            // A connection per request: through several routers, each request meets a router of its own.
+            let http = tests::client::Http::fresh();
             let started = Instant::now();
             let mut answers: Vec<(u16, String)> = Vec::new();
             while !done.load(std::sync::atomic::Ordering::Relaxed)
@@ -246,7 +269,7 @@ async fn a_rolling_deployment_replaces_every_instance_under_load_without_a_404_o
 
     // Every answer came from the maintenance app: no 404, 502 or 503 from the router.
     let bad: Vec<&(u16, String)> = answers.iter().filter(|(s, b)| *s != 503 || !b.ends_with("text")).collect();
-    assert!(answers.len() > 100, "the load ran: {} answers", answers.len());
+    assert!(answers.len() > 50, "the load ran: {} answers", answers.len());
     assert!(
         bad.is_empty(),
         "{} of {} answers were not the app's: {:?}",
@@ -263,9 +286,9 @@ async fn a_rolling_deployment_replaces_every_instance_under_load_without_a_404_o
     assert_eq!(web["guid"], json!(new_process));
     let processes = env.get(&format!("/v3/apps/{}/processes", app.guid)).await.json();
     assert_eq!(processes["resources"].as_array().map(Vec::len), Some(1), "the old web process is gone");
-    for i in 0..2 {
-        assert_eq!(ask(&env, &app.guid, Some(i)).await, (503, "new text".to_owned()), "instance {i}");
+    for i in 0..count {
+        assert_eq!(ask(env, &app.guid, Some(i)).await, (503, "new text".to_owned()), "instance {i}");
     }
     let running = ("RUNNING".to_owned(), true);
-    assert_eq!(stats(&env, &app.guid).await, [running.clone(), running]);
+    assert_eq!(stats(env, &app.guid).await, vec![running; count as usize]);
 }
