@@ -73,6 +73,9 @@ struct Mapping {
     process_type: String,
 }
 
+/// A registered real instance: (app guid, process type, address).
+type LiveEndpoint = (String, String, SocketAddr);
+
 #[derive(Debug, Default)]
 struct Table {
     // Destination guid → (last seq applied, mapping if registered). A tombstone (None) keeps the
@@ -81,7 +84,7 @@ struct Table {
     instances: HashMap<(String, String), (u64, Vec<bool>)>,
     // Real instances by (process guid, index) → (last seq applied, (app guid, process type,
     // address) while registered). A tombstone keeps the seq, as for destinations.
-    live: HashMap<(String, u32), (u64, Option<(String, String, SocketAddr)>)>,
+    live: HashMap<(String, u32), (u64, Option<LiveEndpoint>)>,
     round_robin: HashMap<String, usize>,
     // Route key → when its last destination was unmapped. Gorouter keeps an emptied pool for
     // `empty_pool_timeout` when `empty_pool_response_code_503` is on, answering 503 no_endpoints
