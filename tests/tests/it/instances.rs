@@ -221,6 +221,13 @@ async fn rolls_out_under_load(env: &Env, app: &SeededApp) {
     let vars = json!({ "var": { "MAINTENANCE_MESSAGE": "new text" } });
     assert_eq!(env.send(Method::PATCH, &env_path(&app.guid), &vars).await.status, 200);
 
+    // Every router has the route and every instance before the load starts.
+    until(Duration::from_secs(10), "every router holds every instance", || async {
+        let routers = env.cf.routers();
+        routers.iter().all(|r| r.endpoints_for(HOST, "/").len() == count as usize).then_some(())
+    })
+    .await;
+
     // Steady load through the router: one request after the other, at most 20,000 or 60 s.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -263,7 +270,21 @@ async fn rolls_out_under_load(env: &Env, app: &SeededApp) {
     })
     .await;
     assert_eq!(finished["status"]["reason"], "DEPLOYED");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The last old instance goes after the finalizing tick, and each router hears of it (and of
+    // the newest instance) on its own time: wait until every router has exactly the new ones.
+    until(Duration::from_secs(10), "every router holds only the new instances", || async {
+        let routers = env.cf.routers();
+        if !routers.iter().all(|r| r.endpoints_for(HOST, "/").len() == count as usize) {
+            return None;
+        }
+        for i in 0..count {
+            if ask(env, &app.guid, Some(i)).await != (503, "new text".to_owned()) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let answers = load.await.expect("load task");
 
@@ -281,14 +302,11 @@ async fn rolls_out_under_load(env: &Env, app: &SeededApp) {
     assert!(answers[..first_new].iter().all(|(_, b)| b == "old text"));
     assert_eq!(answers.last().map(|(_, b)| b.as_str()), Some("new text"));
 
-    // The app's web process is the deployment's; both its instances carry the new environment.
+    // The app's web process is the deployment's, and all its instances run.
     let web = env.get(&format!("/v3/apps/{}/processes/web", app.guid)).await.json();
     assert_eq!(web["guid"], json!(new_process));
     let processes = env.get(&format!("/v3/apps/{}/processes", app.guid)).await.json();
     assert_eq!(processes["resources"].as_array().map(Vec::len), Some(1), "the old web process is gone");
-    for i in 0..count {
-        assert_eq!(ask(env, &app.guid, Some(i)).await, (503, "new text".to_owned()), "instance {i}");
-    }
     let running = ("RUNNING".to_owned(), true);
     assert_eq!(stats(env, &app.guid).await, vec![running; count as usize]);
 }
