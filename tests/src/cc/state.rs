@@ -737,11 +737,16 @@ impl State {
         if let Some(forced) = &process.forced_states {
             return forced.clone();
         }
-        // `fill_unreported_instances_with_down_instances` (instances_stats_reporter.rb): an
-        // index Diego does not report is a DOWN stub.
-        if let Some(actual) = self.actual.get(&process.guid) {
+        // Real instances: what Diego reports. A desired index of a started app that has no
+        // actual LRP running yet is UNCLAIMED or CLAIMED in the BBS, which CC reports as STARTING
+        // (`instances_stats_reporter.rb` `build_info`, `LrpStateTranslator`); a stopped app's are
+        // DOWN stubs (`fill_unreported_instances_with_down_instances`).
+        if self.real_apps.contains(&process.app_guid) {
+            let started = self.app(&process.app_guid).is_some_and(|a| a.state == AppState::Started);
+            let missing = if started { InstanceState::Starting } else { InstanceState::Down };
+            let actual = self.actual.get(&process.guid);
             let n = process.instances as usize;
-            return (0..n).map(|i| actual.get(i).copied().unwrap_or(InstanceState::Down)).collect();
+            return (0..n).map(|i| actual.and_then(|a| a.get(i)).copied().unwrap_or(missing)).collect();
         }
         let n = process.instances as usize;
         match self.app(&process.app_guid) {
