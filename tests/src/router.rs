@@ -1,6 +1,8 @@
 //! Gorouter double: a reverse proxy that routes by `Host` and longest path prefix to the running
 //! instances of each route's destinations, round robin. Tests register each process's instances as
-//! loopback addresses; the CC double tells the router about route and instance changes.
+//! loopback addresses; the CC double tells the router about route and instance changes. Real
+//! instances ([`crate::instances`]) are registered one by one instead, each by its process guid
+//! and index, with the same per-router delay as every other change.
 //!
 //! On Cloud Foundry a route change reaches the gorouter through Diego's route emitter and NATS,
 //! one registration or unregistration per endpoint, so the two halves of a swap can arrive in
