@@ -14,6 +14,7 @@ pub mod client;
 pub mod clock;
 pub mod error;
 pub mod faults;
+pub mod instances;
 pub mod jwt;
 pub mod metadata;
 pub mod pagination;
@@ -29,6 +30,7 @@ pub use cc::state::{InstanceState, Role};
 pub use cli_config::seed_cli_config;
 pub use error::{ApiError, Error};
 pub use faults::{Failure, Matcher, PausePoint, RateLimit};
+pub use instances::RunOptions;
 pub use router::Balance;
 pub use spawn::{CfDouble, Options};
 

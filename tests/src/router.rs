@@ -1,6 +1,8 @@
 //! Gorouter double: a reverse proxy that routes by `Host` and longest path prefix to the running
 //! instances of each route's destinations, round robin. Tests register each process's instances as
-//! loopback addresses; the CC double tells the router about route and instance changes.
+//! loopback addresses; the CC double tells the router about route and instance changes. Real
+//! instances ([`crate::instances`]) are registered one by one instead, each by its process guid
+//! and index, with the same per-router delay as every other change.
 //!
 //! On Cloud Foundry a route change reaches the gorouter through Diego's route emitter and NATS,
 //! one registration or unregistration per endpoint, so the two halves of a swap can arrive in
@@ -73,12 +75,18 @@ struct Mapping {
     process_type: String,
 }
 
+/// A registered real instance: (app guid, process type, address).
+type LiveEndpoint = (String, String, SocketAddr);
+
 #[derive(Debug, Default)]
 struct Table {
     // Destination guid → (last seq applied, mapping if registered). A tombstone (None) keeps the
     // seq so that a late "map" cannot resurrect a destination already unmapped.
     destinations: HashMap<String, (u64, Option<Mapping>)>,
     instances: HashMap<(String, String), (u64, Vec<bool>)>,
+    // Real instances by (process guid, index) → (last seq applied, (app guid, process type,
+    // address) while registered). A tombstone keeps the seq, as for destinations.
+    live: HashMap<(String, u32), (u64, Option<LiveEndpoint>)>,
     round_robin: HashMap<String, usize>,
     // Route key → when its last destination was unmapped. Gorouter keeps an emptied pool for
     // `empty_pool_timeout` when `empty_pool_response_code_503` is on, answering 503 no_endpoints
@@ -192,11 +200,44 @@ impl Table {
                     *entry = (seq, running);
                 }
             }
+            RouteEvent::Register { seq, instance, app_guid, process_type, addr } => {
+                let entry = self.live.entry(instance).or_insert((0, None));
+                if seq > entry.0 {
+                    *entry = (seq, Some((app_guid, process_type, addr)));
+                }
+            }
+            RouteEvent::Unregister { seq, instance } => {
+                let entry = self.live.entry(instance).or_insert((0, None));
+                if seq > entry.0 {
+                    *entry = (seq, None);
+                }
+            }
         }
     }
 
-    /// Live endpoints of `process` (registered and running).
+    /// Live endpoints of `process` (registered and running): the instances a test registered
+    /// by address, and the real instances registered one by one ([`RouteEvent::Register`]), of
+    /// every process of that type (during a rolling deployment, the old and the new `web`).
     fn endpoints(&self, backends: &Backends, app_guid: &str, process_type: &str) -> Vec<Endpoint> {
+        let mut out: Vec<Endpoint> = self
+            .live
+            .iter()
+            .filter_map(|((_, index), (_, reg))| {
+                let (app, kind, addr) = reg.as_ref()?;
+                (app == app_guid && kind == process_type).then(|| Endpoint {
+                    app_guid: app.clone(),
+                    index: *index,
+                    addr: *addr,
+                })
+            })
+            .collect();
+        out.extend(self.registered(backends, app_guid, process_type));
+        out
+    }
+
+    /// The instances a test registered by address ([`RouterDouble::register`]) that CC reports
+    /// running.
+    fn registered(&self, backends: &Backends, app_guid: &str, process_type: &str) -> Vec<Endpoint> {
         let key = (app_guid.to_owned(), process_type.to_owned());
         let Some(addrs) = backends.get(&key) else { return Vec::new() };
         let running = self.instances.get(&key).map(|(_, r)| r.as_slice());

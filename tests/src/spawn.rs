@@ -112,6 +112,10 @@ pub struct CfDouble {
     uaa_server: Server,
     router_servers: Vec<Server>,
     front: Option<Front>,
+    /// Children of real instances ([`crate::instances`]), by PID.
+    pub(crate) children: Arc<crate::instances::Children>,
+    /// One per app with real instances; each kills its children when dropped.
+    pub(crate) supervisors: std::sync::Mutex<Vec<crate::instances::Supervisor>>,
 }
 
 impl CfDouble {
@@ -173,7 +177,19 @@ impl CfDouble {
             (servers, Some(Front::start(router_listener, addrs, options.balance)?))
         };
         let router = Arc::clone(&routers[0]);
-        let double = CfDouble { cc, uaa, faults, router, routers, cc_server, uaa_server, router_servers, front };
+        let double = CfDouble {
+            cc,
+            uaa,
+            faults,
+            router,
+            routers,
+            cc_server,
+            uaa_server,
+            router_servers,
+            front,
+            children: Arc::default(),
+            supervisors: std::sync::Mutex::default(),
+        };
         double.wait_ready(Duration::from_secs(5)).await?;
         Ok(double)
     }

@@ -202,6 +202,7 @@ impl CfDouble {
             created_at: now.clone(),
             updated_at: now,
             metadata: Metadata::default(),
+            environment_variables: Default::default(),
         };
         let seeded = SeededApp {
             guid: app_guid.clone(),
@@ -302,6 +303,8 @@ impl CfDouble {
             strategy: "rolling".to_owned(),
             reason: "DEPLOYING".to_owned(),
             ready_at: std::time::Instant::now() + lasts,
+            process_guid: None,
+            target_instances: st.process_of(app, "web").map_or(0, |p| p.instances),
             created_at: now.clone(),
             updated_at: now,
         };

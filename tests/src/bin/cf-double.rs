@@ -2,9 +2,15 @@
 //!
 //! Starts the CC + UAA doubles and the gorouter double on loopback, seeds org `demo`, space `dev`,
 //! shared domain `apps.localhost`, an app `hello` (two built-in backend instances) on
-//! `hello.apps.localhost` and the real `maintenance-app` (in-process) as app `maintenance-app`,
+//! `hello.apps.localhost` and the real `maintenance-app` as app `maintenance-app`,
 //! writes a cf CLI `config.json` logged in as a Space Developer into a fresh CF_HOME, and prints
 //! how to use it. Stops on Ctrl-C.
+//!
+//! The maintenance app's instances are real child processes of the `maintenance-app` binary
+//! next to `cf-double` (or `--maintenance-app-binary PATH`): two of them, started from the app's
+//! environment variables, restarted when they die, replaced one at a time by a rolling deployment
+//! (`POST /v3/deployments`), as [`tests::instances`] describes. Without a binary (or with
+//! `--in-process`) one server runs inside `cf-double` instead, as before.
 //!
 //! `--production` turns on everything a real foundation does at once ([`Options::production`]:
 //! three routers behind a balancer, Diego's routes limit, CC's rate limiter, staging and stopping
@@ -13,7 +19,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use tests::{CfDouble, Options, Role, seed_cli_config};
+use tests::{CfDouble, Options, Role, RunOptions, seed_cli_config};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
@@ -27,12 +33,48 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The command line: `[--production] [--maintenance-app-binary PATH | --in-process]`.
+struct Args {
+    production: bool,
+    /// The binary the maintenance app's instances run; `None`: served in-process.
+    binary: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args { production: false, binary: beside("maintenance-app") };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--production" => args.production = true,
+            "--in-process" => args.binary = None,
+            "--maintenance-app-binary" => {
+                let path = it.next().ok_or("--maintenance-app-binary needs a path")?;
+                let path = PathBuf::from(path);
+                if !path.is_file() {
+                    return Err(format!("--maintenance-app-binary {}: no such file", path.display()));
+                }
+                args.binary = Some(path);
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: cf-double [--production] \
+                     [--maintenance-app-binary PATH | --in-process]"
+                ));
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// `name` next to this executable (`target/release/`), if it was built.
+fn beside(name: &str) -> Option<PathBuf> {
+    let name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    let path = std::env::current_exe().ok()?.parent()?.join(name);
+    path.is_file().then_some(path)
+}
+
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let production = match std::env::args().nth(1).as_deref() {
-        None => false,
-        Some("--production") => true,
-        Some(other) => return Err(format!("unknown argument {other:?}; the only one is --production").into()),
-    };
+    let Args { production, binary } = parse_args()?;
     // Route changes take 50–500 ms to reach the router, as through the route emitter and NATS.
     let options = if production {
         Options::production()
@@ -60,12 +102,24 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Vec::new()
     };
 
-    // The real maintenance app, started in-process on a loopback port with its default policy.
-    let maint = cf.add_app(&space, "maintenance-app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    cf.router.register(&maint.guid, "web", vec![listener.local_addr()?]);
-    let config = maintenance_app::Config::from_vars([])?;
-    tokio::spawn(maintenance_app::serve(listener, config, std::future::pending()));
+    // The real maintenance app: two instances, each a child process of the binary, started from
+    // the app's environment variables, restarted when killed, replaced one at a time by a rolling
+    // deployment (`tests::instances`); or one server in-process with its default policy.
+    let maint = match &binary {
+        Some(path) => {
+            let maint = cf.add_app_with(&space, "maintenance-app", 2, true);
+            cf.run_instances(&maint.guid, RunOptions::new(path));
+            maint
+        }
+        None => {
+            let maint = cf.add_app(&space, "maintenance-app");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            cf.router.register(&maint.guid, "web", vec![listener.local_addr()?]);
+            let config = maintenance_app::Config::from_vars([])?;
+            tokio::spawn(maintenance_app::serve(listener, config, std::future::pending()));
+            maint
+        }
+    };
 
     let home = std::env::var_os("CF_DOUBLE_HOME")
         .map(PathBuf::from)
@@ -89,6 +143,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("  UAA        {}", cf.uaa_url());
     println!("  router     http://{router}");
     println!("  cf config  {}", file.display());
+    match &binary {
+        Some(path) => println!("  maintenance-app  2 instances of {} (guid {})", path.display(), maint.guid),
+        None => println!("  maintenance-app  in-process (no maintenance-app binary beside cf-double)"),
+    }
     println!();
     println!("export CF_HOME={}", shell_quote(&home.display().to_string()));
     println!("curl -i -H 'Host: hello.apps.localhost' http://{router}/");

@@ -398,14 +398,51 @@ impl Cx<'_> {
             d.reason = "SUPERSEDED".to_owned();
         }
         let now = now_iso();
+        let target_instances = st.process_of(&app_guid, "web").map_or(0, |p| p.instances);
+        let dep_guid = guid();
+        // An app whose instances run for real gets the deployment's own web process, as
+        // `DeploymentCreate#create_deployment_process` clones it (type `web`, a new guid), with
+        // `[max_in_flight, desired].min` instances to start (`starting_process_instances`;
+        // `max_in_flight` is 1 unless given, and the double takes no options). The deployment
+        // updater of `crate::instances` rolls it out.
+        // (A canary deployment of such an app only keeps time: its pause is not modelled.)
+        let process_guid = (st.real_apps.contains(&app_guid) && strategy == "rolling").then(|| {
+            let template = st.process_of(&app_guid, "web").cloned();
+            let new = Process {
+                guid: guid(),
+                instances: target_instances.min(1),
+                forced_states: None,
+                unready: 0,
+                created_at: now.clone(),
+                updated_at: now.clone(),
+                ..template.unwrap_or_else(|| Process {
+                    guid: String::new(),
+                    app_guid: app_guid.clone(),
+                    process_type: "web".to_owned(),
+                    instances: 0,
+                    command: None,
+                    forced_states: None,
+                    unready: 0,
+                    ports: None,
+                    created_at: String::new(),
+                    updated_at: String::new(),
+                    metadata: Default::default(),
+                })
+            };
+            let g = new.guid.clone();
+            st.processes.push(new);
+            g
+        });
         let dep = Deployment {
-            guid: guid(),
+            guid: dep_guid,
             app_guid: app_guid.clone(),
             droplet_guid: droplet,
             previous_droplet_guid: app.droplet_guid.clone(),
             strategy,
             reason: "DEPLOYING".to_owned(),
             ready_at: Instant::now() + st.deployment_time,
+            process_guid,
+            target_instances,
             created_at: now.clone(),
             updated_at: now,
         };

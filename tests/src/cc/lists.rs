@@ -1,6 +1,7 @@
 //! The list endpoints around staging that switchctl and the cf CLI may read, beside the ones in
 //! `apps.rs`: `GET /v3/builds`, `/v3/deployments`, `/v3/droplets`, `/v3/buildpacks`,
-//! `/v3/apps/:guid/droplets`, `/v3/apps/:guid/packages`, and `GET /v3/apps/:guid/env`.
+//! `/v3/apps/:guid/droplets`, `/v3/apps/:guid/packages`, `GET /v3/apps/:guid/env`, and an app's
+//! user-provided environment variables (`GET`/`PATCH /v3/apps/:guid/environment_variables`).
 //!
 //! Each list validates its query as its message class does (the keys, in `allowed_keys` order,
 //! are the "Valid parameters" text) and filters what the double models; filters on things the
@@ -47,6 +48,9 @@ const HIDDEN_IN_LISTS: &str = "[PRIVATE DATA HIDDEN IN LISTS]";
 /// (`ROLES_FOR_SPACE_SECRETS_READING`).
 const ENV_READERS: &[Role] = &[Role::Developer, Role::Supporter];
 const SECRET_READERS: &[Role] = &[Role::Developer];
+/// Who may patch them: `can_manage_apps_in_active_space?`, `ROLES_FOR_APP_MANAGING` (Space
+/// Developer and Space Supporter; `permissions.rb`).
+const ENV_WRITERS: &[Role] = &[Role::Developer, Role::Supporter];
 
 impl Cx<'_> {
     fn readable_app<'s>(&self, st: &'s State, g: &str) -> Option<&'s App> {
@@ -284,11 +288,103 @@ impl Cx<'_> {
             "application_id": app.guid,
         });
         Ok(ok(json!({
-            "environment_variables": {},
+            "environment_variables": app.environment_variables,
             "staging_env_json": {},
             "running_env_json": {},
             "system_env_json": system,
             "application_env_json": { "VCAP_APPLICATION": vcap_application },
         })))
     }
+
+    /// `GET /v3/apps/:guid/environment_variables` (`apps_controller.rb#show_environment_variables`):
+    /// 404 for an app the caller cannot see, 403 for one whose environment it may not read (a
+    /// Space Auditor or Manager), else `AppEnvironmentVariablesPresenter`: `{var, links}`.
+    pub(crate) fn app_environment_variables(&self, g: &str) -> Result<Response, ApiError> {
+        let st = self.st();
+        let app = self.readable_app(&st, g).ok_or_else(|| ApiError::not_found("App"))?;
+        let roles = st.roles_in(&self.actor.id, &app.space_guid);
+        if !self.actor.read_secrets && !roles.iter().any(|r| ENV_READERS.contains(r)) {
+            return Err(ApiError::not_authorized());
+        }
+        Ok(ok(env_vars(self.base(), app)))
+    }
+
+    /// `PATCH /v3/apps/:guid/environment_variables` (`apps_controller.rb#update_environment_variables`,
+    /// `UpdateEnvironmentVariablesMessage`, `AppPatchEnvironmentVariables#patch`): the given keys
+    /// are merged into the app's, a `null` deletes its key (`merge(new_values).compact`). Running
+    /// instances keep the environment they were started with.
+    pub(crate) fn patch_environment_variables(&self, g: &str) -> Result<Response, ApiError> {
+        let mut st = self.st();
+        let app = self.readable_app(&st, g).ok_or_else(|| ApiError::not_found("App"))?;
+        let space = app.space_guid.clone();
+        self.require_write(&st, &space, ENV_WRITERS)?;
+        let var = validate_env_body(&self.call.body)?;
+        let Some(app) = st.app_mut(g) else { return Err(ApiError::not_found("App")) };
+        for (key, value) in var {
+            match value {
+                Some(v) => app.environment_variables.insert(key, v),
+                None => app.environment_variables.remove(&key),
+            };
+        }
+        app.updated_at = crate::clock::now_iso();
+        let app = app.clone();
+        Ok(ok(env_vars(self.base(), &app)))
+    }
+}
+
+/// `AppEnvironmentVariablesPresenter#to_hash`.
+fn env_vars(base: &str, app: &App) -> Value {
+    json!({
+        "var": app.environment_variables,
+        "links": {
+            "self": { "href": format!("{base}/v3/apps/{}/environment_variables", app.guid) },
+            "app": { "href": format!("{base}/v3/apps/{}", app.guid) },
+        },
+    })
+}
+
+/// The body of a PATCH as `UpdateEnvironmentVariablesMessage` validates it: no key but `var`
+/// (`NoAdditionalKeysValidator`), and `var` an object whose keys are not empty, do not start with
+/// `VCAP_` or `VMC` (any case) and are not `PORT`, and whose values are strings or `null`
+/// (`EnvironmentVariablesStringValuesValidator`, `app/messages/validators.rb`). A missing or
+/// `null` `var` is "must be an object" too: an `EachValidator` validates nil unless told
+/// `allow_nil`. Every error is collected, in that order, as `errors.full_messages` (`Var …` for
+/// the attribute, the bare text for `:base`) joined by `, ` (`ApiError#message`).
+fn validate_env_body(body: &[u8]) -> Result<Vec<(String, Option<String>)>, ApiError> {
+    let text = if body.is_empty() { &b"{}"[..] } else { body };
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(text) else {
+        return Err(ApiError::parse_error());
+    };
+    let mut errors = Vec::new();
+    let extra: Vec<&str> = map.keys().map(String::as_str).filter(|k| *k != "var").collect();
+    if !extra.is_empty() {
+        errors.push(format!("Unknown field(s): '{}'", extra.join("', '")));
+    }
+    let mut out = Vec::new();
+    match map.get("var") {
+        Some(Value::Object(var)) => {
+            for (key, value) in var {
+                let upper = key.to_ascii_uppercase();
+                if key.is_empty() {
+                    errors.push("Var key must be a minimum length of 1".to_owned());
+                } else if upper.starts_with("VCAP_") {
+                    errors.push("Var cannot start with VCAP_".to_owned());
+                } else if upper.starts_with("VMC") {
+                    errors.push("Var cannot start with VMC_".to_owned());
+                } else if upper == "PORT" {
+                    errors.push("Var cannot set PORT".to_owned());
+                } else {
+                    match value {
+                        Value::String(v) => out.push((key.clone(), Some(v.clone()))),
+                        Value::Null => out.push((key.clone(), None)),
+                        // Ruby's `to_json` of the value: compact, as serde_json writes it.
+                        other => errors
+                            .push(format!("Non-string value in environment variable for key '{key}', value '{other}'")),
+                    }
+                }
+            }
+        }
+        _ => errors.push("Var must be an object".to_owned()),
+    }
+    if errors.is_empty() { Ok(out) } else { Err(ApiError::unprocessable(errors.join(", "))) }
 }

@@ -389,7 +389,8 @@ pub fn droplet(base: &str, st: &State, d: &Droplet) -> Value {
 pub fn deployment(base: &str, st: &State, d: &Deployment) -> Value {
     let g = &d.guid;
     let value = d.status_value();
-    let web = st.process_of(&d.app_guid, "web");
+    // The deployment's own process when it has one (`deployment_processes`), else the app's.
+    let web = d.process_guid.as_deref().and_then(|g| st.process(g)).or_else(|| st.process_of(&d.app_guid, "web"));
     json!({
         "guid": g,
         "status": { "value": value, "reason": d.reason,

@@ -125,6 +125,13 @@ pub struct App {
     pub updated_at: String,
     /// Labels and annotations.
     pub metadata: Metadata,
+    /// The user-provided environment variables (`app.environment_variables`, set by
+    /// `PATCH /v3/apps/:guid/environment_variables`). Only instances started after a change see
+    /// it: Diego runs each actual LRP with the environment of the desired LRP it was started from
+    /// (cloud_controller_ng `lib/cloud_controller/diego/app_recipe_builder.rb` builds the desired
+    /// LRP's `environment_variables` when the process is desired or restarted). Sorted by key; CC
+    /// keeps a JSON hash in insertion order.
+    pub environment_variables: std::collections::BTreeMap<String, String>,
 }
 
 /// State of one process instance, as `GET /v3/processes/:guid/stats` reports it.
@@ -384,8 +391,14 @@ pub struct Deployment {
     /// `status.reason`: `DEPLOYING` (or `PAUSED`, canary) until `ready_at`, then `DEPLOYED`; or
     /// `CANCELED`, `SUPERSEDED`.
     pub reason: String,
-    /// When the deployment finishes.
+    /// When the deployment finishes (deployments of apps with real instances finish when the
+    /// deployment updater of [`crate::instances`] has replaced every instance instead).
     pub ready_at: Instant,
+    /// The deployment's own `web` process (`DeploymentCreate#create_deployment_process`), for an
+    /// app whose instances run as real processes; `None`: the double only keeps time.
+    pub process_guid: Option<String>,
+    /// How many web instances it rolls out (`original_web_process_instance_count`).
+    pub target_instances: u32,
     /// Creation time (ISO).
     pub created_at: String,
     /// Last update (ISO).
@@ -480,6 +493,30 @@ pub enum RouteEvent {
         /// `running[i]` for instance index `i`.
         running: Vec<bool>,
     },
+    /// A real instance is up and routable: the route emitter registers its address for every
+    /// route of its app's process type, with the app guid and instance index gorouter keeps
+    /// (`ApplicationId`, `PrivateInstanceIndex`; route-emitter `routingtable` → NATS
+    /// `router.register`).
+    Register {
+        /// Monotonic change number (later wins).
+        seq: u64,
+        /// The instance: (process guid, index). Two processes of one app (a rolling deployment's
+        /// old and new) both have an index 0.
+        instance: (String, u32),
+        /// App GUID.
+        app_guid: String,
+        /// Process type.
+        process_type: String,
+        /// Where it listens.
+        addr: std::net::SocketAddr,
+    },
+    /// A real instance crashed or is being stopped: `router.unregister`.
+    Unregister {
+        /// Monotonic change number (later wins).
+        seq: u64,
+        /// The instance: (process guid, index).
+        instance: (String, u32),
+    },
 }
 
 /// An audit event (cloud_controller_ng `app/models/runtime/event.rb`, presented by
@@ -572,6 +609,13 @@ pub struct State {
     /// STOPPING (`instances_stats_reporter.rb` `app_instance_stopping_state`). CC's own config
     /// defaults it to true (`config/cloud_controller.yml`); capi-release's default is UNCONFIRMED.
     pub stopping_reported_down: bool,
+    /// What Diego reports for the instances of processes that run as real processes
+    /// ([`crate::instances`]), by process guid and index; [`State::instance_states`] reads them
+    /// instead of deriving states from the app's, and indexes missing here are DOWN.
+    pub actual: HashMap<String, Vec<InstanceState>>,
+    /// Apps whose instances run as real processes: their deployments are driven by the
+    /// deployment updater of [`crate::instances`], not by a timer.
+    pub real_apps: std::collections::HashSet<String>,
     seq: u64,
     events: Option<RouteSink>,
 }
@@ -665,9 +709,11 @@ impl State {
         self.processes.iter().find(|p| p.guid == guid)
     }
 
-    /// The process of `app_guid` with type `process_type`.
+    /// The process of `app_guid` with type `process_type`: the newest, as
+    /// `ProcessFetcher#fetch_for_app_by_type` takes it (`.last`): during a rolling deployment an
+    /// app has two `web` processes, and the deployment's is the one shown.
     pub fn process_of(&self, app_guid: &str, process_type: &str) -> Option<&Process> {
-        self.processes.iter().find(|p| p.app_guid == app_guid && p.process_type == process_type)
+        self.processes.iter().rev().find(|p| p.app_guid == app_guid && p.process_type == process_type)
     }
 
     /// `host.domain`, or `domain` when the host is empty (lower case, as the router matches it).
@@ -690,6 +736,17 @@ impl State {
     pub fn instance_states(&self, process: &Process) -> Vec<InstanceState> {
         if let Some(forced) = &process.forced_states {
             return forced.clone();
+        }
+        // Real instances: what Diego reports. A desired index of a started app that has no
+        // actual LRP running yet is UNCLAIMED or CLAIMED in the BBS, which CC reports as STARTING
+        // (`instances_stats_reporter.rb` `build_info`, `LrpStateTranslator`); a stopped app's are
+        // DOWN stubs (`fill_unreported_instances_with_down_instances`).
+        if self.real_apps.contains(&process.app_guid) {
+            let started = self.app(&process.app_guid).is_some_and(|a| a.state == AppState::Started);
+            let missing = if started { InstanceState::Starting } else { InstanceState::Down };
+            let actual = self.actual.get(&process.guid);
+            let n = process.instances as usize;
+            return (0..n).map(|i| actual.and_then(|a| a.get(i)).copied().unwrap_or(missing)).collect();
         }
         let n = process.instances as usize;
         match self.app(&process.app_guid) {
@@ -734,6 +791,22 @@ impl State {
         let states = self.instance_states(process);
         let routable = self.instance_routable(process);
         states.iter().zip(routable).map(|(s, r)| *s == InstanceState::Running && r == Some(true)).collect()
+    }
+
+    /// Tells the routers real instance `instance` (process guid, index) of `app_guid`'s
+    /// `process_type` listens on `addr` (`Some`), or is gone (`None`).
+    pub fn emit_registration(
+        &mut self,
+        instance: (String, u32),
+        app_guid: &str,
+        process_type: &str,
+        addr: Option<std::net::SocketAddr>,
+    ) {
+        let (app_guid, process_type) = (app_guid.to_owned(), process_type.to_owned());
+        match addr {
+            Some(addr) => self.emit(|seq| RouteEvent::Register { seq, instance, app_guid, process_type, addr }),
+            None => self.emit(|seq| RouteEvent::Unregister { seq, instance }),
+        }
     }
 
     /// Tells the router which instances of every process of `app_guid` run now.
@@ -1006,7 +1079,8 @@ impl State {
         }
         self.droplets.extend(new_droplets);
         let mut restarted = Vec::new();
-        for d in self.deployments.iter_mut().filter(|d| d.deploying() && d.ready_at <= now) {
+        for d in self.deployments.iter_mut().filter(|d| d.deploying() && d.ready_at <= now && d.process_guid.is_none())
+        {
             d.reason = "DEPLOYED".to_owned();
             d.updated_at = now_iso();
             restarted.push((d.app_guid.clone(), d.droplet_guid.clone()));

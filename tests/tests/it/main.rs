@@ -3,6 +3,7 @@
 mod common;
 mod conformance;
 mod faults;
+mod instances;
 mod route_services;
 mod router_delay;
 mod semantics;
