@@ -309,6 +309,31 @@ async fn all_spaces_switches_each_app_to_its_own_spaces_maintenance_app() {
     assert_eq!((w.all_dests(), w.dests(&route)), (before, before_other), "both restored");
 }
 
+/// Maintenance apps beside `maintenance-app` until `routes` fit by the capacity rule (three
+/// quarters of Diego's 128 KiB at 124 bytes per route of the fleet: 792 each); their names
+/// and processes.
+async fn add_pool(w: &World, routes: usize) -> (Vec<String>, Vec<MaintenanceProcess>) {
+    let per_route = 100 + "f-000-0.apps.example.com".len();
+    let per_app = 128 * 1024 * 3 / 4 / per_route;
+    let mut names = vec!["maintenance-app".to_owned()];
+    let mut processes = Vec::new();
+    for i in 1..routes.div_ceil(per_app) {
+        let name = format!("maintenance-{i}");
+        let app = w.cf.add_app(&w.std.space, &name);
+        let process = MaintenanceProcess::start();
+        w.cf.router.register(&app.guid, "web", vec![process.addr]);
+        processes.push(process);
+        names.push(name);
+    }
+    assert!(w.cf.wait_settled(Duration::from_secs(10)).await, "routers settle");
+    (names, processes)
+}
+
+/// `--maintenance-app NAME` for each of `names`.
+fn pool_flags(names: &[String]) -> Vec<&str> {
+    names.iter().flat_map(|n| ["--maintenance-app", n.as_str()]).collect()
+}
+
 /// One row of the fleet benchmark: the command, requests, writes, 429s, wall time.
 type BenchRow = (&'static str, usize, usize, usize, Duration);
 
@@ -354,10 +379,12 @@ async fn five_hundred_apps_on_and_off_requests_and_time() {
     let rate = RateLimit::new(2000, Duration::from_secs(10));
     let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
     let (fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
+    // 1,000 routes are more than one maintenance app can carry under Diego's default limit.
+    let (names, _processes) = add_pool(&w, APPS * ROUTES).await;
     let before = every_dest(&w, &fleet);
     w.cf.faults.set_latency(latency, Duration::ZERO);
     w.cf.faults.set_rate_limit(Some(rate.clone()));
-    let rows = on_and_off_rows(&w, &[]).await;
+    let rows = on_and_off_rows(&w, &pool_flags(&names)).await;
     w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
     w.cf.faults.set_rate_limit(None);
     assert_eq!(every_dest(&w, &fleet), before, "every route restored");
@@ -376,8 +403,7 @@ async fn five_hundred_apps_on_and_off_requests_and_time() {
 /// Issue 12's benchmark: the same fleet on the production profile (three routers with 50–500 ms
 /// delays each, Diego's 128 KiB routes limit, CC's limiter over 4 instances), with CC's window
 /// scaled from an hour to 10 s so that it binds within a run, 50 ms per CC request, and a pool
-/// of maintenance apps sized by the capacity rule (three quarters of 128 KiB at ~130 bytes per
-/// route: about 750 routes each, so 2 for 1,000 routes).
+/// of maintenance apps sized by the capacity rule ([`add_pool`]: 2 for 1,000 routes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run bench/switchctl"]
 async fn five_hundred_apps_on_the_production_profile() {
@@ -387,28 +413,12 @@ async fn five_hundred_apps_on_the_production_profile() {
     let rate = RateLimit::capi_default().instances(4).interval(Duration::from_secs(10));
     let w = World::new(Setup { routes: 1, production: true, ..Setup::default() }).await;
     let (fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
-    let per_route = 104 + "f-000-0.apps.localhost".len();
-    let per_app = 128 * 1024 * 3 / 4 / per_route;
-    let pool = (APPS * ROUTES).div_ceil(per_app);
-    let mut names = vec!["maintenance-app".to_owned()];
-    let mut processes = Vec::new();
-    for i in 1..pool {
-        let name = format!("maintenance-{i}");
-        let app = w.cf.add_app(&w.std.space, &name);
-        let process = MaintenanceProcess::start();
-        w.cf.router.register(&app.guid, "web", vec![process.addr]);
-        processes.push(process);
-        names.push(name);
-    }
-    assert!(w.cf.wait_settled(Duration::from_secs(10)).await, "routers settle");
+    let (names, _processes) = add_pool(&w, APPS * ROUTES).await;
+    let pool = names.len();
     let before = every_dest(&w, &fleet);
     w.cf.faults.set_latency(latency, Duration::ZERO);
     w.cf.faults.set_rate_limit(Some(rate.clone()));
-    let mut extra: Vec<&str> = Vec::new();
-    for n in &names {
-        extra.extend(["--maintenance-app", n.as_str()]);
-    }
-    let rows = on_and_off_rows(&w, &extra).await;
+    let rows = on_and_off_rows(&w, &pool_flags(&names)).await;
     w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
     w.cf.faults.set_rate_limit(None);
     assert_eq!(every_dest(&w, &fleet), before, "every route restored");
