@@ -34,6 +34,7 @@ pub mod off;
 pub mod on;
 pub mod outcome;
 pub mod plan;
+pub mod preview;
 pub mod probe;
 pub mod reads;
 pub mod restage;
