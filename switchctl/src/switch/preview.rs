@@ -115,11 +115,8 @@ async fn open_one(
 ) -> Result<(WindowRecord, PreviewChange), (String, Error)> {
     let client = &env.client;
     let app = &member.app;
-    let mut record = record.unwrap_or_else(|| WindowRecord {
-        v: 1,
-        since: state::now_rfc3339(),
-        ..WindowRecord::default()
-    });
+    let mut record =
+        record.unwrap_or_else(|| WindowRecord { v: 1, since: state::now_rfc3339(), ..WindowRecord::default() });
     // The destinations to map come from APP's first switched HTTP route, as its record says.
     let (first, domain) = first_http_route(env, member).await.map_err(|e| (String::new(), e))?;
     let recorded = Record::read(&first, &app.guid)
@@ -143,12 +140,12 @@ async fn open_one(
     let url = preview.url.clone();
     let fail = |e: Error| (url.clone(), e);
     let existing = client.find_route(&preview.domain, &preview.host).await.map_err(fail)?;
-    if let Some(route) = &existing {
-        if state::has_record(route, &app.guid) || state::labelled_apps(route).contains(&app.guid.as_str()) {
-            return Err(fail(Error::Usage(format!(
-                "{url} is one of the app's switched routes; choose another --preview-host"
-            ))));
-        }
+    if let Some(route) = &existing
+        && (state::has_record(route, &app.guid) || state::labelled_apps(route).contains(&app.guid.as_str()))
+    {
+        return Err(fail(Error::Usage(format!(
+            "{url} is one of the app's switched routes; choose another --preview-host"
+        ))));
     }
     if record.preview.is_none() {
         let owned = existing.as_ref().is_some_and(|r| r.metadata.labels.get(PREVIEW_LABEL) == Some(&app.guid));
@@ -245,11 +242,7 @@ pub fn is_preview(app: &crate::capi::App, route: &Route) -> bool {
 /// `off`, once the routes are back: each recorded preview of an app whose routes are back is
 /// removed and cleared from the records handed on to [`window::closed`]; one that could not be
 /// removed stays recorded.
-pub async fn close(
-    env: &Env,
-    records: Vec<(Member, WindowRecord)>,
-    reports: &[Report],
-) -> Vec<(Member, WindowRecord)> {
+pub async fn close(env: &Env, records: Vec<(Member, WindowRecord)>, reports: &[Report]) -> Vec<(Member, WindowRecord)> {
     let mut out = Vec::with_capacity(records.len());
     for (member, mut record) in records {
         let back = reports.iter().any(|r| r.app_guid == member.app.guid && r.ok && !r.dry_run);

@@ -394,8 +394,7 @@ pub fn stuck(env: &Env, reports: &[&Report]) {
 /// `off`'s records, read from the apps as resolved; their reason is carried in `off`'s events.
 pub fn for_off(env: &Env, members: &[Member]) -> Result<Vec<(Member, WindowRecord)>, Error> {
     let w = &env.settings.window;
-    if w.stop.is_some() || w.reason.is_some() || w.deadline.is_some() || !w.on_open.is_empty() || w.preview.is_some()
-    {
+    if w.stop.is_some() || w.reason.is_some() || w.deadline.is_some() || !w.on_open.is_empty() || w.preview.is_some() {
         return Err(Error::Usage(
             "--stop-processes, --reason, --deadline, --on-open and --preview are for `on` and `run`; `off` \
              restores what `on` recorded"
