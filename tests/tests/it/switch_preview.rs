@@ -166,9 +166,10 @@ async fn off_after_a_sigkill_finds_the_preview_in_the_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smoke_test_without_preview_is_a_usage_error_before_any_change() {
     let w = World::new(Default::default()).await;
-    let run = w.run(&["run", "shop", "--smoke", "true", "--", "true"]).await;
-    run.expect_code(2);
-    let run = w.run(&["run", "shop", "--smoke-url", "/", "--", "true"]).await;
-    run.expect_code(2);
+    for smoke in [["--smoke", "true"], ["--smoke-url", "/"]] {
+        let run = w.run(&["run", "shop", smoke[0], smoke[1], "--", "true"]).await;
+        run.expect_code(2);
+        assert!(run.stderr.contains("--preview"), "the usage error names what is missing: {run}");
+    }
     assert!(w.cc_writes().is_empty(), "nothing changed: {:?}", w.cc_writes());
 }
