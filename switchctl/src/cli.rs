@@ -393,7 +393,9 @@ fn parse_hook(value: &str) -> Result<String, String> {
     }
 }
 
-/// A route host: a DNS label (route_create_message.rb: letters, digits, `-`, `_`; at most 63).
+/// A route host: one DNS label of letters, digits, `-`, `_`, at most 63 characters (UNCONFIRMED
+/// against cloud_controller_ng's host validation in `route_create_message.rb`/`route.rb`: CC may
+/// accept or refuse more; its own 422 is reported as such).
 fn parse_host(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
         && value.len() <= 63
