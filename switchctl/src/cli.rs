@@ -226,6 +226,18 @@ pub struct WindowArgs {
     /// open past it.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub deadline: Option<String>,
+
+    /// `on`/`run`: once the routes are switched, map the app (its destinations as recorded on
+    /// its first HTTP route) to a preview route only testers know: `APP-preview-<8 random
+    /// characters>` on that route's domain (or --preview-host), created if needed, recorded on
+    /// the app, printed, and exported to `run`'s command as SWITCHCTL_PREVIEW_URL. `off` deletes
+    /// it (or, for a route that existed before, unmaps only what it mapped).
+    #[arg(long)]
+    pub preview: bool,
+
+    /// `on`/`run`: the preview route's host name (with --preview; one app only).
+    #[arg(long, value_name = "NAME", requires = "preview", value_parser = parse_host)]
+    pub preview_host: Option<String>,
 }
 
 /// Arguments of `off`.
@@ -291,6 +303,17 @@ pub struct RunArgs {
     /// nothing changed.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+
+    /// With --preview: after COMMAND and the restage, run CMD (split like a shell, run without
+    /// one: write `sh -c '…'` for a shell) with SWITCHCTL_PREVIEW_URL set; the window closes only
+    /// if it exits 0, else the apps stay in maintenance as for a failed COMMAND.
+    #[arg(long, value_name = "CMD", requires = "preview", value_parser = parse_hook)]
+    pub smoke: Option<String>,
+
+    /// With --preview: a built-in smoke test: GET the preview URL + PATH must answer 2xx or 3xx
+    /// from the app (not the maintenance app) within --timeout.
+    #[arg(long, value_name = "PATH", requires = "preview", value_parser = parse_smoke_path)]
+    pub smoke_url: Option<String>,
 }
 
 /// Arguments of `status`.
@@ -368,6 +391,21 @@ fn parse_hook(value: &str) -> Result<String, String> {
         Some(_) => Err("the command is empty".to_owned()),
         None => Err("unbalanced quotes or a trailing backslash".to_owned()),
     }
+}
+
+/// A route host: one DNS label of letters, digits, `-`, `_`, at most 63 characters (UNCONFIRMED
+/// against cloud_controller_ng's host validation in `route_create_message.rb`/`route.rb`: CC may
+/// accept or refuse more; its own 422 is reported as such).
+fn parse_host(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok { Ok(value.to_owned()) } else { Err("a host is 1 to 63 letters, digits, `-` or `_`".to_owned()) }
+}
+
+/// A path for --smoke-url: starts with `/`.
+fn parse_smoke_path(value: &str) -> Result<String, String> {
+    if value.starts_with('/') { Ok(value.to_owned()) } else { Err("the path starts with `/`".to_owned()) }
 }
 
 /// A time: RFC 3339, or `HH:MM` (UTC).

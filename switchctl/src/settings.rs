@@ -55,6 +55,15 @@ pub struct Window {
     pub at: Option<time::OffsetDateTime>,
     /// `off --force` / `run --force`: put back recorded counts someone else changed.
     pub force: bool,
+    /// `--preview`, with `--preview-host` when given.
+    pub preview: Option<Preview>,
+}
+
+/// `--preview`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preview {
+    /// `--preview-host`; else a random one.
+    pub host: Option<String>,
 }
 
 /// Which processes `--stop-processes` names.
@@ -101,6 +110,7 @@ impl Window {
             deadline: args.deadline.as_deref().and_then(|t| parse_time(t, now).ok()),
             at: at.and_then(|t| parse_time(t, now).ok()),
             force,
+            preview: args.preview.then(|| Preview { host: args.preview_host.clone() }),
         }
     }
 
@@ -120,6 +130,13 @@ impl Window {
             }
             if !self.on_open.is_empty() {
                 words.extend(["--on-open".into(), quote(&shell_words(&self.on_open))]);
+            }
+            // A rerun finds a random preview host in the window's record; a chosen one is repeated.
+            if let Some(preview) = &self.preview {
+                words.push("--preview".into());
+                if let Some(host) = &preview.host {
+                    words.extend(["--preview-host".into(), quote(host)]);
+                }
             }
         }
         if verb == "on" || verb == "off" {
@@ -408,6 +425,10 @@ pub struct Run {
     pub on_failure: OnFailure,
     /// COMMAND and its arguments (may be empty with `--restage`).
     pub command: Vec<String>,
+    /// `--smoke`, split into words.
+    pub smoke: Vec<String>,
+    /// `--smoke-url`.
+    pub smoke_url: Option<String>,
 }
 
 /// How long staging and starting may take.
@@ -579,6 +600,8 @@ impl Run {
             }),
             on_failure: args.on_failure,
             command: args.command.clone(),
+            smoke: args.smoke.as_deref().and_then(split_words).unwrap_or_default(),
+            smoke_url: args.smoke_url.clone(),
         }
     }
 }

@@ -114,6 +114,48 @@ impl Client {
         }
     }
 
+    /// The HTTP route `host.<domain>` without a path, if any (`GET /v3/routes?hosts=…&domain_guids=…`;
+    /// `RoutesListMessage` filters, cloud_controller_ng `app/messages/routes_list_message.rb`).
+    pub async fn find_route(&self, domain_guid: &str, host: &str) -> Result<Option<Route>, Error> {
+        let routes: Vec<Route> = self.get_all("/v3/routes", &[("hosts", host), ("domain_guids", domain_guid)]).await?;
+        Ok(routes.into_iter().find(|r| r.path.is_empty() && r.port.is_none()))
+    }
+
+    /// Creates the route `host.<domain>` in `space_guid` with `labels` (`POST /v3/routes`,
+    /// cloud_controller_ng `routes_controller.rb#create`, `route_create_message.rb`: host, path,
+    /// port, relationships space and domain, metadata; 201). Not safe to repeat: a second create
+    /// answers 422 "Route already exists…", which the caller settles by looking the route up.
+    pub async fn create_route(
+        &self,
+        space_guid: &str,
+        domain_guid: &str,
+        host: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Route, Error> {
+        let body = serde_json::json!({
+            "host": host,
+            "relationships": {
+                "space": {"data": {"guid": space_guid}},
+                "domain": {"data": {"guid": domain_guid}},
+            },
+            "metadata": {"labels": labels},
+        });
+        self.send_json(Method::POST, "/v3/routes", &body, Repeat::Unsafe).await
+    }
+
+    /// Deletes a route (`DELETE /v3/routes/:guid`: 202 and a `route.delete` job, routes_controller.rb
+    /// #destroy). `Ok(false)` when it is already gone (404). The job is not awaited: CC unmaps and
+    /// deletes in it, and gorouter drops the route once unregistered (UNCONFIRMED how long a real
+    /// job takes; the double completes it at once).
+    pub async fn delete_route(&self, guid: &str) -> Result<bool, Error> {
+        let path = format!("/v3/routes/{}", seg(guid));
+        match self.execute(Method::DELETE, self.url(&path, &[]), None, Repeat::Safe).await {
+            Ok(_) => Ok(true),
+            Err(Error::Api(e)) if e.status == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sets or removes a route's labels and annotations (SpaceDeveloper or SpaceSupporter).
     pub async fn patch_route_metadata(&self, guid: &str, patch: &MetadataPatch) -> Result<Route, Error> {
         let body = serde_json::json!({ "metadata": patch });

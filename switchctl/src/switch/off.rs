@@ -27,6 +27,7 @@ use super::{
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OffPlan, Probing},
+    preview,
     probe::{CONSECUTIVE, Instance, Target, Want},
     state::{self, Record},
     trail::{self, LostRoute},
@@ -53,6 +54,8 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, off:
             // The routes first, then the processes stopped by `on` and the window's record (window.rs).
             let records = window::for_off(env, &resolved.members)?;
             let reports = switch_off(env, &resolved.members, off).await?;
+            // The preview goes once the public routes are back (preview.rs says why).
+            let records = preview::close(env, records, &reports).await;
             let restored = window::closed(env, &records, &reports).await;
             if let Some(advice) = window::advice(env, &restored, &reports) {
                 env.out.error(&advice);

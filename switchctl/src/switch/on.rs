@@ -19,6 +19,7 @@ use super::{
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
     plan::{self, OnPlan, Probing},
+    preview,
     probe::{CONSECUTIVE, Target, Want},
     state::{self, DefaultPort, Record},
     window,
@@ -45,7 +46,8 @@ pub async fn run(
             let plans = window::prepare(env, &resolved.members, &settings.window, switch.dry_run).await?;
             let reports = switch_on(env, &resolved.members, switch).await?;
             let stopped = window::opened(env, &plans, &reports).await;
-            unsettled.set(stopped.iter().any(|p| !p.settled()));
+            let preview = preview::open(env, &resolved.members, &plans, &reports).await?;
+            unsettled.set(stopped.iter().any(|p| !p.settled()) || !preview.ok);
             Ok(reports)
         })
         .await?;
@@ -188,6 +190,8 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
         Ok(bound) => bound,
         Err(e) => return Err(Box::new(report().failed(describe(&e)))),
     };
+    // A rerun after `--preview` finds the preview route mapped to the app: it is not the public's.
+    routes.retain(|r| !preview::is_preview(&member.app, r));
     routes.sort_by_cached_key(|r| plan::url(r, domain_of(r, &domains)));
     let default_port = match context::default_port(client, &member.app).await {
         Ok(port) => port,

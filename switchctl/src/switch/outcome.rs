@@ -1057,3 +1057,94 @@ impl ProcessReport {
         }
     }
 }
+
+/// What the window did to one app's preview route (`--preview`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PreviewChange {
+    /// The app answers on it (or, `--no-verify`, the settle time passed).
+    Opened {
+        /// `https://host.domain` (`http://` when probes go through `--probe-via`).
+        url: String,
+        /// Whether switchctl created the route (else it existed and only the app was mapped).
+        created: bool,
+    },
+    /// Mapped, but the app was not seen answering on it within `--timeout`.
+    NotVerified {
+        /// The URL.
+        url: String,
+        /// The last answer seen.
+        last: String,
+    },
+    /// `off`: the route deleted (switchctl created it) or the app's destinations unmapped.
+    Removed {
+        /// The URL.
+        url: String,
+        /// Whether the route was deleted.
+        deleted: bool,
+    },
+    /// A request failed; the record keeps the preview for the next `off` (or `on`).
+    Failed {
+        /// The URL, when known.
+        url: String,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+impl PreviewChange {
+    /// The line about it (the app named by the caller's prefix).
+    pub fn line(&self) -> String {
+        match self {
+            PreviewChange::Opened { url, created: true } => format!("preview: {url} (route created; the app answers)"),
+            PreviewChange::Opened { url, created: false } => {
+                format!("preview: {url} (existing route; the app mapped to it and answers)")
+            }
+            PreviewChange::NotVerified { url, last } => {
+                format!("preview: {url} is mapped but the app was not seen answering on it (last answer: {last})")
+            }
+            PreviewChange::Removed { url, deleted: true } => format!("preview: {url} deleted"),
+            PreviewChange::Removed { url, deleted: false } => {
+                format!("preview: the app unmapped from {url} (the route existed before; it stays)")
+            }
+            PreviewChange::Failed { url, error } => {
+                format!("preview: {url}: FAILED (kept in the window's record for a rerun): {error}")
+            }
+        }
+    }
+
+    /// Whether the preview is where the window wants it.
+    pub fn settled(&self) -> bool {
+        !matches!(self, PreviewChange::Failed { .. } | PreviewChange::NotVerified { .. })
+    }
+}
+
+/// What `run --smoke`/`--smoke-url` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SmokeOutcome {
+    /// The command exited 0, or the URL answered 2xx/3xx from the app.
+    Passed {
+        /// The command as a shell would show it, or the URL.
+        what: String,
+    },
+    /// It did not pass: the window stays open, the run exits with `code`.
+    Failed {
+        /// The command or the URL.
+        what: String,
+        /// The exit code the run ends with.
+        code: u8,
+        /// Why, in words.
+        why: String,
+    },
+}
+
+impl SmokeOutcome {
+    /// The line about it.
+    pub fn line(&self) -> String {
+        match self {
+            SmokeOutcome::Passed { what } => format!("smoke test passed: {what}"),
+            SmokeOutcome::Failed { what, why, .. } => format!("smoke test FAILED: {what}: {why}"),
+        }
+    }
+}

@@ -29,6 +29,7 @@ use super::{
     fleet::{self, Member, Resolved},
     off, on,
     outcome::{ProcessReport, Report, Verb},
+    preview,
     restage::{self, RestageReport},
     schedule,
     signals::{self, Signals},
@@ -143,7 +144,7 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     } else {
         plans.iter().map(|p| (p.member.clone(), p.record.clone())).collect()
     };
-    let mut window = Window { args, settings, resolved: &resolved, out, env, signals, records };
+    let mut window = Window { args, settings, resolved: &resolved, out, env, signals, records, previews: Vec::new() };
 
     // 1. Open.
     out.line(&format!("Opening the window: the routes of {} in {}...", names(&resolved), resolved.scope));
@@ -171,6 +172,19 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     let stopped = window::opened(&window.env, &plans, &opened).await;
     if stopped.iter().any(|p| !p.settled()) {
         let why = "a process could not be stopped, so the command was not run";
+        return Ok(window.abandon(why, &[], Ended::Failed(EXIT_FAILURE), &opened, &resolved.members).await);
+    }
+    let previews = preview::open(&window.env, &resolved.members, &plans, &opened).await;
+    let previews_ok = previews.as_ref().is_ok_and(|p| p.ok);
+    if let Ok(p) = &previews {
+        p.merge_into(&mut window.records);
+        window.previews.clone_from(&p.urls);
+    }
+    if let Err(e) = &previews {
+        out.error(&crate::error::describe(e));
+    }
+    if !previews_ok {
+        let why = "the preview route could not be opened, so the command was not run";
         return Ok(window.abandon(why, &[], Ended::Failed(EXIT_FAILURE), &opened, &resolved.members).await);
     }
     let _deadline = settings
@@ -203,6 +217,11 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
         for r in &keep {
             out.error(&format!("{}: restage failed: {}", r.app, r.error.as_deref().unwrap_or("unknown")));
         }
+    }
+    // The smoke test gates reopening as the command does: a failure keeps the apps in maintenance.
+    if let Err(code) = preview::smoke(&window.env, args, &window.previews).await {
+        let why = "the smoke test failed";
+        return Ok(window.abandon(why, &[], Ended::Failed(code), &opened, &resolved.members).await);
     }
     if let Some(signal) = window.signals.received() {
         // Only apps whose restage succeeded may go back: the others do not run their new droplet.
@@ -266,6 +285,8 @@ struct Window<'a> {
     signals: Signals,
     /// The window's records, as written when it opened (what closing restores).
     records: Vec<(Member, WindowRecord)>,
+    /// The preview URLs, one per app (`--preview`).
+    previews: Vec<String>,
 }
 
 impl Window<'_> {
@@ -287,7 +308,8 @@ impl Window<'_> {
                 members.iter().map(|m| fleet::report_for(m, Verb::Off, false).failed(why.clone())).collect()
             }
         };
-        let restored = window::closed(&self.env, &self.records, &reports).await;
+        let records = preview::close(&self.env, self.records.clone(), &reports).await;
+        let restored = window::closed(&self.env, &records, &reports).await;
         (reports, restored)
     }
 
@@ -302,6 +324,9 @@ impl Window<'_> {
             .env("SWITCHCTL_APPS", members.iter().map(|m| m.app.name.as_str()).collect::<Vec<_>>().join("\n"));
         if let [only] = members.as_slice() {
             cmd.env("SWITCHCTL_APP", &only.app.name);
+        }
+        if let Some(url) = self.previews.first() {
+            cmd.env(preview::URL_VARIABLE, url);
         }
         if let Some(first) = members.first() {
             cmd.env("SWITCHCTL_ORG", &first.target.org.name);

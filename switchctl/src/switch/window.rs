@@ -56,6 +56,27 @@ pub struct WindowRecord {
     /// When the window was first opened, RFC 3339.
     #[serde(default)]
     pub since: String,
+    /// `--preview`'s route (preview.rs), written before the route is created or mapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewRecord>,
+}
+
+/// The preview route of a window: enough for `off` to find it again after any crash, even one
+/// between the record's write and the route's creation (then there is nothing to remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewRecord {
+    /// `host.domain`, as printed.
+    pub url: String,
+    /// The route's host.
+    pub host: String,
+    /// The route's domain GUID.
+    pub domain: String,
+    /// Whether switchctl creates the route (so `off` deletes it); else it existed and `off`
+    /// unmaps only [`destinations`](Self::destinations).
+    pub created: bool,
+    /// The app's destinations switchctl maps to it (those it did not find there).
+    #[serde(default)]
+    pub destinations: Vec<super::state::SavedDestination>,
 }
 
 impl WindowRecord {
@@ -69,7 +90,8 @@ impl WindowRecord {
         }
     }
 
-    fn text(&self) -> String {
+    /// The annotation's value.
+    pub fn text(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
@@ -258,7 +280,8 @@ pub async fn restore(
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         let mut patch = MetadataPatch::default();
-        if kept.is_empty() {
+        // A preview `off` could not remove stays recorded (preview.rs clears it once removed).
+        if kept.is_empty() && record.preview.is_none() {
             patch.labels.insert(WINDOW_KEY.to_owned(), None);
             patch.annotations.insert(WINDOW_KEY.to_owned(), None);
         } else {
@@ -371,10 +394,10 @@ pub fn stuck(env: &Env, reports: &[&Report]) {
 /// `off`'s records, read from the apps as resolved; their reason is carried in `off`'s events.
 pub fn for_off(env: &Env, members: &[Member]) -> Result<Vec<(Member, WindowRecord)>, Error> {
     let w = &env.settings.window;
-    if w.stop.is_some() || w.reason.is_some() || w.deadline.is_some() || !w.on_open.is_empty() {
+    if w.stop.is_some() || w.reason.is_some() || w.deadline.is_some() || !w.on_open.is_empty() || w.preview.is_some() {
         return Err(Error::Usage(
-            "--stop-processes, --reason, --deadline and --on-open are for `on` and `run`; `off` restores what \
-             `on` recorded"
+            "--stop-processes, --reason, --deadline, --on-open and --preview are for `on` and `run`; `off` \
+             restores what `on` recorded"
                 .to_owned(),
         ));
     }
@@ -415,6 +438,9 @@ pub async fn show(client: &crate::capi::Client, out: &crate::output::Output, app
     if let Some(deadline) = &record.deadline {
         out.line(&format!("  deadline: {deadline}{}", if overdue { " (PASSED)" } else { "" }));
     }
+    if let Some(preview) = &record.preview {
+        out.line(&format!("  preview: {}{}", preview.url, if preview.created { "" } else { " (an existing route)" }));
+    }
     let rows: Vec<serde_json::Value> = record
         .processes
         .iter()
@@ -435,6 +461,7 @@ pub async fn show(client: &crate::capi::Client, out: &crate::output::Output, app
             "deadline": record.deadline,
             "deadline_passed": overdue,
             "processes": rows,
+            "preview": record.preview.as_ref().map(|p| &p.url),
         }),
     );
     Ok(())

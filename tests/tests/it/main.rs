@@ -19,6 +19,7 @@ mod switch_lifecycle;
 mod switch_load;
 mod switch_order;
 mod switch_ports;
+mod switch_preview;
 mod switch_production;
 mod switch_ratelimit;
 mod switch_routers;
