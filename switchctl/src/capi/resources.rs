@@ -114,6 +114,56 @@ impl Client {
         }
     }
 
+    /// The route `host`.`domain``path` in `space_guid`, if it exists (`GET /v3/routes` filtered
+    /// as `cf map-route` looks for one: cf CLI `actor/v7action/route.go#GetRouteByAttributes`).
+    pub async fn find_route(
+        &self,
+        space_guid: &str,
+        domain_guid: &str,
+        host: &str,
+        path: &str,
+    ) -> Result<Option<Route>, Error> {
+        let query = [
+            ("space_guids", space_guid),
+            ("domain_guids", domain_guid),
+            ("hosts", host),
+            ("paths", path),
+            ("per_page", "1"),
+        ];
+        let page: Paginated<Route> = self.get("/v3/routes", &query).await?;
+        // CC matches `hosts`/`paths` exactly (`route_fetcher.rb`); checked again here all the same.
+        Ok(page.resources.into_iter().find(|r| r.host == host && r.path == path))
+    }
+
+    /// Creates the HTTP route `host`.`domain``path` in `space_guid` with `metadata`. Not repeated
+    /// blindly: a retry after a lost answer would get 422 "Route already exists" for the route it
+    /// created (cloud_controller_ng `app/actions/route_create.rb`); the caller looks it up instead.
+    pub async fn create_route(
+        &self,
+        space_guid: &str,
+        domain_guid: &str,
+        host: &str,
+        path: &str,
+    ) -> Result<Route, Error> {
+        let body = serde_json::json!({
+            "host": host,
+            "path": path,
+            "relationships": {"space": {"data": {"guid": space_guid}}, "domain": {"data": {"guid": domain_guid}}},
+        });
+        self.send_json(Method::POST, "/v3/routes", &body, Repeat::Unsafe).await
+    }
+
+    /// Deletes a route (`DELETE /v3/routes/:guid`, 202 and a job CC runs at once for a route:
+    /// `routes_controller.rb#destroy`, `RouteDeleteAction`). `Ok(false)` if it was already gone.
+    pub async fn delete_route(&self, guid: &str) -> Result<bool, Error> {
+        let path = format!("/v3/routes/{}", seg(guid));
+        match self.execute(Method::DELETE, self.url(&path, &[]), None, Repeat::Safe).await {
+            Ok(_) => Ok(true),
+            Err(Error::Api(e)) if e.status == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sets or removes a route's labels and annotations (SpaceDeveloper or SpaceSupporter).
     pub async fn patch_route_metadata(&self, guid: &str, patch: &MetadataPatch) -> Result<Route, Error> {
         let body = serde_json::json!({ "metadata": patch });

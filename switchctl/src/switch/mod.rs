@@ -9,7 +9,7 @@
 //!
 //! Imports run one way: [`run`] (a window) → [`on`] / [`off`] / [`restage`] → [`fleet`] (which
 //! apps, the check before any change, routes fleet members share, the summary) → [`context`]
-//! (what tasks share) → [`capacity`], [`reads`], [`plan`], [`state`], [`trail`], [`probe`], [`outcome`],
+//! (what tasks share) → [`capacity`], [`reads`], [`plan`], [`paths`], [`state`], [`trail`], [`probe`], [`outcome`],
 //! [`signals`] → [`crate::output`]. [`status`] only reads.
 //!
 //! Requests per switched route: `on` 4 (metadata, insert, read, a delete per destination of APP),
@@ -33,6 +33,7 @@ pub mod notify;
 pub mod off;
 pub mod on;
 pub mod outcome;
+pub mod paths;
 pub mod plan;
 pub mod probe;
 pub mod reads;
