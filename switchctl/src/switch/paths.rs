@@ -461,10 +461,11 @@ async fn close_member(env: &Env, m: &Member, r: &PathsRecord, dry_run: bool) -> 
             }
         }
     }
-    if !dry_run && out.iter().all(|x| x.result != Outcome::Failed) {
-        if let Err(err) = write(env, &m.app.guid, None).await {
-            env.out.error(&format!("could not clear the path record on app {}: {}", m.app.name, describe(&err)));
-        }
+    if !dry_run
+        && out.iter().all(|x| x.result != Outcome::Failed)
+        && let Err(err) = write(env, &m.app.guid, None).await
+    {
+        env.out.error(&format!("could not clear the path record on app {}: {}", m.app.name, describe(&err)));
     }
     out
 }

@@ -30,8 +30,11 @@ async fn world() -> World {
     w
 }
 
+/// A route as compared: host, path, destinations (app, process, port).
+type RouteEntry = (String, String, Vec<(String, String, Option<u16>)>);
+
 /// Every route of the Cloud Controller: (host, path, destinations as app/process/port), sorted.
-fn route_set(w: &World) -> BTreeSet<(String, String, Vec<(String, String, Option<u16>)>)> {
+fn route_set(w: &World) -> BTreeSet<RouteEntry> {
     let st = w.cf.cc.state();
     st.routes
         .iter()
