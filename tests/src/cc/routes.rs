@@ -690,3 +690,19 @@ fn path_error(path: &str) -> Option<&'static str> {
 fn runner_verdict(st: &crate::cc::state::State) -> Result<(), ApiError> {
     if st.diego_refused.is_empty() { Ok(()) } else { Err(ApiError::runner_error()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::path_error;
+
+    #[test]
+    fn route_paths_are_refused_with_cc_messages() {
+        assert_eq!(path_error(""), None);
+        assert_eq!(path_error("/webhooks"), None);
+        assert_eq!(path_error("/"), Some("Path cannot be a single '/'."));
+        assert_eq!(path_error("webhooks"), Some("Path is missing the beginning '/'."));
+        assert_eq!(path_error("/a?b"), Some("Path cannot contain '?'."));
+        assert_eq!(path_error(&format!("/{}", "a".repeat(128))), Some("Path exceeds 128 characters."));
+        assert_eq!(path_error("/a b"), Some("Path is invalid."));
+    }
+}

@@ -154,6 +154,8 @@ async fn only_takes_a_prefix_alone_down_under_load_and_off_restores_the_route_se
     assert_eq!(answers(&w, &at(&w, "/checkout/x"), 5).await, vec![Answer::Maintenance; 5], "/checkout down");
     assert_eq!(answers(&w, &at(&w, "/"), 5).await, vec![Answer::App; 5], "/ stays on the app");
     assert_eq!(w.dests(&w.routes[0].guid).len(), 1, "the host route is untouched");
+    let status = w.run(&["status", "shop"]).await;
+    assert!(status.stdout.contains("only shop.apps.example.com/checkout (created by switchctl)"), "{status}");
     checkout.wait_more(20, Duration::from_secs(10)).await;
 
     let off = w.run(&["off", "shop"]).await;
