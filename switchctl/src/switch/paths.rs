@@ -176,6 +176,9 @@ async fn plan_member(
         )));
     }
     let maint = member.pool.first().map(|m| m.guid.clone()).unwrap_or_default();
+    // As `on` records host routes (state.rs): a Docker app's port-less destination is copied
+    // without its presented port, which CC would refuse below 1024 if sent back explicitly.
+    let default_port = super::context::default_port(client, &member.app).await?;
     let mut record = PathsRecord { v: VERSION, role, routes: Vec::new() };
     let mut existing = Vec::new();
     for host in &hosts {
@@ -197,7 +200,7 @@ async fn plan_member(
                     host.destinations
                         .iter()
                         .filter(|d| d.app.guid == member.app.guid)
-                        .map(|d| SavedDestination::of(d, super::state::DefaultPort::Stored))
+                        .map(|d| SavedDestination::of(d, default_port))
                         .collect(),
                 ),
                 PathRole::Only => (
