@@ -238,6 +238,20 @@ pub struct WindowArgs {
     /// `on`/`run`: the preview route's host name (with --preview; one app only).
     #[arg(long, value_name = "NAME", requires = "preview", value_parser = parse_host)]
     pub preview_host: Option<String>,
+
+    /// `on`/`run`: keep this path prefix on the app while the rest of each host route goes to
+    /// maintenance (repeatable): a route `host.domain/PATH` is created (or an existing one of the
+    /// app reused) and mapped to the app's destinations before the host route switches; `off`
+    /// deletes exactly the routes it created. gorouter picks the longest matching path and does
+    /// not strip the prefix: the app serves those requests under the same URLs as before.
+    #[arg(long, value_name = "PATH", value_parser = parse_route_path, conflicts_with = "only")]
+    pub except: Vec<String>,
+
+    /// `on`/`run`: take only this path prefix down (repeatable): a route `host.domain/PATH` to the
+    /// maintenance app, for each host route of the app; the rest keeps reaching the app. The
+    /// maintenance app gets the requests under their full path (no prefix stripped).
+    #[arg(long, value_name = "PATH", value_parser = parse_route_path)]
+    pub only: Vec<String>,
 }
 
 /// Arguments of `off`.
@@ -368,6 +382,32 @@ fn parse_reason(value: &str) -> Result<String, String> {
         n if n > MAX_REASON_CHARS => Err(format!("the reason has {n} characters; at most {MAX_REASON_CHARS} fit")),
         _ => Ok(value.to_owned()),
     }
+}
+
+/// A route path as the Cloud Controller accepts it (cloud_controller_ng
+/// `app/models/runtime/route.rb#validate_path`, messages from `app/actions/route_create.rb`):
+/// begins with `/`, is not `/` alone, has no `?`, at most 128 characters, and parses as a URI
+/// path (here: printable ASCII without spaces, `#` or `%`-less escapes; UNCONFIRMED how far
+/// `UriUtils.is_uri?` goes beyond that). One trailing `/` is dropped: gorouter trims it from the
+/// route's key anyway (gorouter `route/uris.go#RouteKey`; UNCONFIRMED for every version).
+fn parse_route_path(value: &str) -> Result<String, String> {
+    if !value.starts_with('/') {
+        return Err(format!("{value:?} is missing the beginning '/' (a path prefix such as /webhooks)"));
+    }
+    let path = value.strip_suffix('/').unwrap_or(value);
+    if path.is_empty() {
+        return Err("the path cannot be a single '/' (that is the whole route)".to_owned());
+    }
+    if path.contains('?') {
+        return Err(format!("{value:?} cannot contain '?'"));
+    }
+    if path.chars().count() > 128 {
+        return Err(format!("{value:?} exceeds 128 characters"));
+    }
+    if path.contains("//") || path.chars().any(|c| !c.is_ascii_graphic() || c == '#') {
+        return Err(format!("{value:?} is not a valid URL path"));
+    }
+    Ok(path.to_owned())
 }
 
 /// The longest `--reason`: the record is one annotation of at most 5000 characters

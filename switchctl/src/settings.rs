@@ -57,6 +57,8 @@ pub struct Window {
     pub force: bool,
     /// `--preview`, with `--preview-host` when given.
     pub preview: Option<Preview>,
+    /// `--except` / `--only`.
+    pub paths: Paths,
 }
 
 /// `--preview`.
@@ -64,6 +66,29 @@ pub struct Window {
 pub struct Preview {
     /// `--preview-host`; else a random one.
     pub host: Option<String>,
+}
+
+/// Which path prefixes of the host routes `on` treats apart (`--except`, `--only`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Paths {
+    /// Every route switches.
+    #[default]
+    All,
+    /// These prefixes stay on the app.
+    Except(Vec<String>),
+    /// Only these prefixes go to maintenance; the host routes stay on the app.
+    Only(Vec<String>),
+}
+
+impl Paths {
+    /// The prefixes, with the flag that names them; `None` for [`Paths::All`].
+    pub fn prefixes(&self) -> Option<(&'static str, &[String])> {
+        match self {
+            Paths::All => None,
+            Paths::Except(p) => Some(("--except", p)),
+            Paths::Only(p) => Some(("--only", p)),
+        }
+    }
 }
 
 /// Which processes `--stop-processes` names.
@@ -88,6 +113,26 @@ impl StopProcesses {
 /// `--stop-processes all-but-web`.
 pub const ALL_BUT_WEB: &str = "all-but-web";
 
+/// `--except`/`--only` (clap refuses both at once), each prefix once.
+fn paths_of(args: &WindowArgs) -> Paths {
+    let unique = |v: &[String]| {
+        let mut out: Vec<String> = Vec::new();
+        for p in v {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    };
+    if !args.except.is_empty() {
+        Paths::Except(unique(&args.except))
+    } else if !args.only.is_empty() {
+        Paths::Only(unique(&args.only))
+    } else {
+        Paths::All
+    }
+}
+
 impl Window {
     fn from_args(args: &WindowArgs, at: Option<&str>, force: bool) -> Window {
         let now = time::OffsetDateTime::now_utc();
@@ -111,6 +156,7 @@ impl Window {
             at: at.and_then(|t| parse_time(t, now).ok()),
             force,
             preview: args.preview.then(|| Preview { host: args.preview_host.clone() }),
+            paths: paths_of(args),
         }
     }
 
@@ -127,6 +173,11 @@ impl Window {
             }
             if let Some(deadline) = self.deadline {
                 words.extend(["--deadline".into(), rfc3339(deadline)]);
+            }
+            if let Some((flag, prefixes)) = self.paths.prefixes() {
+                for p in prefixes {
+                    words.extend([flag.into(), quote(p)]);
+                }
             }
             if !self.on_open.is_empty() {
                 words.extend(["--on-open".into(), quote(&shell_words(&self.on_open))]);

@@ -114,39 +114,61 @@ impl Client {
         }
     }
 
-    /// The HTTP route `host.<domain>` without a path, if any (`GET /v3/routes?hosts=…&domain_guids=…`;
-    /// `RoutesListMessage` filters, cloud_controller_ng `app/messages/routes_list_message.rb`).
-    pub async fn find_route(&self, domain_guid: &str, host: &str) -> Result<Option<Route>, Error> {
-        let routes: Vec<Route> = self.get_all("/v3/routes", &[("hosts", host), ("domain_guids", domain_guid)]).await?;
-        Ok(routes.into_iter().find(|r| r.path.is_empty() && r.port.is_none()))
+    /// The HTTP route `host`.`domain``path` (`path` empty: none), in `space_guid` when given, if
+    /// it exists: `GET /v3/routes` filtered as `cf map-route` looks for one (cf CLI
+    /// `actor/v7action/route.go#GetRouteByAttributes`; `RoutesListMessage` filters,
+    /// cloud_controller_ng `app/messages/routes_list_message.rb`).
+    pub async fn find_route(
+        &self,
+        space_guid: Option<&str>,
+        domain_guid: &str,
+        host: &str,
+        path: &str,
+    ) -> Result<Option<Route>, Error> {
+        let mut query = vec![("domain_guids", domain_guid), ("hosts", host)];
+        if let Some(space) = space_guid {
+            query.push(("space_guids", space));
+        }
+        if !path.is_empty() {
+            query.push(("paths", path));
+        }
+        let routes: Vec<Route> = self.get_all("/v3/routes", &query).await?;
+        // CC matches `hosts`/`paths` exactly (`route_fetcher.rb`); checked again here all the same,
+        // and a route without a path is asked for by leaving the filter out.
+        Ok(routes.into_iter().find(|r| r.host == host && r.path == path && r.port.is_none()))
     }
 
-    /// Creates the route `host.<domain>` in `space_guid` with `labels` (`POST /v3/routes`,
-    /// cloud_controller_ng `routes_controller.rb#create`, `route_create_message.rb`: host, path,
-    /// port, relationships space and domain, metadata; 201). Not safe to repeat: a second create
-    /// answers 422 "Route already exists…", which the caller settles by looking the route up.
+    /// Creates the HTTP route `host`.`domain``path` in `space_guid` with `labels` (`POST
+    /// /v3/routes`, cloud_controller_ng `routes_controller.rb#create`, `route_create_message.rb`;
+    /// 201). Not repeated blindly: a retry after a lost answer would get 422 "Route already
+    /// exists" for the route it created (`app/actions/route_create.rb`); the caller looks it up.
     pub async fn create_route(
         &self,
         space_guid: &str,
         domain_guid: &str,
-        host: &str,
+        (host, path): (&str, &str),
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<Route, Error> {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "host": host,
             "relationships": {
                 "space": {"data": {"guid": space_guid}},
                 "domain": {"data": {"guid": domain_guid}},
             },
-            "metadata": {"labels": labels},
         });
+        if !path.is_empty() {
+            body["path"] = serde_json::json!(path);
+        }
+        if !labels.is_empty() {
+            body["metadata"] = serde_json::json!({"labels": labels});
+        }
         self.send_json(Method::POST, "/v3/routes", &body, Repeat::Unsafe).await
     }
 
-    /// Deletes a route (`DELETE /v3/routes/:guid`: 202 and a `route.delete` job, routes_controller.rb
-    /// #destroy). `Ok(false)` when it is already gone (404). The job is not awaited: CC unmaps and
-    /// deletes in it, and gorouter drops the route once unregistered (UNCONFIRMED how long a real
-    /// job takes; the double completes it at once).
+    /// Deletes a route (`DELETE /v3/routes/:guid`: 202 and a `route.delete` job,
+    /// `routes_controller.rb#destroy`, `RouteDeleteAction`). `Ok(false)` when it is already gone
+    /// (404). The job is not awaited: CC unmaps and deletes in it, and gorouter drops the route once
+    /// unregistered (UNCONFIRMED how long a real job takes; the double completes it at once).
     pub async fn delete_route(&self, guid: &str) -> Result<bool, Error> {
         let path = format!("/v3/routes/{}", seg(guid));
         match self.execute(Method::DELETE, self.url(&path, &[]), None, Repeat::Safe).await {

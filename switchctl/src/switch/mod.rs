@@ -9,9 +9,10 @@
 //!
 //! Imports run one way: [`run`] (a window) → [`on`] / [`off`] / [`restage`] → [`fleet`] (which
 //! apps, the check before any change, routes fleet members share, the summary) → [`context`]
-//! (what tasks share) → [`capacity`], [`reads`], [`plan`], [`state`], [`trail`], [`probe`], [`outcome`],
-//! [`signals`] → [`crate::output`]. [`status`] only reads. [`preview`] (`--preview`, the smoke
-//! gate) is used by [`on`], [`off`] and [`run`] and uses [`window`] (whose record it extends).
+//! (what tasks share) → [`capacity`], [`reads`], [`plan`], [`paths`], [`state`], [`trail`], [`probe`],
+//! [`outcome`], [`signals`] → [`crate::output`]. [`status`] only reads. [`preview`] (`--preview`,
+//! the smoke gate) is used by [`on`], [`off`] and [`run`] and uses [`window`] (whose record it
+//! extends).
 //!
 //! Requests per switched route: `on` 4 (metadata, insert, read, a delete per destination of APP),
 //! `off` 4 (insert, read, a delete of the maintenance app's destination, metadata); a route several
@@ -34,6 +35,7 @@ pub mod notify;
 pub mod off;
 pub mod on;
 pub mod outcome;
+pub mod paths;
 pub mod plan;
 pub mod preview;
 pub mod probe;

@@ -26,6 +26,7 @@ use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
+    paths,
     plan::{self, OffPlan, Probing},
     preview,
     probe::{CONSECUTIVE, Instance, Target, Want},
@@ -73,10 +74,12 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, off:
 pub async fn switch_off(env: &Env, members: &[Member], off: &Off) -> Result<Vec<Report>, Error> {
     let off = Arc::new(off.clone());
     let settings = (Verb::Off, off.switch.dry_run, off.switch.fleet.parallel);
+    // `--only` prefixes go first, `--except` ones once their host routes are back (paths.rs).
+    let closing = paths::closing(env, members, off.switch.dry_run).await;
     if members.len() > 1 {
         prefetch(env, members).await;
     }
-    fleet::drive(
+    let mut reports = fleet::drive(
         env,
         members,
         settings,
@@ -88,7 +91,9 @@ pub async fn switch_off(env: &Env, members: &[Member], off: &Off) -> Result<Vec<
         },
         |s| restore_app(env.clone(), s, Arc::clone(&off)),
     )
-    .await
+    .await?;
+    paths::closed(env, closing, &mut reports).await;
+    Ok(reports)
 }
 
 /// The bindings of every route the fleet's maintenance apps carry, asked at once: the routes in

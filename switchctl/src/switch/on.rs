@@ -18,6 +18,7 @@ use super::{
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
+    paths,
     plan::{self, OnPlan, Probing},
     preview,
     probe::{CONSECUTIVE, Target, Want},
@@ -62,6 +63,10 @@ pub async fn switch_on(env: &Env, members: &[Member], switch: &Switch) -> Result
     if members.len() > 1 {
         let apps: Vec<&str> = members.iter().map(|m| m.app.guid.as_str()).collect();
         env.reads.prefetch_mapped(&env.client, &apps).await;
+    }
+    // `--except` path routes exist before any host route switches; `--only` switches none.
+    if let paths::Opened::Done(reports) = paths::open(env, members, switch.dry_run).await? {
+        return Ok(reports);
     }
     fleet::drive(
         env,
@@ -179,7 +184,10 @@ async fn survey(env: Env, member: Member, dry_run: bool) -> Result<Survey, Box<R
     env.out.phase(&member.label, "reading", None, false);
     let routes =
         context::app_and_labelled_routes(client, &env.reads, &member.target.space.guid, &member.app.guid).await;
-    let (mut routes, domains) = match routes {
+    let (mut routes, domains) = match routes.map(|mut r| {
+        paths::host_routes_only(&env, &mut r);
+        r
+    }) {
         Ok(routes) => match env.domains.of(client, &routes).await {
             Ok(domains) => (routes, domains),
             Err(e) => return Err(Box::new(report().failed(describe(&e)))),

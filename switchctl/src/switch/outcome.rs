@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     capi::{BoundService, Destination, NewDestination},
@@ -1145,6 +1145,107 @@ impl SmokeOutcome {
         match self {
             SmokeOutcome::Passed { what } => format!("smoke test passed: {what}"),
             SmokeOutcome::Failed { what, why, .. } => format!("smoke test FAILED: {what}: {why}"),
+        }
+    }
+}
+
+/// What a path route of `--except` / `--only` is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathRole {
+    /// `--except`: the prefix stays on the app while its host route is in maintenance.
+    Except,
+    /// `--only`: the prefix alone goes to the maintenance app.
+    Only,
+}
+
+/// What became of one path route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "change")]
+pub enum PathChange {
+    /// `on`: created by switchctl and mapped, verified.
+    Created,
+    /// `on`: an existing route, switchctl's destinations added to it (`added` of them), verified.
+    Reused {
+        /// Destinations switchctl added (0: it already had them all).
+        added: usize,
+    },
+    /// `--dry-run`: would be created or reused.
+    Planned {
+        /// Whether the route exists already.
+        exists: bool,
+    },
+    /// `off`: the route switchctl created is deleted.
+    Deleted,
+    /// `off`: switchctl's destinations removed from a route that existed before (it stays).
+    Unmapped {
+        /// Destinations removed.
+        removed: usize,
+    },
+    /// `off`: the route is already gone.
+    Gone,
+    /// `off --dry-run`: what would be done.
+    WouldRemove {
+        /// The route would be deleted (else only switchctl's destinations removed).
+        delete: bool,
+        /// switchctl's destinations on it.
+        destinations: usize,
+    },
+    /// `off` left it, because its host route is not restored yet (a rerun of `off` finishes).
+    Waiting,
+    /// Could not be done: the error, and what the route is in.
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// One path route's line and event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathReport {
+    /// `host.domain/path`.
+    pub url: String,
+    /// What it is for.
+    pub role: PathRole,
+    /// What happened.
+    #[serde(flatten)]
+    pub change: PathChange,
+}
+
+impl PathReport {
+    /// Whether nothing went wrong.
+    pub fn ok(&self) -> bool {
+        !matches!(self.change, PathChange::Failed { .. } | PathChange::Waiting)
+    }
+
+    /// The line for the operator, rendered here only.
+    pub fn line(&self) -> String {
+        let url = &self.url;
+        let role = match self.role {
+            PathRole::Except => "kept on the app (--except)",
+            PathRole::Only => "to the maintenance app (--only)",
+        };
+        match &self.change {
+            PathChange::Created => format!("Path route {url} created, {role}... OK"),
+            PathChange::Reused { added: 0 } => format!("Path route {url} existed and already serves the app... OK"),
+            PathChange::Reused { added } => {
+                format!("Path route {url} existed; {added} destination(s) added, {role}... OK")
+            }
+            PathChange::Planned { exists: false } => format!("Would create path route {url}, {role}"),
+            PathChange::Planned { exists: true } => format!("Would reuse path route {url}, {role}"),
+            PathChange::Deleted => format!("Path route {url} ({role}) deleted... OK"),
+            PathChange::Unmapped { removed } => {
+                format!("Path route {url} existed before: left, {removed} destination(s) switchctl added removed... OK")
+            }
+            PathChange::Gone => format!("Path route {url} is already gone. OK"),
+            PathChange::WouldRemove { delete: true, .. } => format!("Would delete path route {url} ({role})"),
+            PathChange::WouldRemove { destinations, .. } => {
+                format!("Would remove {destinations} destination(s) switchctl added from path route {url} ({role})")
+            }
+            PathChange::Waiting => {
+                format!("Path route {url} left until its host route is restored (run off again)")
+            }
+            PathChange::Failed { error } => format!("Path route {url} ({role})... FAILED: {error}"),
         }
     }
 }

@@ -139,7 +139,7 @@ async fn open_one(
     };
     let url = preview.url.clone();
     let fail = |e: Error| (url.clone(), e);
-    let existing = client.find_route(&preview.domain, &preview.host).await.map_err(fail)?;
+    let existing = client.find_route(None, &preview.domain, &preview.host, "").await.map_err(fail)?;
     if let Some(route) = &existing
         && (state::has_record(route, &app.guid) || state::labelled_apps(route).contains(&app.guid.as_str()))
     {
@@ -164,11 +164,11 @@ async fn open_one(
         Some(route) => route,
         None => {
             let labels = BTreeMap::from([(PREVIEW_LABEL.to_owned(), app.guid.clone())]);
-            match client.create_route(&member.target.space.guid, &preview.domain, &preview.host, &labels).await {
+            match client.create_route(&member.target.space.guid, &preview.domain, (&preview.host, ""), &labels).await {
                 Ok(route) => route,
                 // A create whose first answer was lost: the route is there now.
                 Err(Error::Api(e)) if e.status == 422 && e.detail.starts_with("Route already exists") => client
-                    .find_route(&preview.domain, &preview.host)
+                    .find_route(None, &preview.domain, &preview.host, "")
                     .await
                     .map_err(fail)?
                     .ok_or_else(|| fail(Error::Api(e)))?,
@@ -264,7 +264,7 @@ pub async fn close(env: &Env, records: Vec<(Member, WindowRecord)>, reports: &[R
 /// Removes one preview; whether the route was deleted (else only unmapped, or already gone).
 async fn close_one(env: &Env, member: &Member, preview: &PreviewRecord) -> Result<bool, Error> {
     let client = &env.client;
-    let Some(route) = client.find_route(&preview.domain, &preview.host).await? else { return Ok(false) };
+    let Some(route) = client.find_route(None, &preview.domain, &preview.host, "").await? else { return Ok(false) };
     if preview.created {
         return client.delete_route(&route.guid).await;
     }

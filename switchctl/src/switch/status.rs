@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{
     context::{self, Domains, Work, domain_of, each},
     outcome::{Advice, DestinationView, RouteState, Verb, list},
-    plan,
+    paths, plan,
     probe::{Answer, Prober},
     reads::Reads,
     signals::Interrupt,
@@ -124,7 +124,13 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     // Open windows (window.rs): the named app's, or every one of the space.
     let windows: Vec<App> = match &app {
         Some(a) => vec![a.clone()],
-        None => apps.iter().filter(|a| a.metadata.labels.contains_key(window::WINDOW_KEY)).cloned().collect(),
+        None => apps
+            .iter()
+            .filter(|a| {
+                a.metadata.labels.contains_key(window::WINDOW_KEY) || a.metadata.labels.contains_key(paths::PATHS_KEY)
+            })
+            .cloned()
+            .collect(),
     };
     let names: HashMap<String, String> = apps.into_iter().map(|a| (a.guid, a.name)).collect();
     let domains = Domains::default().of(client, &routes).await?;
@@ -172,6 +178,7 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     }
     for a in &windows {
         window::show(client, out, a).await?;
+        paths::show(out, a);
     }
     let problems: usize = statuses.iter().map(|s| s.problems.len()).sum();
     let ok = problems == 0;

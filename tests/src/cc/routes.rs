@@ -170,14 +170,22 @@ impl Cx<'_> {
         if domain.internal && !path.is_empty() {
             return Err(ApiError::unprocessable("Paths are not supported for internal domains."));
         }
+        if let Some(why) = path_error(&path) {
+            return Err(ApiError::unprocessable(why));
+        }
         if st.routes.iter().any(|r| r.domain_guid == domain_guid && r.host == host && r.path == path && r.port == port)
         {
-            let what = if host.is_empty() { String::new() } else { format!(" with host '{host}'") };
-            let p = if path.is_empty() { String::new() } else { format!(" and path '{path}'") };
-            return Err(ApiError::unprocessable(format!(
-                "Route already exists{what}{p} for domain '{}'.",
-                domain.name
-            )));
+            // cloud_controller_ng app/actions/route_create.rb#validation_error_host! (no path)
+            // and #validation_error_path! (with one).
+            let message = match (host.is_empty(), path.is_empty()) {
+                (true, true) => format!("Route already exists for domain '{}'.", domain.name),
+                (false, true) => format!("Route already exists with host '{host}' for domain '{}'.", domain.name),
+                (true, false) => format!("Route already exists with path '{path}' for domain '{}'.", domain.name),
+                (false, false) => {
+                    format!("Route already exists with host '{host}' and path '{path}' for domain '{}'.", domain.name)
+                }
+            };
+            return Err(ApiError::unprocessable(message));
         }
         let mut metadata = Metadata::default();
         if let Some(m) = body.get("metadata") {
@@ -659,6 +667,42 @@ impl Cx<'_> {
 /// a process's desired-LRP update (its routes past the limit), raised from CC's `after_commit`
 /// hook, so the change stays (`app/models/runtime/process_route_handler.rb`,
 /// `lib/cloud_controller/diego/bbs_apps_client.rb#handle_diego_errors`).
+/// CC's answer to a route path it refuses: cloud_controller_ng `app/models/runtime/route.rb
+/// #validate_path` (the checks, in this order) and `app/actions/route_create.rb
+/// #validation_error_path!` (the messages; the first matching one is raised). `invalid_path` is
+/// `UriUtils.is_uri?("pathcheck://HOST#{path}")`: here whitespace, control characters, `#` and
+/// `//` are taken as failing it (UNCONFIRMED: Ruby's URI parser may accept more or less).
+fn path_error(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        return None;
+    }
+    let invalid = path.contains("//") || path.chars().any(|c| !c.is_ascii_graphic() || c == '#');
+    let checks = [
+        (invalid, "Path is invalid."),
+        (path.chars().count() > 128, "Path exceeds 128 characters."),
+        (path == "/", "Path cannot be a single '/'."),
+        (!path.starts_with('/'), "Path is missing the beginning '/'."),
+        (path.contains('?'), "Path cannot contain '?'."),
+    ];
+    checks.into_iter().find(|(bad, _)| *bad).map(|(_, why)| why)
+}
+
 fn runner_verdict(st: &crate::cc::state::State) -> Result<(), ApiError> {
     if st.diego_refused.is_empty() { Ok(()) } else { Err(ApiError::runner_error()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_error;
+
+    #[test]
+    fn route_paths_are_refused_with_cc_messages() {
+        assert_eq!(path_error(""), None);
+        assert_eq!(path_error("/webhooks"), None);
+        assert_eq!(path_error("/"), Some("Path cannot be a single '/'."));
+        assert_eq!(path_error("webhooks"), Some("Path is missing the beginning '/'."));
+        assert_eq!(path_error("/a?b"), Some("Path cannot contain '?'."));
+        assert_eq!(path_error(&format!("/{}", "a".repeat(128))), Some("Path exceeds 128 characters."));
+        assert_eq!(path_error("/a b"), Some("Path is invalid."));
+    }
 }

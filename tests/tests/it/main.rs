@@ -18,6 +18,7 @@ mod switch_honest;
 mod switch_lifecycle;
 mod switch_load;
 mod switch_order;
+mod switch_paths;
 mod switch_ports;
 mod switch_preview;
 mod switch_production;
