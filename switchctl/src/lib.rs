@@ -59,7 +59,8 @@ pub async fn run_with(cli: Cli, env: LoginEnv) -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     };
-    // The last events go out (bounded) before exit.
+    // The last events go out, and the hooks end (each bounded), before exit.
+    switch::notify::finish_hooks(&out).await;
     if let Some(notifier) = notifier {
         notifier.flush(&out).await;
     }

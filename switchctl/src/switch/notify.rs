@@ -33,6 +33,11 @@ pub const ATTEMPTS: u32 = 3;
 /// The longest a hook may run before it is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The hooks still running, each in a task of its own: the window goes on without waiting for
+/// them, and [`finish_hooks`] gives them a bounded time before exit. Process-wide because hooks
+/// are started from deep in a window and awaited once, at the very end of `main`'s run.
+static HOOKS: std::sync::Mutex<Vec<(String, tokio::task::JoinHandle<()>)>> = std::sync::Mutex::new(Vec::new());
+
 /// The queues of `--notify`.
 #[derive(Debug)]
 pub struct Notifier {
@@ -154,8 +159,9 @@ pub struct HookEnv<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// Runs a hook (`--on-open`, `--on-close`) without a shell and waits at most [`HOOK_TIMEOUT`];
-/// whatever goes wrong only warns: telling people must not hold the window.
+/// Starts a hook (`--on-open`, `--on-close`) without a shell and returns at once: telling people
+/// must not hold the window. A task waits for it (at most [`HOOK_TIMEOUT`], then kills it) and
+/// warns when it fails; [`finish_hooks`] waits for those tasks before exit.
 pub async fn hook(out: &Output, flag: &str, command: &[String], env: HookEnv<'_>) {
     let Some((program, args)) = command.split_first() else { return };
     let mut cmd = tokio::process::Command::new(program);
@@ -169,18 +175,38 @@ pub async fn hook(out: &Output, flag: &str, command: &[String], env: HookEnv<'_>
     if let [one] = env.apps {
         cmd.env("SWITCHCTL_APP", one);
     }
-    let warn = |why: String| out.notice(&format!("warning: {flag} {program}: {why}; the window goes on"));
+    let name = format!("{flag} {program}");
+    let warn = {
+        let (out, name) = (out.clone(), name.clone());
+        move |why: String| out.notice(&format!("warning: {name}: {why}; the window goes on"))
+    };
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => return warn(format!("cannot run it: {e}")),
     };
-    match tokio::time::timeout(HOOK_TIMEOUT, child.wait()).await {
-        Ok(Ok(status)) if status.success() => {}
-        Ok(Ok(status)) => warn(format!("failed ({status})")),
-        Ok(Err(e)) => warn(format!("lost track of it: {e}")),
-        Err(_) => {
-            let _ = child.kill().await;
-            warn(format!("still running after {} s, killed", HOOK_TIMEOUT.as_secs()));
+    let waiting = tokio::spawn(async move {
+        match tokio::time::timeout(HOOK_TIMEOUT, child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => warn(format!("failed ({status})")),
+            Ok(Err(e)) => warn(format!("lost track of it: {e}")),
+            Err(_) => {
+                let _ = child.kill().await;
+                warn(format!("still running after {} s, killed", HOOK_TIMEOUT.as_secs()));
+            }
+        }
+    });
+    HOOKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((name, waiting));
+}
+
+/// Before exit: the hooks still running get at most [`TIMEOUT`] in all; those still running then
+/// are killed (their task is dropped, and the child with it), each named in a warning.
+pub async fn finish_hooks(out: &Output) {
+    let hooks = std::mem::take(&mut *HOOKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    for (name, mut task) in hooks {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+            out.notice(&format!("warning: {name}: still running at exit, killed"));
         }
     }
 }

@@ -73,12 +73,7 @@ impl Opened {
 /// `--preview`, or on a dry run). `plans` are the window's records written just before.
 pub async fn open(env: &Env, members: &[Member], plans: &[window::Plan], reports: &[Report]) -> Result<Opened, Error> {
     let Some(preview) = &env.settings.window.preview else { return Ok(Opened { ok: true, ..Opened::default() }) };
-    if preview.host.is_some() && members.len() > 1 {
-        return Err(Error::Usage(
-            "--preview-host names one route, for one app; leave it out for a fleet (each app gets a random one)"
-                .to_owned(),
-        ));
-    }
+    window::check_preview(preview, members)?;
     let mut opened = Opened { ok: true, ..Opened::default() };
     for member in members {
         if !reports.iter().any(|r| r.app_guid == member.app.guid && r.ok && !r.dry_run) {

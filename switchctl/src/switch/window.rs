@@ -109,10 +109,25 @@ pub struct Plan {
     processes: Vec<Process>,
 }
 
+/// Refuses, before any change, a `--preview-host` for more than one app: one host names one route.
+pub fn check_preview(preview: &crate::settings::Preview, members: &[Member]) -> Result<(), Error> {
+    if preview.host.is_some() && members.len() > 1 {
+        return Err(Error::Usage(
+            "--preview-host names one route, for one app; leave it out for a fleet (each app gets a random one); \
+             nothing was changed"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads and checks what the window needs of every member, then writes every record; before the
 /// first route changes. A process type the app does not have, or `web`, is a usage error (exit 2)
 /// with nothing changed. No request when the window asks for nothing.
 pub async fn prepare(env: &Env, members: &[Member], window: &Window, dry_run: bool) -> Result<Vec<Plan>, Error> {
+    if let Some(preview) = &window.preview {
+        check_preview(preview, members)?;
+    }
     if window.stop.is_none() && window.reason.is_none() && window.deadline.is_none() {
         return Ok(Vec::new());
     }

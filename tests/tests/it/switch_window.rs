@@ -349,6 +349,20 @@ async fn a_failing_or_hanging_receiver_never_holds_off_past_its_timeout() {
     assert!(!hanging.bodies().is_empty(), "it was asked");
 }
 
+/// A hook that hangs runs beside the window: the window does not wait for it, and at exit it gets
+/// the flush's 5 s at most, then is killed (before, `run` waited its full 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_hook_never_holds_the_window() {
+    let w = world().await;
+    let plain = w.run(&["run", "shop", "--", "true"]).await;
+    plain.expect_code(0);
+    let run = w.run(&["run", "shop", "--on-open", "sleep 60", "--", "true"]).await;
+    run.expect_code(0);
+    let bound = plain.took + Duration::from_secs(5) + Duration::from_secs(2);
+    assert!(run.took <= bound, "run took {:?} with a hanging hook (plain {:?})", run.took, plain.took);
+    assert!(run.stderr.contains("--on-open sleep: still running at exit, killed"), "{run}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_at_changes_nothing_before_its_time_and_ctrl_c_cancels_the_wait() {
     let w = world().await;
