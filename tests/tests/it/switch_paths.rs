@@ -11,13 +11,9 @@
 //! new path route must be on the routers before its host route switches (switchctl waits
 //! `--settle` for that, paths.rs).
 
-use std::{
-    collections::BTreeSet,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, time::Duration};
 
-use crate::switch_support::{Answer, HttpRoute, Load, Setup, TempDir, World, tally};
+use crate::switch_support::{Answer, HttpRoute, Load, Setup, TempDir, World, tally, wait_for, waiting_command};
 
 /// The app-level key of the path record (switchctl's `paths::PATHS_KEY`).
 const PATHS_KEY: &str = "switchctl.cf-maintenance/paths";
@@ -173,22 +169,6 @@ async fn only_takes_a_prefix_alone_down_under_load_and_off_restores_the_route_se
     assert!(!t.contains_key(&Answer::Other), "{t:?}");
     assert_eq!(route_set(&w), before, "off restores the route set exactly");
     assert!(record(&w).is_none());
-}
-
-fn waiting_command(dir: &Path) -> Vec<String> {
-    let script = format!(
-        "cd '{}' && touch started && i=0; while [ ! -f release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
-        dir.display()
-    );
-    vec!["sh".to_owned(), "-c".to_owned(), script]
-}
-
-async fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

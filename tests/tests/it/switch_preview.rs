@@ -9,12 +9,9 @@
 //! create, 1 destinations insert; `off` 1 look-up, 1 route delete, 1 app metadata write (the
 //! record cleared). `--smoke-url` costs no Cloud Controller request.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
-use crate::switch_support::{Answer, HttpRoute, TempDir, World};
+use crate::switch_support::{Answer, HttpRoute, TempDir, World, wait_for, with_command};
 
 /// The app-level key of the window's record (switchctl's `window::WINDOW_KEY`).
 const WINDOW_KEY: &str = "switchctl.cf-maintenance/window";
@@ -41,21 +38,6 @@ fn waiting_command(dir: &Path) -> Vec<String> {
         dir.display()
     );
     vec!["sh".to_owned(), "-c".to_owned(), script]
-}
-
-async fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn with_command<'a>(fixed: &[&'a str], command: &'a [String]) -> Vec<&'a str> {
-    let mut all = fixed.to_vec();
-    all.push("--");
-    all.extend(command.iter().map(String::as_str));
-    all
 }
 
 fn count(w: &World, method: &str, pred: impl Fn(&str) -> bool) -> usize {

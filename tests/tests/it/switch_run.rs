@@ -2,14 +2,11 @@
 //! with `--restage` (success, a failed build, instances that never run), against the double and
 //! the real maintenance app.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
 use tests::cc::state::InstanceState;
 
-use crate::switch_support::{Run, Setup, TempDir, World};
+use crate::switch_support::{Run, Setup, TempDir, World, wait_for};
 
 /// A command that records its environment in `dir/env`, says it started (`dir/started`) and waits,
 /// at most 30 s, for `dir/release`, then exits with `code`. Through `sh -c`: switchctl itself
@@ -21,15 +18,6 @@ fn waiting_command(dir: &Path, code: i32) -> Vec<String> {
         dir.display()
     );
     vec!["sh".to_owned(), "-c".to_owned(), script]
-}
-
-/// Waits (at most 30 s) until `path` exists.
-async fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The first `` `switchctl …` `` command in `text`, as arguments.

@@ -831,3 +831,30 @@ pub(crate) fn tally<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> BTreeM
     }
     m
 }
+
+/// A command for `run` that marks its start (a file `started` in `dir`) and waits until the test
+/// writes `release` there (30 s at most), so that a test can look at the window while it is open.
+pub(crate) fn waiting_command(dir: &Path) -> Vec<String> {
+    let script = format!(
+        "cd '{}' && touch started && i=0; while [ ! -f release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
+        dir.display()
+    );
+    vec!["sh".to_owned(), "-c".to_owned(), script]
+}
+
+/// Waits (at most 30 s) until `path` exists.
+pub(crate) async fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{} did not appear", path.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `switchctl` arguments `fixed`, then `--` and the window's `command`.
+pub(crate) fn with_command<'a>(fixed: &[&'a str], command: &'a [String]) -> Vec<&'a str> {
+    let mut all = fixed.to_vec();
+    all.push("--");
+    all.extend(command.iter().map(String::as_str));
+    all
+}

@@ -11,7 +11,6 @@
 //! check them before the wait).
 
 use std::{
-    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -21,7 +20,7 @@ use tokio::{
     net::TcpListener,
 };
 
-use crate::switch_support::{Setup, TempDir, World};
+use crate::switch_support::{Setup, TempDir, World, wait_for, waiting_command, with_command};
 
 /// The app-level key of the window's record (switchctl's `window::WINDOW_KEY`).
 const WINDOW_KEY: &str = "switchctl.cf-maintenance/window";
@@ -52,30 +51,6 @@ fn record(w: &World) -> Option<serde_json::Value> {
     let st = w.cf.cc.state();
     let app = st.app(&w.app.guid).expect("shop");
     app.metadata.annotations.get(WINDOW_KEY).map(|t| serde_json::from_str(t).expect("record is JSON"))
-}
-
-/// A command that says it started (`dir/started`) and waits, at most 30 s, for `dir/release`.
-fn waiting_command(dir: &Path) -> Vec<String> {
-    let script = format!(
-        "cd '{}' && touch started && i=0; while [ ! -f release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
-        dir.display()
-    );
-    vec!["sh".to_owned(), "-c".to_owned(), script]
-}
-
-async fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn with_command<'a>(fixed: &[&'a str], command: &'a [String]) -> Vec<&'a str> {
-    let mut all = fixed.to_vec();
-    all.push("--");
-    all.extend(command.iter().map(String::as_str));
-    all
 }
 
 /// Requests of the double's log matching `method` and a path containing `part`.
