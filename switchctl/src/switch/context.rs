@@ -375,6 +375,27 @@ impl Hold {
     }
 }
 
+/// The reports of a route not started because the rate limit stopped the run ([`Hold`]): as it was
+/// found, for each of `apps`.
+pub fn not_started<'a>(
+    route: &Route,
+    url: &str,
+    maint: &str,
+    apps: impl Iterator<Item = &'a str>,
+) -> Vec<(String, super::outcome::RouteReport)> {
+    apps.map(|a| {
+        let state = plan::state_of(route, a, maint);
+        let report = super::outcome::RouteReport::failed(
+            url.to_owned(),
+            route.guid.clone(),
+            super::outcome::Cause::RateLimited,
+            state,
+        );
+        (a.to_owned(), report)
+    })
+    .collect()
+}
+
 /// The routes of the maintenance apps, listed once per run: `off` finds among them the routes
 /// whose switchctl label was removed by hand (their annotation still says whose they are).
 #[derive(Debug, Clone, Default)]

@@ -462,11 +462,7 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     // Every app's record on the route names the same maintenance app: the one on the route.
     let maint = parts.first().map_or("", |p| p.plan.record.maintenance_app.as_str());
     if !ctx.hold.may_start(client) {
-        let not_started = |a: &str| {
-            let state = plan::state_of(&route, a, maint);
-            RouteReport::failed(url.clone(), route.guid.clone(), Cause::RateLimited, state)
-        };
-        return parts.iter().map(|p| (p.app.clone(), not_started(&p.app))).collect();
+        return context::not_started(&route, &url, maint, parts.iter().map(|p| p.app.as_str()));
     }
     let probing = if ctx.force { probing } else { ctx.verify.learn(&target, probing).await };
     let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();

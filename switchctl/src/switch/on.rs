@@ -390,11 +390,7 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
     let Job { route, url, target, maint, insert_maintenance, probing, parts } = job;
     let (maint, client) = (maint.as_str(), &ctx.client);
     if !ctx.hold.may_start(client) {
-        let not_started = |a: &str| {
-            let state = plan::state_of(&route, a, maint);
-            RouteReport::failed(url.clone(), route.guid.clone(), Cause::RateLimited, state)
-        };
-        return parts.iter().map(|p| (p.app.clone(), not_started(&p.app))).collect();
+        return context::not_started(&route, &url, maint, parts.iter().map(|p| p.app.as_str()));
     }
     let maint_instance = ctx.running.instance(maint);
     let apps: Vec<&str> = parts.iter().map(|p| p.app.as_str()).collect();

@@ -27,7 +27,7 @@ async fn add_other_app_and_http2(w: &World) -> (String, Vec<tests::serve::Server
 }
 
 /// What `n` requests to `route` got.
-async fn answers_of(w: &World, route: &HttpRoute, n: usize) -> Vec<Answer> {
+pub(crate) async fn answers_of(w: &World, route: &HttpRoute, n: usize) -> Vec<Answer> {
     assert!(w.cf.router.wait_settled(Duration::from_secs(5)).await, "router settles");
     let mut out = Vec::new();
     for _ in 0..n {

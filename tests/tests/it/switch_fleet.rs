@@ -337,8 +337,17 @@ fn pool_flags(names: &[String]) -> Vec<&str> {
 /// One row of the fleet benchmark: the command, requests, writes, 429s, wall time.
 type BenchRow = (&'static str, usize, usize, usize, Duration);
 
-/// `on` then `off` of the fleet by selector with `extra` flags; a row each.
-async fn on_and_off_rows(w: &World, extra: &[&str]) -> Vec<BenchRow> {
+/// `on` then `off` of the fleet by selector with `extra` flags, each CC request `latency` late and
+/// CC's limiter at `rate`; a row each, once every route is checked restored.
+async fn on_and_off_rows(
+    w: &World,
+    fleet: &[Member],
+    (latency, rate): (Duration, &RateLimit),
+    extra: &[&str],
+) -> Vec<BenchRow> {
+    let before = every_dest(w, fleet);
+    w.cf.faults.set_latency(latency, Duration::ZERO);
+    w.cf.faults.set_rate_limit(Some(rate.clone()));
     let mut rows = Vec::new();
     for command in ["on", "off"] {
         w.cf.faults.clear_log();
@@ -353,6 +362,9 @@ async fn on_and_off_rows(w: &World, extra: &[&str]) -> Vec<BenchRow> {
         let writes = log.iter().filter(|r| r.method != Method::GET).count();
         rows.push((command, log.len(), writes, limited, took));
     }
+    w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
+    w.cf.faults.set_rate_limit(None);
+    assert_eq!(every_dest(w, fleet), before, "every route restored");
     rows
 }
 
@@ -381,13 +393,7 @@ async fn five_hundred_apps_on_and_off_requests_and_time() {
     let (fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
     // 1,000 routes are more than one maintenance app can carry under Diego's default limit.
     let (names, _processes) = add_pool(&w, APPS * ROUTES).await;
-    let before = every_dest(&w, &fleet);
-    w.cf.faults.set_latency(latency, Duration::ZERO);
-    w.cf.faults.set_rate_limit(Some(rate.clone()));
-    let rows = on_and_off_rows(&w, &pool_flags(&names)).await;
-    w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
-    w.cf.faults.set_rate_limit(None);
-    assert_eq!(every_dest(&w, &fleet), before, "every route restored");
+    let rows = on_and_off_rows(&w, &fleet, (latency, &rate), &pool_flags(&names)).await;
     print_rows(
         &format!(
             "{APPS} apps x {ROUTES} routes by selector, {} ms per CC request, rate limit {} per {} s, --parallel 32, \
@@ -415,13 +421,7 @@ async fn five_hundred_apps_on_the_production_profile() {
     let (fleet, _servers) = add_fleet(&w, APPS, ROUTES).await;
     let (names, _processes) = add_pool(&w, APPS * ROUTES).await;
     let pool = names.len();
-    let before = every_dest(&w, &fleet);
-    w.cf.faults.set_latency(latency, Duration::ZERO);
-    w.cf.faults.set_rate_limit(Some(rate.clone()));
-    let rows = on_and_off_rows(&w, &pool_flags(&names)).await;
-    w.cf.faults.set_latency(Duration::ZERO, Duration::ZERO);
-    w.cf.faults.set_rate_limit(None);
-    assert_eq!(every_dest(&w, &fleet), before, "every route restored");
+    let rows = on_and_off_rows(&w, &fleet, (latency, &rate), &pool_flags(&names)).await;
     print_rows(
         &format!(
             "production profile: {APPS} apps x {ROUTES} routes by selector, 3 routers 50-500 ms, {} ms per CC \

@@ -13,6 +13,7 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
+use crate::switch_basic::answers_of as answers;
 use crate::switch_support::{Answer, HttpRoute, Load, Setup, TempDir, World, tally, wait_for, waiting_command};
 
 /// The app-level key of the path record (switchctl's `paths::PATHS_KEY`).
@@ -63,16 +64,6 @@ fn count(w: &World, method: &str, part: &str, query: &str) -> usize {
         .filter(|r| r.method.as_str() == method && r.path.contains(part))
         .filter(|r| query.is_empty() || r.query.as_deref().is_some_and(|q| q.contains(query)))
         .count()
-}
-
-/// `n` requests to `route`, after the router settled.
-async fn answers(w: &World, route: &HttpRoute, n: usize) -> Vec<Answer> {
-    assert!(w.cf.router.wait_settled(Duration::from_secs(5)).await, "router settles");
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(w.probe(route).await);
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
