@@ -434,9 +434,11 @@ fn parse_hook(value: &str) -> Result<String, String> {
     }
 }
 
-/// A route host: one DNS label of letters, digits, `-`, `_`, at most 63 characters (UNCONFIRMED
-/// against cloud_controller_ng's host validation in `route_create_message.rb`/`route.rb`: CC may
-/// accept or refuse more; its own 422 is reported as such).
+/// A route host: one DNS label of letters, digits, `-`, `_`, at most 63 characters, as
+/// cloud_controller_ng's `app/messages/route_create_message.rb` validates it
+/// (`MAXIMUM_DOMAIN_LABEL_LENGTH = 63`, `/\A([\w\-]+|\*)?\z/`; Ruby's `\w` is ASCII), less the
+/// wildcard `*` and the empty host, which are no preview's name. What `route.rb` checks beyond
+/// the message (the whole name's length with the domain) is CC's own 422, reported as such.
 fn parse_host(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
         && value.len() <= 63
