@@ -21,16 +21,16 @@
 //! * Types 1–8 are predefined (bool, int, uint, float, []byte, string, complex, interface) and
 //!   16–23 are gob's own (`wireType`, `arrayType`, `CommonType`, `sliceType`, `structType`,
 //!   `fieldType`, `[]fieldType`, `mapType`); user types start at 65 in a fresh Go process
-//!   (`firstUserId` is 64, and `setTypeId` increments before use). An encoder sends each type's
-//!   definition once per stream, before the first value that needs it: the type itself, then
-//!   the types of its fields (`sendActualType`), each id allocated in that same pre-order when Go
-//!   first builds the type (`newTypeObject`).
+//!   (`firstUserId` is 64, and `setTypeId` increments before use), a struct numbered before its
+//!   fields, a slice or map after its element types (`newTypeObject`). An encoder sends each
+//!   type's definition once per stream, before the first value that needs it: the type itself,
+//!   then the types of its fields or elements (`sendActualType`).
 //!
 //! Interfaces, complex numbers and `GobEncoder` types are not needed by the plugin RPC and are
 //! refused with an error rather than guessed.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::{Read, Write},
     sync::Arc,
 };
@@ -56,9 +56,10 @@ fn format_err(msg: impl Into<String>) -> GobError {
 /// Largest message accepted (Go's `tooBig` is 1 GiB on 64-bit; the plugin RPC sends kilobytes).
 const MAX_MESSAGE: u64 = 16 << 20;
 
-/// A Go type, as gob describes it. Named types carry Go's name (for composite unnamed types,
-/// what Go's `reflect.Type.String` prints, e.g. `[]plugin.Command`), which gob sends in the type
-/// definition; decoders match structs by field name, not by type name.
+/// A Go type, as gob describes it. Composite types carry the name gob sends in their definition:
+/// the Go type's name; for an unnamed type in a struct field what Go's `reflect.Type.String`
+/// prints (`[]plugin.Command`), and at the top level `""`. Decoders match structs by field name,
+/// never by type name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Type {
     /// `bool` (id 1).
@@ -131,6 +132,15 @@ impl Type {
             Type::Pointer(inner) => return inner.builtin_id(),
             Type::Slice(_) | Type::Map(_) | Type::Struct(_) => return None,
         })
+    }
+
+    /// What tells types apart in one stream: the whole description, not the name (Go sends an
+    /// empty name for an unnamed type sent at the top level).
+    fn key(&self) -> String {
+        match self {
+            Type::Pointer(inner) => inner.key(),
+            other => format!("{other:?}"),
+        }
     }
 
     fn name(&self) -> String {
@@ -255,10 +265,10 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Writes values (and the type definitions they need) to one gob stream.
 #[derive(Debug)]
 pub struct Encoder {
-    /// Ids given to the named composite types of this stream.
+    /// Ids given to the composite types of this stream, by [`Type::key`].
     ids: HashMap<String, i64>,
     /// Types whose definition has been sent.
-    sent: HashMap<String, ()>,
+    sent: HashSet<String>,
     next_id: i64,
 }
 
@@ -271,7 +281,7 @@ impl Default for Encoder {
 impl Encoder {
     /// A fresh stream; ids are given as a fresh Go process gives them (from 65).
     pub fn new() -> Encoder {
-        Encoder { ids: HashMap::new(), sent: HashMap::new(), next_id: 65 }
+        Encoder { ids: HashMap::new(), sent: HashSet::new(), next_id: 65 }
     }
 
     /// The messages that send `value` as `ty`: the definitions not sent yet, then the value.
@@ -302,27 +312,30 @@ impl Encoder {
     }
 
     fn id_of(&self, ty: &Type) -> i64 {
-        ty.builtin_id().unwrap_or_else(|| self.ids.get(&ty.name()).copied().unwrap_or(0))
+        ty.builtin_id().unwrap_or_else(|| self.ids.get(&ty.key()).copied().unwrap_or(0))
     }
 
-    /// Pre-order, as Go's `newTypeObject` allocates: the type, then its components.
+    /// In the order Go's `newTypeObject` gives ids: a struct before its fields (`newStructType`
+    /// sets it), a slice or map after its components (their `init` sets it once those are built).
     fn assign_ids(&mut self, ty: &Type) {
         if let Type::Pointer(inner) = ty {
             return self.assign_ids(inner);
         }
-        if ty.builtin_id().is_some() || self.ids.contains_key(&ty.name()) {
+        if ty.builtin_id().is_some() || self.ids.contains_key(&ty.key()) {
             return;
         }
-        self.ids.insert(ty.name(), self.next_id);
-        self.next_id += 1;
         match ty {
             Type::Slice(c) | Type::Map(c) => {
                 if let Some(key) = &c.key {
                     self.assign_ids(key);
                 }
                 self.assign_ids(&c.elem);
+                self.ids.insert(ty.key(), self.next_id);
+                self.next_id += 1;
             }
             Type::Struct(st) => {
+                self.ids.insert(ty.key(), self.next_id);
+                self.next_id += 1;
                 for (_, field) in &st.fields {
                     self.assign_ids(field);
                 }
@@ -336,10 +349,10 @@ impl Encoder {
         if let Type::Pointer(inner) = ty {
             return self.send_type(inner, out);
         }
-        if ty.builtin_id().is_some() || self.sent.contains_key(&ty.name()) {
+        if ty.builtin_id().is_some() || self.sent.contains(&ty.key()) {
             return Ok(());
         }
-        self.sent.insert(ty.name(), ());
+        self.sent.insert(ty.key());
         let id = self.id_of(ty);
         let common = |name: &str| Value::structure(vec![("Name", Value::str(name)), ("Id", Value::Int(id))]);
         let wire = match ty {

@@ -21,6 +21,9 @@ pub mod gob;
 pub mod metadata;
 pub mod rpc;
 
+#[cfg(test)]
+mod fixtures;
+
 use std::{ffi::OsString, process::ExitCode, sync::Arc};
 
 use clap::{CommandFactory as _, FromArgMatches as _};

@@ -55,9 +55,42 @@ pub struct CliRpc {
     port: u16,
 }
 
-fn request_type() -> Type {
-    // net/rpc.Request; its unexported `next` field is not sent.
+/// `net/rpc.Request`; its unexported `next` field is not sent.
+pub fn request_type() -> Type {
     Type::structure("Request", &[("ServiceMethod", Type::String), ("Seq", Type::Uint)])
+}
+
+/// `net/rpc.Response`. Only decoded here (the decoder learns it from the stream); the type is for
+/// tests that encode what the CLI sends.
+pub fn response_type() -> Type {
+    Type::structure("Response", &[("ServiceMethod", Type::String), ("Seq", Type::Uint), ("Error", Type::String)])
+}
+
+/// `plugin_models.Organization` (`plugin/models/get_current_org.go`), the reply of `GetCurrentOrg`.
+pub fn organization_type() -> Type {
+    let quota = Type::structure(
+        "QuotaFields",
+        &[
+            ("Guid", Type::String),
+            ("Name", Type::String),
+            ("MemoryLimit", Type::Int),
+            ("InstanceMemoryLimit", Type::Int),
+            ("RoutesLimit", Type::Int),
+            ("ServicesLimit", Type::Int),
+            ("NonBasicServicesAllowed", Type::Bool),
+        ],
+    );
+    let fields = Type::structure(
+        "OrganizationFields",
+        &[("Guid", Type::String), ("Name", Type::String), ("QuotaDefinition", quota)],
+    );
+    Type::structure("Organization", &[("OrganizationFields", fields)])
+}
+
+/// `plugin_models.Space` (`plugin/models/get_current_space.go`), the reply of `GetCurrentSpace`.
+pub fn space_type() -> Type {
+    let fields = Type::structure("SpaceFields", &[("Guid", Type::String), ("Name", Type::String)]);
+    Type::structure("Space", &[("SpaceFields", fields)])
 }
 
 impl CliRpc {
