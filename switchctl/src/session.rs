@@ -39,6 +39,8 @@ pub struct LentLogin {
     pub ssl_disabled: Option<bool>,
     /// Where tokens come from.
     pub tokens: Option<Arc<dyn TokenLender>>,
+    /// The token the lender gave first (`bearer …`), used until it expires or is rejected.
+    pub access_token: Option<String>,
 }
 
 impl std::fmt::Debug for LentLogin {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for LentLogin {
             .field("space", &self.space)
             .field("ssl_disabled", &self.ssl_disabled)
             .field("tokens", &self.tokens.is_some())
+            .field("access_token", &self.access_token.is_some())
             .finish()
     }
 }
@@ -289,7 +292,7 @@ async fn connect_lent(
     warn_if_insecure(&http, if skip_ssl_validation { "--skip-ssl-validation" } else { "SSLDisabled of the cf CLI" });
     let client_http = http.client()?;
     let tokens = match (lent.tokens, &config) {
-        (Some(lender), _) => TokenSource::lent(client_http.clone(), api.clone(), lender),
+        (Some(lender), _) => TokenSource::lent(client_http.clone(), api.clone(), lender, lent.access_token),
         (None, Some(config)) => {
             if config.access_token().is_none() && config.refresh_token().is_none() {
                 return Err(ConfigError::NotLoggedIn { path: config.path().to_owned() }.into());

@@ -286,10 +286,16 @@ impl TokenSource {
         TokenSource { http, token_url, login, state: Mutex::new(state) }
     }
 
-    /// A source that asks `lender` for each token (first on first use) and never writes a file.
-    /// `api` only names the source in debug output: no token request goes there.
-    pub fn lent(http: reqwest::Client, api: Url, lender: std::sync::Arc<dyn TokenLender>) -> TokenSource {
-        TokenSource::new(http, api, Login::Lent(lender))
+    /// A source that starts with `first` (if given) and asks `lender` for each new token; it never
+    /// writes a file. `api` only names the source in debug output: no token request goes there.
+    pub fn lent(
+        http: reqwest::Client,
+        api: Url,
+        lender: std::sync::Arc<dyn TokenLender>,
+        first: Option<String>,
+    ) -> TokenSource {
+        let state = State { access: first, refresh: None, store: None };
+        TokenSource { http, token_url: api, login: Login::Lent(lender), state: Mutex::new(state) }
     }
 
     /// A source that logs in with `login` on first use and never writes a file.

@@ -159,11 +159,10 @@ fn lent_login(rpc: CliRpc) -> LentLogin {
     let space = ask("CliRpcCmd.GetCurrentSpace").map(|v| targeted(v, "SpaceFields"));
     let ssl_disabled = ask("CliRpcCmd.IsSSLDisabled").map(|v| v.as_bool());
     // A CLI that cannot give a token now (not logged in) leaves the tokens to config.json, which
-    // then says what to do; one that gives a token is asked again each time one is needed.
-    let tokens = ask("CliRpcCmd.AccessToken")
-        .filter(|t| !t.as_str().is_empty())
-        .map(|_| Arc::new(CliTokens(rpc)) as Arc<dyn TokenLender>);
-    LentLogin { api, org, space, ssl_disabled, tokens }
+    // then says what to do; one that gives a token is asked again each time a new one is needed.
+    let access_token = ask("CliRpcCmd.AccessToken").map(|t| t.as_str().to_owned()).filter(|t| !t.is_empty());
+    let tokens = access_token.is_some().then(|| Arc::new(CliTokens(rpc)) as Arc<dyn TokenLender>);
+    LentLogin { api, org, space, ssl_disabled, tokens, access_token }
 }
 
 /// Tokens from the CLI's `AccessToken`, which refreshes the token at UAA when it has to.
