@@ -93,8 +93,11 @@ pub fn metadata() -> Metadata {
             name: COMMAND.to_owned(),
             alias: String::new(),
             help_text,
+            // cf answers `-h`/`--help` anywhere after a plugin command with this page itself
+            // (util/command_parser/command_parser.go: `containsHelpFlag` on an unknown command), so
+            // the details are behind clap's `help` subcommand, which cf passes on.
             usage: format!(
-                "{}\n\n   `cf {COMMAND} SUBCOMMAND --help` shows each one's flags and details.",
+                "{}\n\n   `cf {COMMAND} help SUBCOMMAND` shows each one's flags and details.",
                 usage.join("\n   ")
             ),
             options,

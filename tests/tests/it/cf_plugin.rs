@@ -211,6 +211,12 @@ async fn usage_errors_name_cf_maintenance_and_uninstall_needs_nothing() {
     assert_eq!(out.status.code(), Some(2), "a usage error is switchctl's exit 2");
     assert!(text(&out.stderr).contains("cf maintenance on"), "usage names the cf command: {}", text(&out.stderr));
 
+    // cf answers `--help` after a plugin command itself; the details are behind `help SUB`.
+    let out = run_harness(run_args(&w, &calls, &[], &["help", "on"]), home.path()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let help = text(&out.stdout);
+    assert!(help.contains("Usage: cf maintenance on") && help.contains("--probe-via"), "{help}");
+
     let mut args = run_args(&w, &calls, &[], &[]);
     // `switchctl PORT CLI-MESSAGE-UNINSTALL`, as `cf uninstall-plugin` runs it.
     args.pop();
