@@ -195,17 +195,8 @@ impl Session {
             if skip_ssl_validation { "--skip-ssl-validation" } else { "SSLDisabled in config.json" },
         );
         let client_http = http.client()?;
-        let endpoint = match config.authorization_endpoint().or(config.uaa_endpoint()) {
-            Some(endpoint) => endpoint.to_owned(),
-            None => discover_token_endpoint(&client_http, &api, &http).await?,
-        };
-        let token_url = token_url(&endpoint).ok_or(ConfigError::InvalidUrl {
-            what: "AuthorizationEndpoint in config.json",
-            value: endpoint.clone(),
-            fix: "run `cf api URL` and `cf login`",
-        })?;
         let (config_org, config_space) = (config.org(), config.space());
-        let tokens = TokenSource::from_cf_config(client_http.clone(), token_url, config);
+        let tokens = config_tokens(config, &client_http, &api, &http).await?;
         Ok(Session {
             client: Client::new(client_http, api, Some(tokens), http.retry.clone()),
             source: LoginSource::CfConfig(path),
@@ -297,16 +288,7 @@ async fn connect_lent(
             if config.access_token().is_none() && config.refresh_token().is_none() {
                 return Err(ConfigError::NotLoggedIn { path: config.path().to_owned() }.into());
             }
-            let endpoint = match config.authorization_endpoint().or(config.uaa_endpoint()) {
-                Some(endpoint) => endpoint.to_owned(),
-                None => discover_token_endpoint(&client_http, &api, &http).await?,
-            };
-            let token_url = token_url(&endpoint).ok_or(ConfigError::InvalidUrl {
-                what: "AuthorizationEndpoint in config.json",
-                value: endpoint.clone(),
-                fix: "run `cf api URL` and `cf login`",
-            })?;
-            TokenSource::from_cf_config(client_http.clone(), token_url, config.clone())
+            config_tokens(config.clone(), &client_http, &api, &http).await?
         }
         (None, None) => unreachable!("config is read whenever a part is missing"),
     };
@@ -320,6 +302,25 @@ async fn connect_lent(
         org_flag: None,
         space_flag: None,
     })
+}
+
+/// Tokens from `cf login`'s `config.json`, renewed at its UAA (found in `GET /` if not recorded).
+async fn config_tokens(
+    config: CfConfig,
+    client_http: &reqwest::Client,
+    api: &reqwest::Url,
+    http: &HttpOptions,
+) -> Result<TokenSource, Error> {
+    let endpoint = match config.authorization_endpoint().or(config.uaa_endpoint()) {
+        Some(endpoint) => endpoint.to_owned(),
+        None => discover_token_endpoint(client_http, api, http).await?,
+    };
+    let token_url = token_url(&endpoint).ok_or(ConfigError::InvalidUrl {
+        what: "AuthorizationEndpoint in config.json",
+        value: endpoint.clone(),
+        fix: "run `cf api URL` and `cf login`",
+    })?;
+    Ok(TokenSource::from_cf_config(client_http.clone(), token_url, config))
 }
 
 fn warn_if_insecure(http: &HttpOptions, why: &str) {

@@ -31,6 +31,8 @@ use clap::{CommandFactory as _, FromArgMatches as _};
 use crate::{
     cfconfig::Targeted,
     cli::Cli,
+    error::{EXIT_FAILURE, EXIT_USAGE},
+    output,
     session::{LentLogin, LoginEnv},
     uaa::TokenLender,
 };
@@ -80,10 +82,11 @@ pub fn detect(args: &[OsString]) -> Option<Invocation> {
 /// Runs an invocation to its exit code.
 pub fn main(invocation: Invocation) -> ExitCode {
     let rpc = CliRpc::new(invocation.port);
-    // plugin_shim.go prints the error to stdout and exits 1 when the CLI cannot be reached.
+    // As plugin_shim.go: exit 1 when the CLI cannot be reached (it prints to stdout; our errors
+    // all go to stderr).
     if let Err(err) = rpc.ping() {
-        println!("{err}");
-        return ExitCode::FAILURE;
+        output::early_error(&err.to_string());
+        return ExitCode::from(EXIT_FAILURE);
     }
     match invocation.request {
         Request::Metadata => send_metadata(&rpc),
@@ -96,10 +99,13 @@ fn send_metadata(rpc: &CliRpc) -> ExitCode {
     let meta = metadata::metadata();
     match rpc.call("CliRpcCmd.SetPluginMetadata", &metadata::metadata_type(), &meta.to_value()) {
         Ok(Value::Bool(true)) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+        Ok(other) => {
+            output::early_error(&format!("the cf CLI did not accept the plugin's metadata ({other:?})"));
+            ExitCode::from(EXIT_FAILURE)
+        }
         Err(err) => {
-            println!("{err}");
-            ExitCode::FAILURE
+            output::early_error(&err.to_string());
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }
@@ -109,14 +115,17 @@ fn run_command(rpc: CliRpc, args: Vec<OsString>) -> ExitCode {
     if let Some(version) = meta.min_cli_version_str() {
         match rpc.call("CliRpcCmd.IsMinCliVersion", &Type::String, &Value::str(&version)) {
             Ok(Value::Bool(true)) => {}
-            // plugin_shim.go's words and exit code (0) for a CLI that is too old.
+            // plugin_shim.go's words; it exits 0, but a CLI too old is a configuration error,
+            // switchctl's exit 2, and nothing was done.
             Ok(_) => {
-                println!("Minimum CLI version {version} is required to run this plugin command\n");
-                return ExitCode::SUCCESS;
+                output::early_error(&format!(
+                    "Minimum CLI version {version} is required to run this plugin command; upgrade the cf CLI"
+                ));
+                return ExitCode::from(EXIT_USAGE);
             }
             Err(err) => {
-                println!("{err}");
-                return ExitCode::FAILURE;
+                output::early_error(&err.to_string());
+                return ExitCode::from(EXIT_FAILURE);
             }
         }
     }
@@ -133,8 +142,8 @@ fn run_command(rpc: CliRpc, args: Vec<OsString>) -> ExitCode {
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(crate::run_with(cli, env)),
         Err(err) => {
-            crate::output::early_error(&format!("cannot start the async runtime: {err}"));
-            ExitCode::from(crate::error::EXIT_FAILURE)
+            output::early_error(&format!("cannot start the async runtime: {err}"));
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }

@@ -203,13 +203,19 @@ async fn what_the_cli_cannot_say_comes_from_config_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_errors_name_cf_maintenance_and_uninstall_needs_nothing() {
+async fn usage_errors_help_an_old_cli_and_uninstall() {
     let (w, _hello, _route, _servers) = hello_world().await;
     let home = TempDir::new("plugin-usage");
     let calls = home.path().join("calls");
     let out = run_harness(run_args(&w, &calls, &[], &["on"]), home.path()).await;
     assert_eq!(out.status.code(), Some(2), "a usage error is switchctl's exit 2");
     assert!(text(&out.stderr).contains("cf maintenance on"), "usage names the cf command: {}", text(&out.stderr));
+
+    // A cf CLI older than MinCliVersion (IsMinCliVersion answers false): nothing runs.
+    let out = run_harness(run_args(&w, &calls, &["--cli-version=6.53.0"], &["status", "hello"]), home.path()).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Minimum CLI version 7.0.0 is required"), "{}", text(&out.stderr));
+    assert_eq!(calls_of(&calls), ["IsMinCliVersion"], "nothing else is asked of a CLI too old");
 
     // cf answers `--help` after a plugin command itself; the details are behind `help SUB`.
     let out = run_harness(run_args(&w, &calls, &[], &["help", "on"]), home.path()).await;
