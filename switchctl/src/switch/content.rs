@@ -545,8 +545,25 @@ pub async fn open(env: &Env, members: &[(String, String, String)], content: &Con
     reports
 }
 
-/// `off`: removes the content of each member before its routes go back.
-pub async fn close(env: &Env, members: &[(String, String, String)]) -> Vec<ContentReport> {
+/// `off`: removes the content of each member before its routes go back. Only members that have
+/// some are looked at: `pool` (the maintenance apps of the members' spaces) has its environment
+/// read once, so an `off` without content costs one request per maintenance app, not per app.
+pub async fn close(env: &Env, members: &[(String, String, String)], pool: &[App]) -> Vec<ContentReport> {
+    let mut keys: Vec<String> = Vec::new();
+    for maint in pool {
+        match env.client.app_environment_variables(&maint.guid).await {
+            Ok(vars) => keys.extend(vars.keys().filter(|k| k.starts_with(DOC_PREFIX)).cloned()),
+            // Unreadable: every member is looked at, as if it had content there.
+            Err(_) => keys.extend(members.iter().map(|(_, guid, _)| env_name(guid))),
+        }
+    }
+    let with: Vec<(String, String, String)> =
+        members.iter().filter(|(_, guid, _)| keys.contains(&env_name(guid))).cloned().collect();
+    close_all(env, &with).await
+}
+
+/// Removes the content of each of `members` from the maintenance apps its records name.
+pub async fn close_all(env: &Env, members: &[(String, String, String)]) -> Vec<ContentReport> {
     let mut reports = Vec::new();
     for (name, guid, space) in members {
         match carriers(env, space, guid).await {

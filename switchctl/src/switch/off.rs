@@ -76,10 +76,21 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, off:
 }
 
 /// Removes every member's own content from the maintenance apps carrying its routes.
+/// A member whose space has none of the named maintenance apps (its records name others) is
+/// looked at in any case: one read of its labelled routes.
 pub async fn close_content(env: &Env, members: &[Member]) -> Vec<crate::switch::outcome::ContentReport> {
-    let all: Vec<(String, String, String)> =
-        members.iter().map(|m| (m.app.name.clone(), m.app.guid.clone(), m.target.space.guid.clone())).collect();
-    content::close(env, &all).await
+    let of = |m: &Member| (m.app.name.clone(), m.app.guid.clone(), m.target.space.guid.clone());
+    let pooled: Vec<_> = members.iter().filter(|m| !m.pool.is_empty()).map(of).collect();
+    let blind: Vec<_> = members.iter().filter(|m| m.pool.is_empty()).map(of).collect();
+    let mut pool: Vec<App> = Vec::new();
+    for m in members.iter().flat_map(|m| &m.pool) {
+        if !pool.iter().any(|p| p.guid == m.guid) {
+            pool.push(m.clone());
+        }
+    }
+    let mut reports = content::close(env, &pooled, &pool).await;
+    reports.extend(content::close_all(env, &blind).await);
+    reports
 }
 
 /// `off` for every member, `--parallel` at a time: every app's routes are read and planned, every
