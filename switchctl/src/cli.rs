@@ -657,6 +657,56 @@ mod tests {
     }
 
     #[test]
+    fn content_flags_and_message_parse_and_refuse_what_the_maintenance_app_would() {
+        let cli = Cli::parse_from([
+            "switchctl",
+            "on",
+            "shop",
+            "--message",
+            "Back at 18:00",
+            "--mode",
+            "503",
+            "--status",
+            "500",
+        ]);
+        let Command::On(args) = cli.command else { panic!("on") };
+        let c = &args.window.content;
+        assert_eq!(
+            (c.message.as_deref(), c.mode, c.status),
+            (Some("Back at 18:00"), Some(ContentMode::Status503), Some(500))
+        );
+        let cli = Cli::parse_from([
+            "switchctl",
+            "message",
+            "shop",
+            "Later",
+            "--until",
+            "19:00",
+            "--probe-via",
+            "127.0.0.1:80",
+        ]);
+        let Command::Message(args) = cli.command else { panic!("message") };
+        assert_eq!(
+            (args.app.as_str(), args.text.as_deref(), args.until.as_deref()),
+            ("shop", Some("Later"), Some("19:00"))
+        );
+        assert_eq!(args.verify.probe_via.as_deref(), Some("127.0.0.1:80"));
+        let long = "\"".repeat(MAX_MESSAGE_BYTES / 2);
+        for bad in [
+            vec!["switchctl", "on", "a", "--status", "199"],
+            vec!["switchctl", "on", "a", "--status", "600"],
+            vec!["switchctl", "on", "a", "--mode", "compat"],
+            vec!["switchctl", "on", "a", "--until", "soon"],
+            vec!["switchctl", "on", "a", "--message", " "],
+            vec!["switchctl", "on", "a", "--message", &long],
+            vec!["switchctl", "message", "a", "text", "--clear"],
+        ] {
+            let err = Cli::try_parse_from(&bad).expect_err(&bad.join(" "));
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn long_help_lists_the_exit_codes() {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("Exit codes:") && help.contains("2  usage or configuration error"));

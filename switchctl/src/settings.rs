@@ -909,6 +909,28 @@ mod tests {
     }
 
     #[test]
+    fn a_printed_on_repeats_the_content_and_message_keeps_what_is_not_given() {
+        let s = settings(&[
+            "switchctl",
+            "on",
+            "shop",
+            "--message",
+            "Back at 6",
+            "--until",
+            "2026-12-06T18:00:00Z",
+            "--mode",
+            "json",
+        ]);
+        let line = s.command("on", "o", "s", &["shop"]);
+        assert!(line.ends_with("--message 'Back at 6' --until 2026-12-06T18:00:00Z --mode json"), "{line}");
+        let s = settings(&["switchctl", "message", "shop", "--title", "T"]);
+        let Action::Message(m) = &s.action else { panic!("message") };
+        let older = Content { message: Some("old".into()), title: Some("old".into()), ..Content::default() };
+        let merged = m.content.over(&older);
+        assert_eq!((merged.message.as_deref(), merged.title.as_deref()), (Some("old"), Some("T")));
+    }
+
+    #[test]
     fn flags_become_typed_settings() {
         let s = settings(&["switchctl", "--json", "off", "a", "--force", "--no-verify"]);
         assert_eq!(s.output, OutputMode::Json);

@@ -256,9 +256,8 @@ fn held(vars: &Map<String, Value>, app_guid: &str) -> Option<(u64, Content)> {
     let content = Content {
         message: text("message"),
         title: text("title"),
-        until: text("until").and_then(|u| {
-            time::OffsetDateTime::parse(&u, &time::format_description::well_known::Rfc3339).ok()
-        }),
+        until: text("until")
+            .and_then(|u| time::OffsetDateTime::parse(&u, &time::format_description::well_known::Rfc3339).ok()),
         retry_after: doc.get("retry_after").and_then(Value::as_u64),
         mode: text("mode").and_then(|m| match m.as_str() {
             "html" => Some(ContentMode::Html),
@@ -321,7 +320,12 @@ pub async fn set(env: &Env, app: (&str, &str), carriers: &[Carrier], content: &C
     reports
 }
 
-async fn set_one(env: &Env, (name, guid): (&str, &str), carrier: &Carrier, content: &Content) -> Result<ContentReport, Error> {
+async fn set_one(
+    env: &Env,
+    (name, guid): (&str, &str),
+    carrier: &Carrier,
+    content: &Content,
+) -> Result<ContentReport, Error> {
     let (secret, vars) = secret(env, &carrier.maint).await?;
     let (held_version, held_content) = held(&vars, guid).unwrap_or_default();
     let version = next_version(held_version);
@@ -452,7 +456,11 @@ impl Send<'_> {
                 }
             }
             if sent && !(patient && check) {
-                return if patient { InstanceContent::Serving { index, version } } else { InstanceContent::Unverified { index } };
+                return if patient {
+                    InstanceContent::Serving { index, version }
+                } else {
+                    InstanceContent::Unverified { index }
+                };
             }
             if sent {
                 match self.served().await {
@@ -597,7 +605,10 @@ mod tests {
             sign(b"k", "PUT", "/__maintenance/control/apps/a", "1", b"{}"),
             "v1=1528b7d331f5dfd2b4d0e438d1e9bc13210b4d46f9aa2acbc427eebadae7abb4"
         );
-        assert_ne!(sign(b"k", "PUT", "/__maintenance/control/apps/a", "1", b"{ }"), sign(b"k", "PUT", "/__maintenance/control/apps/a", "1", b"{}"));
+        assert_ne!(
+            sign(b"k", "PUT", "/__maintenance/control/apps/a", "1", b"{ }"),
+            sign(b"k", "PUT", "/__maintenance/control/apps/a", "1", b"{}")
+        );
     }
 
     #[test]
@@ -609,15 +620,23 @@ mod tests {
     #[test]
     fn a_held_document_gives_its_fields_back() {
         let mut vars = Map::new();
-        let doc = document(7, "a-b", &["shop.example.com".into()], &Content {
-            message: Some("m".into()),
-            mode: Some(ContentMode::Status503),
-            status: Some(500),
-            ..Content::default()
-        });
+        let doc = document(
+            7,
+            "a-b",
+            &["shop.example.com".into()],
+            &Content {
+                message: Some("m".into()),
+                mode: Some(ContentMode::Status503),
+                status: Some(500),
+                ..Content::default()
+            },
+        );
         vars.insert(env_name("a-b"), Value::String(doc.to_string()));
         let (v, c) = held(&vars, "a-b").expect("held");
-        assert_eq!((v, c.message.as_deref(), c.mode, c.status), (7, Some("m"), Some(ContentMode::Status503), Some(500)));
+        assert_eq!(
+            (v, c.message.as_deref(), c.mode, c.status),
+            (7, Some("m"), Some(ContentMode::Status503), Some(500))
+        );
         assert_eq!(env_name("a-b"), "MAINTENANCE_APP_A_B");
     }
 

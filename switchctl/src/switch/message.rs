@@ -22,7 +22,12 @@ use crate::{
 };
 
 /// `switchctl message`.
-pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, message: &Message) -> Result<ExitCode, Error> {
+pub async fn run(
+    session: &Session,
+    settings: &Arc<Settings>,
+    out: &Output,
+    message: &Message,
+) -> Result<ExitCode, Error> {
     if message.content.is_empty() && !message.clear {
         return Err(Error::Usage(
             "give the new message (`switchctl message APP TEXT`), a field to change (--title, --until, --retry-after, \

@@ -53,7 +53,9 @@ pub async fn run(
             // The window's record first, then the routes, then the processes (window.rs).
             let plans = window::prepare(env, &resolved.members, &settings.window, switch.dry_run).await?;
             let reports = switch_on(env, &resolved.members, switch).await?;
-            let told = content.is_empty() || switch.dry_run || content::print(env, &open_content(env, resolved, &reports, content).await);
+            let told = content.is_empty()
+                || switch.dry_run
+                || content::print(env, &open_content(env, resolved, &reports, content).await);
             let stopped = window::opened(env, &plans, &reports).await;
             let preview = preview::open(env, &resolved.members, &plans, &reports).await?;
             unsettled.set(stopped.iter().any(|p| !p.settled()) || !preview.ok || !told);

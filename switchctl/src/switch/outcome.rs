@@ -920,10 +920,8 @@ impl ContentReport {
                 InstanceContent::Stale { index, last } => stale.push(format!("#{index} ({last})")),
             }
         }
-        let mut line = format!(
-            "{}'s {what} version {} on {}: in its environment",
-            self.app, self.version, self.maintenance_app
-        );
+        let mut line =
+            format!("{}'s {what} version {} on {}: in its environment", self.app, self.version, self.maintenance_app);
         if !serving.is_empty() {
             line.push_str(&format!(", served by instance(s) {}", serving.join(", ")));
         }

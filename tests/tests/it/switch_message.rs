@@ -82,9 +82,8 @@ impl Scene {
         loop {
             let running = {
                 let st = self.world.cf.cc.state();
-                st.process_of(&self.maint.guid, "web").map_or(0, |p| {
-                    st.instance_states(p).iter().filter(|s| matches!(s, InstanceState::Running)).count()
-                })
+                st.process_of(&self.maint.guid, "web")
+                    .map_or(0, |p| st.instance_states(p).iter().filter(|s| matches!(s, InstanceState::Running)).count())
             };
             if running == n as usize {
                 return;
@@ -185,7 +184,11 @@ async fn each_app_sees_its_own_text_changed_live_on_every_instance_kept_after_a_
         assert!(body.contains("2099"), "fields not given are kept (until): {body}");
         assert!(version.is_some_and(|v| v != "0"), "instance {i} says its version");
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "every instance within 5 s: {:?}\n{changed}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "every instance within 5 s: {:?}\n{changed}",
+        started.elapsed()
+    );
     load.wait_more(20, Duration::from_secs(10)).await;
     assert_all_maintenance(&load.stop().await, "load during `message`");
     assert_eq!(s.endpoints(HELLO), before, "no instance restarted by `message`");
