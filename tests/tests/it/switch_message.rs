@@ -15,7 +15,9 @@ use std::{
 use http::Method;
 use tests::{RunOptions, cc::state::InstanceState, router::APP_INSTANCE_HEADER, serve::Server, world::SeededApp};
 
-use crate::switch_support::{Answer, HttpRoute, Load, Maint, Setup, World, binary, tally};
+use crate::switch_support::{
+    Answer, HttpRoute, Load, Maint, Setup, TempDir, World, binary, tally, wait_for, waiting_command, with_command,
+};
 
 /// A secret of the length switchctl makes (the maintenance app wants at least 32 characters).
 const SECRET: &str = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2";
@@ -280,4 +282,24 @@ async fn message_needs_a_window_and_a_change() {
     s.world.run(&["on", "shop", "--status", "99"]).await.expect_code(2);
     s.world.run(&["on", "shop", "--until", "soon"]).await.expect_code(2);
     assert_eq!(s.world.cc_writes(), Vec::<String>::new(), "usage errors change nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_shows_its_message_while_the_command_runs_and_removes_it_when_the_window_closes() {
+    let s = scene(2, Some(SECRET)).await;
+    let dir = TempDir::new("run-message");
+    let command = waiting_command(dir.path());
+    let job =
+        s.world.spawn(&with_command(&["run", "shop", "--message", "Migrating", "--retry-after", "120"], &command));
+    wait_for(&dir.path().join("started")).await;
+    for i in 0..2 {
+        let (status, body, _) = s.ask(SHOP, Some(i)).await;
+        assert!(status == 503 && body.contains("Migrating"), "instance {i} while the command runs: {body}");
+    }
+    let key = Scene::doc_key(&s.world.app);
+    assert!(s.var(&key).is_some_and(|d| d.contains("\"retry_after\":120")), "the document in the environment");
+    std::fs::write(dir.path().join("release"), "").expect("release");
+    job.wait(Duration::from_secs(60)).await.expect_code(0);
+    assert_eq!(s.var(&key), None, "the window closed: shop's content removed");
+    assert_eq!(s.world.probe(&s.world.routes[0]).await, Answer::App, "shop serves again");
 }
