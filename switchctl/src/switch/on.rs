@@ -47,6 +47,7 @@ pub async fn run(
             // The maintenance apps' control secrets before anything else changes (content.rs):
             // a refusal there must leave nothing behind.
             let content = &settings.window.content;
+            content::supported(&settings.window)?;
             if !content.is_empty() && !switch.dry_run {
                 content::prepare(env, &pool_of(&resolved.members)).await?;
             }

@@ -141,6 +141,7 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     }
     // The maintenance apps' control secrets before anything changes (content.rs).
     let content = &settings.window.content;
+    content::supported(&settings.window)?;
     if !content.is_empty() && !sw.dry_run {
         content::prepare(&env, &on::pool_of(&resolved.members)).await?;
     }

@@ -35,7 +35,12 @@ struct Scene {
 }
 
 async fn scene(instances: u32, secret: Option<&str>) -> Scene {
-    let world = World::new(Setup { maint: Maint::Missing, routes: 2, ..Setup::default() }).await;
+    scene_with(2, instances, secret).await
+}
+
+/// [`scene`] with `routes` routes of `shop`.
+async fn scene_with(routes: usize, instances: u32, secret: Option<&str>) -> Scene {
+    let world = World::new(Setup { maint: Maint::Missing, routes, ..Setup::default() }).await;
     let (cf, std) = (&world.cf, &world.std);
     let hello = cf.add_app_with(&std.space, "hello", 1, true);
     let hello_servers = cf.serve_instances(&hello.guid, "hello", "web", 1).await.expect("hello instances");
@@ -98,12 +103,18 @@ impl Scene {
     /// `GET /` on `host` through the router, pinned to instance `index` when given: (status,
     /// body, X-Maintenance-Version).
     async fn ask(&self, host: &str, index: Option<u32>) -> (u16, String, Option<String>) {
+        self.ask_path(host, "/", index).await
+    }
+
+    /// [`Scene::ask`] for `path`.
+    async fn ask_path(&self, host: &str, path: &str, index: Option<u32>) -> (u16, String, Option<String>) {
         let pin = index.map(|i| format!("{}:{i}", self.maint.guid));
         let mut headers = vec![("host", host), ("accept", "text/html")];
         if let Some(pin) = &pin {
             headers.push((APP_INSTANCE_HEADER, pin));
         }
-        match self.world.http.send(Method::GET, &self.world.cf.router_url(), &headers, None).await {
+        let url = format!("{}{path}", self.world.cf.router_url());
+        match self.world.http.send(Method::GET, &url, &headers, None).await {
             Ok(r) => (r.status.as_u16(), r.text(), r.header("x-maintenance-version").map(str::to_owned)),
             Err(e) => (0, e.to_string(), None),
         }
@@ -302,4 +313,13 @@ async fn run_shows_its_message_while_the_command_runs_and_removes_it_when_the_wi
     job.wait(Duration::from_secs(60)).await.expect_code(0);
     assert_eq!(s.var(&key), None, "the window closed: shop's content removed");
     assert_eq!(s.world.probe(&s.world.routes[0]).await, Answer::App, "shop serves again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_with_only_is_refused_before_any_change() {
+    let s = scene_with(1, 2, Some(SECRET)).await;
+    let refused = s.world.run(&["on", "shop", "--only", "/admin", "--message", "Admin closed"]).await;
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--only"), "says why: {refused}");
+    assert_eq!(s.world.cc_writes(), Vec::<String>::new(), "nothing written");
 }
