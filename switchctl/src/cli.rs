@@ -1,5 +1,5 @@
 //! The command line: `switchctl [-v] [--skip-ssl-validation] [--org O] [--space S] [--json]
-//! <on|off|run|status|completions> …`.
+//! <on|off|run|status|message|completions> …`.
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
@@ -105,6 +105,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show where APP's routes (or those of every switched app) send traffic.
     Status(StatusArgs),
+    /// Change what APP's users see while it is in maintenance, on every instance, verified.
+    Message(MessageArgs),
     /// Print a shell completion script, e.g. `switchctl completions bash > /etc/bash_completion.d/switchctl`.
     Completions {
         /// The shell.
@@ -155,6 +157,29 @@ pub struct SwitchArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// How changes are verified.
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
+    /// Routes changed in parallel.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub concurrency: u16,
+
+    /// Diego's limit on the routes of one process, in bytes (the BBS's 128 KiB). `on` refuses,
+    /// before any change, to bring a maintenance app past three quarters of it: past the limit,
+    /// Diego refuses the maintenance app's routes and the new ones never reach the routers. A
+    /// fleet too large for one maintenance app is spread over a pool (--maintenance-app twice).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_ROUTES_LIMIT, value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
+    pub routes_limit: u64,
+
+    /// The window around the switch: writers stopped, reason, notifications, hooks, deadline.
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// How a change is verified (`on`, `off`, `run`, `message`).
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
     /// Do not probe the routes after each change; wait --settle seconds instead.
     #[arg(long)]
     pub no_verify: bool,
@@ -172,21 +197,105 @@ pub struct SwitchArgs {
     /// Give up each verification step after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
 
-    /// Routes changed in parallel.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=32))]
-    pub concurrency: u16,
+/// What the app's users see while it is in maintenance (`on`, `run`; `message` takes the same
+/// with the text as an argument). Unset fields come from the maintenance app's own settings.
+/// `--until` is what the page promises; `--deadline` (the window's record) is the operator's.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ContentArgs {
+    /// `on`/`run`: the message APP's users see (APP's hosts and paths only; other apps in the
+    /// same maintenance app keep theirs). Change it later with `switchctl message`.
+    #[arg(long, value_name = "TEXT", value_parser = parse_message)]
+    pub message: Option<String>,
 
-    /// Diego's limit on the routes of one process, in bytes (the BBS's 128 KiB). `on` refuses,
-    /// before any change, to bring a maintenance app past three quarters of it: past the limit,
-    /// Diego refuses the maintenance app's routes and the new ones never reach the routers. A
-    /// fleet too large for one maintenance app is spread over a pool (--maintenance-app twice).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_ROUTES_LIMIT, value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
-    pub routes_limit: u64,
+    /// `on`/`run`: the page title for APP's users.
+    #[arg(long, value_name = "TEXT", value_parser = parse_title)]
+    pub title: Option<String>,
 
-    /// The window around the switch: writers stopped, reason, notifications, hooks, deadline.
+    /// `on`/`run`: the end shown to APP's users (RFC 3339, or HH:MM in UTC, the next one to come);
+    /// `Retry-After` counts down to it.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<String>,
+
+    /// `on`/`run`: `Retry-After` in seconds for APP's users.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub retry_after: Option<u64>,
+
+    /// `on`/`run`: how the maintenance app answers APP's users.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ContentMode>,
+
+    /// `on`/`run`: the status of every answer to APP's users (200–599).
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(200..=599))]
+    pub status: Option<u16>,
+}
+
+/// `--mode`: the maintenance app's modes a per-app document may take (its `compat` mode imitates
+/// one reference app and is app-wide: maintenance-app `appdoc.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ContentMode {
+    /// An HTML page (status 503).
+    Html,
+    /// A bare 503.
+    #[value(name = "503")]
+    Status503,
+    /// A JSON body.
+    Json,
+    /// HTML or JSON by the request's `Accept`.
+    Auto,
+}
+
+impl ContentMode {
+    /// The name the maintenance app reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentMode::Html => "html",
+            ContentMode::Status503 => "503",
+            ContentMode::Json => "json",
+            ContentMode::Auto => "auto",
+        }
+    }
+}
+
+/// Arguments of `message`.
+#[derive(Debug, Clone, Args)]
+pub struct MessageArgs {
+    /// The app in maintenance.
+    #[arg(value_name = "APP")]
+    pub app: String,
+
+    /// The new message (unchanged when not given; with --clear, not allowed).
+    #[arg(value_name = "TEXT", value_parser = parse_message, conflicts_with = "clear")]
+    pub text: Option<String>,
+
+    /// The page title.
+    #[arg(long, value_name = "TEXT", value_parser = parse_title, conflicts_with = "clear")]
+    pub title: Option<String>,
+
+    /// The end shown (RFC 3339, or HH:MM in UTC, the next one to come).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "clear")]
+    pub until: Option<String>,
+
+    /// `Retry-After` in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=31_536_000), conflicts_with = "clear")]
+    pub retry_after: Option<u64>,
+
+    /// How the maintenance app answers APP's users.
+    #[arg(long, value_enum, value_name = "MODE", conflicts_with = "clear")]
+    pub mode: Option<ContentMode>,
+
+    /// The status of every answer (200–599).
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(200..=599), conflicts_with = "clear")]
+    pub status: Option<u16>,
+
+    /// Remove APP's own content: its users see the maintenance app's defaults again.
+    #[arg(long)]
+    pub clear: bool,
+
+    /// How the change is verified on each instance.
     #[command(flatten)]
-    pub window: WindowArgs,
+    pub verify: VerifyArgs,
 }
 
 /// The window's edges (`on` and `run`; `off` takes only --notify and --on-close).
@@ -253,6 +362,10 @@ pub struct WindowArgs {
     /// maintenance app gets the requests under their full path (no prefix stripped).
     #[arg(long, value_name = "PATH", value_parser = parse_route_path)]
     pub only: Vec<String>,
+
+    /// What APP's users see.
+    #[command(flatten)]
+    pub content: ContentArgs,
 }
 
 /// Arguments of `off`.
@@ -411,6 +524,34 @@ fn parse_route_path(value: &str) -> Result<String, String> {
     Ok(path.to_owned())
 }
 
+/// The longest message, as its JSON text: the per-app document must stay well under the 16 KiB
+/// the maintenance app's control endpoint reads (maintenance-app `control.rs`, `MAX_BODY`), with
+/// room for up to 100 hosts (`appdoc.rs`, `MAX_HOSTS`).
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// The longest title, as its JSON text.
+pub const MAX_TITLE_BYTES: usize = 512;
+
+/// A message: not blank, and small enough for the document (counted as JSON, escapes included).
+fn parse_message(value: &str) -> Result<String, String> {
+    bounded_text(value, MAX_MESSAGE_BYTES, "message")
+}
+
+/// A title, as a message but shorter.
+fn parse_title(value: &str) -> Result<String, String> {
+    bounded_text(value, MAX_TITLE_BYTES, "title")
+}
+
+fn bounded_text(value: &str, max: usize, what: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err(format!("the {what} is empty"));
+    }
+    let encoded = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
+    if encoded > max {
+        return Err(format!("the {what} takes {encoded} bytes as JSON; at most {max} fit"));
+    }
+    Ok(value.to_owned())
+}
+
 /// The longest `--reason`: the record is one annotation of at most 5000 characters
 /// (cloud_controller_ng `MetadataValidatorHelper`, `MAX_ANNOTATION_VALUE_SIZE`), and the process
 /// counts and times need the rest.
@@ -476,12 +617,12 @@ mod tests {
         assert_eq!((cli.verbose, cli.org.as_deref(), cli.space.as_deref()), (2, Some("o"), Some("s")));
         let Command::On(args) = cli.command else { panic!("on") };
         assert_eq!(args.fleet.apps, ["shop"]);
-        assert!(args.dry_run && !args.no_verify);
-        assert_eq!((args.settle, args.timeout, args.concurrency), (5, 60, 4));
+        assert!(args.dry_run && !args.verify.no_verify);
+        assert_eq!((args.verify.settle, args.verify.timeout, args.concurrency), (5, 60, 4));
         let cli = Cli::parse_from(["switchctl", "off", "shop", "--force", "--probe-via", "127.0.0.1:8080"]);
         let Command::Off(args) = cli.command else { panic!("off") };
         assert!(args.force);
-        assert_eq!(args.switch.probe_via.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(args.switch.verify.probe_via.as_deref(), Some("127.0.0.1:8080"));
         for ok in ["router.example.com:443", "[::1]:8080"] {
             assert!(Cli::try_parse_from(["switchctl", "on", "a", "--probe-via", ok]).is_ok(), "{ok}");
         }
@@ -516,6 +657,56 @@ mod tests {
         let cli = Cli::parse_from(["switchctl", "run", "a", "--on-failure", "off", "--", "true"]);
         let Command::Run(args) = cli.command else { panic!("run") };
         assert_eq!(args.on_failure, OnFailure::Off);
+    }
+
+    #[test]
+    fn content_flags_and_message_parse_and_refuse_what_the_maintenance_app_would() {
+        let cli = Cli::parse_from([
+            "switchctl",
+            "on",
+            "shop",
+            "--message",
+            "Back at 18:00",
+            "--mode",
+            "503",
+            "--status",
+            "500",
+        ]);
+        let Command::On(args) = cli.command else { panic!("on") };
+        let c = &args.window.content;
+        assert_eq!(
+            (c.message.as_deref(), c.mode, c.status),
+            (Some("Back at 18:00"), Some(ContentMode::Status503), Some(500))
+        );
+        let cli = Cli::parse_from([
+            "switchctl",
+            "message",
+            "shop",
+            "Later",
+            "--until",
+            "19:00",
+            "--probe-via",
+            "127.0.0.1:80",
+        ]);
+        let Command::Message(args) = cli.command else { panic!("message") };
+        assert_eq!(
+            (args.app.as_str(), args.text.as_deref(), args.until.as_deref()),
+            ("shop", Some("Later"), Some("19:00"))
+        );
+        assert_eq!(args.verify.probe_via.as_deref(), Some("127.0.0.1:80"));
+        let long = "\"".repeat(MAX_MESSAGE_BYTES / 2);
+        for bad in [
+            vec!["switchctl", "on", "a", "--status", "199"],
+            vec!["switchctl", "on", "a", "--status", "600"],
+            vec!["switchctl", "on", "a", "--mode", "compat"],
+            vec!["switchctl", "on", "a", "--until", "soon"],
+            vec!["switchctl", "on", "a", "--message", " "],
+            vec!["switchctl", "on", "a", "--message", &long],
+            vec!["switchctl", "message", "a", "text", "--clear"],
+        ] {
+            let err = Cli::try_parse_from(&bad).expect_err(&bad.join(" "));
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

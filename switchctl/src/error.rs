@@ -614,6 +614,17 @@ pub enum Error {
     /// droplet inside the window (`PATCH …/relationships/current_droplet` is 422 while one deploys).
     #[error("cannot restage while a deployment is in progress: {0}; nothing was changed")]
     DeploymentInProgress(String),
+    /// The per-app content could not be set or removed (the routes are as reported).
+    #[error("{0}")]
+    Content(String),
+    /// `message` for an app none of whose routes carries a switchctl record.
+    #[error(
+        "app {name:?} is not in maintenance: none of its routes carries a switchctl record; open a window with          `switchctl on {name}` (it takes --message) first; nothing was changed"
+    )]
+    NotInMaintenance {
+        /// The app's name.
+        name: String,
+    },
     /// Arguments that parse but make no sense together.
     #[error("{0}")]
     Usage(String),

@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap_complete::Shell;
 
 use crate::cli::{
-    Cli, Command, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL, DEFAULT_ROUTES_LIMIT, DEFAULT_SETTLE,
-    DEFAULT_TIMEOUT, Fleet, OffArgs, OnFailure, RunArgs, StatusArgs, SwitchArgs, WindowArgs,
+    Cli, Command, ContentArgs, ContentMode, DEFAULT_CONCURRENCY, DEFAULT_MAINTENANCE_APP, DEFAULT_PARALLEL,
+    DEFAULT_ROUTES_LIMIT, DEFAULT_SETTLE, DEFAULT_TIMEOUT, Fleet, MessageArgs, OffArgs, OnFailure, RunArgs, StatusArgs,
+    SwitchArgs, VerifyArgs, WindowArgs,
 };
 
 /// Every setting of one invocation.
@@ -59,6 +60,81 @@ pub struct Window {
     pub preview: Option<Preview>,
     /// `--except` / `--only`.
     pub paths: Paths,
+    /// `--message`, `--title`, `--until`, `--retry-after`, `--mode`, `--status`.
+    pub content: Content,
+}
+
+/// What an app's users see while it is in maintenance; `None` fields come from the maintenance
+/// app's own settings. Written as the per-app document of the maintenance app (its README's
+/// "Live content").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content {
+    /// `--message` (`message`'s TEXT).
+    pub message: Option<String>,
+    /// `--title`.
+    pub title: Option<String>,
+    /// `--until`.
+    pub until: Option<time::OffsetDateTime>,
+    /// `--retry-after`.
+    pub retry_after: Option<u64>,
+    /// `--mode`.
+    pub mode: Option<ContentMode>,
+    /// `--status`.
+    pub status: Option<u16>,
+}
+
+impl Content {
+    fn from_args(args: &ContentArgs, now: time::OffsetDateTime) -> Content {
+        Content {
+            message: args.message.clone(),
+            title: args.title.clone(),
+            until: args.until.as_deref().and_then(|t| parse_time(t, now).ok()),
+            retry_after: args.retry_after,
+            mode: args.mode,
+            status: args.status,
+        }
+    }
+
+    /// Whether nothing was asked for.
+    pub fn is_empty(&self) -> bool {
+        *self == Content::default()
+    }
+
+    /// Fields given here replace those of `older`; the rest stay.
+    pub fn over(&self, older: &Content) -> Content {
+        Content {
+            message: self.message.clone().or_else(|| older.message.clone()),
+            title: self.title.clone().or_else(|| older.title.clone()),
+            until: self.until.or(older.until),
+            retry_after: self.retry_after.or(older.retry_after),
+            mode: self.mode.or(older.mode),
+            status: self.status.or(older.status),
+        }
+    }
+
+    /// The flags that ask for this content again.
+    pub fn flags(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        if let Some(m) = &self.message {
+            words.extend(["--message".into(), quote(m)]);
+        }
+        if let Some(t) = &self.title {
+            words.extend(["--title".into(), quote(t)]);
+        }
+        if let Some(u) = self.until {
+            words.extend(["--until".into(), rfc3339(u)]);
+        }
+        if let Some(r) = self.retry_after {
+            words.extend(["--retry-after".into(), r.to_string()]);
+        }
+        if let Some(m) = self.mode {
+            words.extend(["--mode".into(), m.as_str().to_owned()]);
+        }
+        if let Some(c) = self.status {
+            words.extend(["--status".into(), c.to_string()]);
+        }
+        words
+    }
 }
 
 /// `--preview`.
@@ -157,6 +233,7 @@ impl Window {
             force,
             preview: args.preview.then(|| Preview { host: args.preview_host.clone() }),
             paths: paths_of(args),
+            content: Content::from_args(&args.content, now),
         }
     }
 
@@ -174,6 +251,7 @@ impl Window {
             if let Some(deadline) = self.deadline {
                 words.extend(["--deadline".into(), rfc3339(deadline)]);
             }
+            words.extend(self.content.flags());
             if let Some((flag, prefixes)) = self.paths.prefixes() {
                 for p in prefixes {
                     words.extend([flag.into(), quote(p)]);
@@ -335,6 +413,8 @@ pub enum Action {
     Run(Run),
     /// `status`.
     Status(Status),
+    /// `message`.
+    Message(Message),
     /// `completions SHELL`.
     Completions(Shell),
 }
@@ -371,6 +451,18 @@ pub enum Verification {
 }
 
 impl Verification {
+    fn from_args(args: &VerifyArgs) -> Verification {
+        if args.no_verify {
+            Verification::Settle(Duration::from_secs(args.settle))
+        } else {
+            Verification::Probe {
+                via: args.probe_via.clone(),
+                timeout: Duration::from_secs(args.timeout),
+                settle: Duration::from_secs(args.settle),
+            }
+        }
+    }
+
     /// Whether routes are probed.
     pub fn probes(&self) -> bool {
         matches!(self, Verification::Probe { .. })
@@ -491,6 +583,38 @@ pub struct RestageTimeouts {
     pub startup: Duration,
 }
 
+/// Settings of `message`.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The app in maintenance.
+    pub app: String,
+    /// The fields to change (the others stay as they are).
+    pub content: Content,
+    /// `--clear`: remove the app's content.
+    pub clear: bool,
+    /// How each instance is checked.
+    pub verify: Verification,
+}
+
+impl Message {
+    fn from_args(args: &MessageArgs) -> Message {
+        let content = ContentArgs {
+            message: args.text.clone(),
+            title: args.title.clone(),
+            until: args.until.clone(),
+            retry_after: args.retry_after,
+            mode: args.mode,
+            status: args.status,
+        };
+        Message {
+            app: args.app.clone(),
+            content: Content::from_args(&content, time::OffsetDateTime::now_utc()),
+            clear: args.clear,
+            verify: Verification::from_args(&args.verify),
+        }
+    }
+}
+
 /// Settings of `status`.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -510,13 +634,14 @@ impl Settings {
             Command::Off(args) => Action::Off(Off::from_args(args)),
             Command::Run(args) => Action::Run(Run::from_args(args)),
             Command::Status(args) => Action::Status(Status::from_args(args)),
+            Command::Message(args) => Action::Message(Message::from_args(args)),
             Command::Completions { shell } => Action::Completions(*shell),
         };
         let window = match &cli.command {
             Command::On(args) => Window::from_args(&args.window, None, false),
             Command::Off(args) => Window::from_args(&args.switch.window, None, args.force),
             Command::Run(args) => Window::from_args(&args.switch.window, args.at.as_deref(), args.force),
-            Command::Status(_) | Command::Completions { .. } => Window::default(),
+            Command::Status(_) | Command::Message(_) | Command::Completions { .. } => Window::default(),
         };
         Settings {
             verbose: cli.verbose,
@@ -564,22 +689,14 @@ impl Settings {
             Action::On(s) => Some(s),
             Action::Off(o) => Some(&o.switch),
             Action::Run(r) => Some(&r.switch),
-            Action::Status(_) | Action::Completions(_) => None,
+            Action::Status(_) | Action::Message(_) | Action::Completions(_) => None,
         }
     }
 }
 
 impl Switch {
     fn from_args(args: &SwitchArgs) -> Switch {
-        let verify = if args.no_verify {
-            Verification::Settle(Duration::from_secs(args.settle))
-        } else {
-            Verification::Probe {
-                via: args.probe_via.clone(),
-                timeout: Duration::from_secs(args.timeout),
-                settle: Duration::from_secs(args.settle),
-            }
-        };
+        let verify = Verification::from_args(&args.verify);
         Switch {
             fleet: FleetSelection::from_args(&args.fleet),
             maintenance: Pool::new(&args.maintenance_app, args.maintenance_selector.as_deref()),
@@ -789,6 +906,28 @@ mod tests {
         assert!(!on.contains("abc") && !off.contains("abc"));
         let s = settings(&["switchctl", "on", "shop", "--stop-processes", "worker", "--stop-processes", "all-but-web"]);
         assert_eq!(s.window.stop, Some(StopProcesses::AllButWeb));
+    }
+
+    #[test]
+    fn a_printed_on_repeats_the_content_and_message_keeps_what_is_not_given() {
+        let s = settings(&[
+            "switchctl",
+            "on",
+            "shop",
+            "--message",
+            "Back at 6",
+            "--until",
+            "2026-12-06T18:00:00Z",
+            "--mode",
+            "json",
+        ]);
+        let line = s.command("on", "o", "s", &["shop"]);
+        assert!(line.ends_with("--message 'Back at 6' --until 2026-12-06T18:00:00Z --mode json"), "{line}");
+        let s = settings(&["switchctl", "message", "shop", "--title", "T"]);
+        let Action::Message(m) = &s.action else { panic!("message") };
+        let older = Content { message: Some("old".into()), title: Some("old".into()), ..Content::default() };
+        let merged = m.content.over(&older);
+        assert_eq!((merged.message.as_deref(), merged.title.as_deref()), (Some("old"), Some("T")));
     }
 
     #[test]

@@ -275,6 +275,50 @@ impl Client {
         self.get_all("/v3/deployments", &[("app_guids", app_guid), ("status_values", "ACTIVE")]).await
     }
 
+    /// The app's user-provided environment variables (`GET /v3/apps/:guid/environment_variables`,
+    /// cloud_controller_ng `apps_controller.rb#show_environment_variables`: `{"var": {…}}`; a
+    /// Space Developer may read them). They may hold secrets: the transport never logs bodies.
+    pub async fn app_environment_variables(
+        &self,
+        app_guid: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+        let body: serde_json::Value =
+            self.get(&format!("/v3/apps/{}/environment_variables", seg(app_guid)), &[]).await?;
+        Ok(body.get("var").and_then(serde_json::Value::as_object).cloned().unwrap_or_default())
+    }
+
+    /// Merges `vars` into the app's environment variables (`PATCH
+    /// /v3/apps/:guid/environment_variables`, `apps_controller.rb#update_environment_variables`:
+    /// keys merged, a `null` value deletes its key). Repeating sets the same values: harmless. The
+    /// change reaches an instance only when it starts again.
+    pub async fn patch_environment_variables(
+        &self,
+        app_guid: &str,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), Error> {
+        let body = serde_json::json!({ "var": vars });
+        let path = format!("/v3/apps/{}/environment_variables", seg(app_guid));
+        let _: serde_json::Value = self.send_json(Method::PATCH, &path, &body, Repeat::Safe).await?;
+        Ok(())
+    }
+
+    /// Starts a rolling deployment of the app's current droplet (`POST /v3/deployments`,
+    /// `deployments_controller.rb#create`): its instances are replaced one by one, each new one
+    /// started from the app's current environment. Not repeated: a second deployment would
+    /// supersede the first.
+    pub async fn create_rolling_deployment(&self, app_guid: &str) -> Result<Deployment, Error> {
+        let body = serde_json::json!({
+            "strategy": "rolling",
+            "relationships": { "app": { "data": { "guid": app_guid } } },
+        });
+        self.send_json(Method::POST, "/v3/deployments", &body, Repeat::Unsafe).await
+    }
+
+    /// A deployment by GUID.
+    pub async fn get_deployment(&self, guid: &str) -> Result<Deployment, Error> {
+        self.get(&format!("/v3/deployments/{}", seg(guid)), &[]).await
+    }
+
     /// Makes `droplet_guid` the app's current droplet (used at the next start).
     pub async fn set_current_droplet(&self, app_guid: &str, droplet_guid: &str) -> Result<(), Error> {
         let body = serde_json::json!({ "data": { "guid": droplet_guid } });

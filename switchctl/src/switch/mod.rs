@@ -1,4 +1,4 @@
-//! `switchctl on|off|run|status`: moving apps' routes to the maintenance app and back, verified.
+//! `switchctl on|off|run|status|message`: moving apps' routes to the maintenance app and back, verified.
 //!
 //! Per route, `on` writes its record first ([`state`]), adds the maintenance app, waits until it
 //! answers on the route ([`probe`]), then deletes APP's destinations (other apps' untouched), and
@@ -12,7 +12,9 @@
 //! (what tasks share) → [`capacity`], [`reads`], [`plan`], [`paths`], [`state`], [`trail`], [`probe`],
 //! [`outcome`], [`signals`] → [`crate::output`]. [`status`] only reads. [`preview`] (`--preview`,
 //! the smoke gate) is used by [`on`], [`off`] and [`run`] and uses [`window`] (whose record it
-//! extends).
+//! extends). [`content`] (what an app's users see: the maintenance app's per-app document, its
+//! secret, each instance told and checked) is used by [`on`], [`off`], [`run`] and [`message`],
+//! and uses [`context`], [`probe`], [`plan`], [`state`] and [`outcome`].
 //!
 //! Requests per switched route: `on` 4 (metadata, insert, read, a delete per destination of APP),
 //! `off` 4 (insert, read, a delete of the maintenance app's destination, metadata); a route several
@@ -29,8 +31,10 @@
 
 pub mod budget;
 pub mod capacity;
+pub mod content;
 pub mod context;
 pub mod fleet;
+pub mod message;
 pub mod notify;
 pub mod off;
 pub mod on;
@@ -65,6 +69,7 @@ pub async fn dispatch(session: &Session, settings: &Arc<Settings>, out: &Output)
         Action::Off(off) => off::run(session, settings, out, off).await,
         Action::Run(run) => run::run(session, settings, out, run).await,
         Action::Status(status) => status::run(session, settings, out, status).await,
+        Action::Message(message) => message::run(session, settings, out, message).await,
         // Handled before a session is opened.
         Action::Completions(_) => Ok(ExitCode::SUCCESS),
     }

@@ -23,6 +23,7 @@ use std::{
 };
 
 use super::{
+    content,
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
@@ -54,6 +55,8 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, off:
         async |env: &Env, resolved: &fleet::Resolved| {
             // The routes first, then the processes stopped by `on` and the window's record (window.rs).
             let records = window::for_off(env, &resolved.members)?;
+            // APP's content goes before its routes, while they still name the maintenance apps.
+            let told = off.switch.dry_run || content::print(env, &close_content(env, &resolved.members).await);
             let reports = switch_off(env, &resolved.members, off).await?;
             // The preview goes once the public routes are back (preview.rs says why).
             let records = preview::close(env, records, &reports).await;
@@ -62,11 +65,32 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, off:
                 env.out.error(&advice);
                 unsettled.set(true);
             }
+            if !told {
+                unsettled.set(true);
+            }
             Ok(reports)
         },
     )
     .await?;
     Ok(if unsettled.get() { ExitCode::from(crate::error::EXIT_FAILURE) } else { code })
+}
+
+/// Removes every member's own content from the maintenance apps carrying its routes.
+/// A member whose space has none of the named maintenance apps (its records name others) is
+/// looked at in any case: one read of its labelled routes.
+pub async fn close_content(env: &Env, members: &[Member]) -> Vec<crate::switch::outcome::ContentReport> {
+    let of = |m: &Member| (m.app.name.clone(), m.app.guid.clone(), m.target.space.guid.clone());
+    let pooled: Vec<_> = members.iter().filter(|m| !m.pool.is_empty()).map(of).collect();
+    let blind: Vec<_> = members.iter().filter(|m| m.pool.is_empty()).map(of).collect();
+    let mut pool: Vec<App> = Vec::new();
+    for m in members.iter().flat_map(|m| &m.pool) {
+        if !pool.iter().any(|p| p.guid == m.guid) {
+            pool.push(m.clone());
+        }
+    }
+    let mut reports = content::close(env, &pooled, &pool).await;
+    reports.extend(content::close_all(env, &blind).await);
+    reports
 }
 
 /// `off` for every member, `--parallel` at a time: every app's routes are read and planned, every

@@ -15,6 +15,7 @@
 use std::{collections::HashMap, process::ExitCode, sync::Arc};
 
 use super::{
+    content,
     context::{self, Env, Lost, NotVerified, Work, domain_of, each},
     fleet::{self, Member},
     outcome::{Advice, Cause, DestinationView, Outcome, Recovered, Report, RouteReport, RouteState, Step, Verb, Who},
@@ -43,16 +44,54 @@ pub async fn run(
     let unsettled = std::cell::Cell::new(false);
     let code =
         fleet::command(session, settings, out, switch, Verb::On, async |env: &Env, resolved: &fleet::Resolved| {
+            // The maintenance apps' control secrets before anything else changes (content.rs):
+            // a refusal there must leave nothing behind.
+            let content = &settings.window.content;
+            content::supported(&settings.window)?;
+            if !content.is_empty() && !switch.dry_run {
+                content::prepare(env, &pool_of(&resolved.members)).await?;
+            }
             // The window's record first, then the routes, then the processes (window.rs).
             let plans = window::prepare(env, &resolved.members, &settings.window, switch.dry_run).await?;
             let reports = switch_on(env, &resolved.members, switch).await?;
+            let told = content.is_empty()
+                || switch.dry_run
+                || content::print(env, &open_content(env, resolved, &reports, content).await);
             let stopped = window::opened(env, &plans, &reports).await;
             let preview = preview::open(env, &resolved.members, &plans, &reports).await?;
-            unsettled.set(stopped.iter().any(|p| !p.settled()) || !preview.ok);
+            unsettled.set(stopped.iter().any(|p| !p.settled()) || !preview.ok || !told);
             Ok(reports)
         })
         .await?;
     Ok(if unsettled.get() { ExitCode::from(crate::error::EXIT_FAILURE) } else { code })
+}
+
+/// Every maintenance app of the members' pools, once.
+pub fn pool_of(members: &[Member]) -> Vec<crate::capi::App> {
+    let mut pool: Vec<crate::capi::App> = Vec::new();
+    for m in members.iter().flat_map(|m| &m.pool) {
+        if !pool.iter().any(|p| p.guid == m.guid) {
+            pool.push(m.clone());
+        }
+    }
+    pool
+}
+
+/// Sets the content of every member whose routes all switched (right after the switch: see the
+/// README's "Live content" for how long the default text can show before).
+pub async fn open_content(
+    env: &Env,
+    resolved: &fleet::Resolved,
+    reports: &[Report],
+    content: &crate::settings::Content,
+) -> Vec<crate::switch::outcome::ContentReport> {
+    let switched: Vec<(String, String, String)> = resolved
+        .members
+        .iter()
+        .filter(|m| reports.iter().any(|r| r.app_guid == m.app.guid && r.ok))
+        .map(|m| (m.app.name.clone(), m.app.guid.clone(), m.target.space.guid.clone()))
+        .collect();
+    content::open(env, &switched, content).await
 }
 
 /// `on` for every member, `--parallel` at a time: every app's routes are read and planned, every

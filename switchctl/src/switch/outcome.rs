@@ -826,6 +826,123 @@ pub fn list(views: &[DestinationView]) -> String {
     views.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// What was done to an app's content on one maintenance app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentAction {
+    /// Set or changed (`on --message`, `message`).
+    Set,
+    /// Removed (`off`, `message --clear`).
+    Cleared,
+}
+
+/// One instance of the maintenance app after a content change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum InstanceContent {
+    /// Serves the version written or a newer one (checked with a pinned request).
+    Serving {
+        /// Instance index.
+        index: u32,
+        /// The version it answered with.
+        version: u64,
+    },
+    /// Took the change, not checked (`--no-verify`).
+    Unverified {
+        /// Instance index.
+        index: u32,
+    },
+    /// Did not serve the version written before `--timeout`: it keeps what it had until it
+    /// restarts (then it reads the environment, which holds the change).
+    Stale {
+        /// Instance index.
+        index: u32,
+        /// The last thing it (or the router) answered.
+        last: String,
+    },
+}
+
+/// An app's content on one maintenance app: the environment written, then each instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContentReport {
+    /// APP's name.
+    pub app: String,
+    /// The maintenance app.
+    pub maintenance_app: String,
+    /// Set or cleared.
+    pub action: ContentAction,
+    /// The version written (0 when nothing was).
+    pub version: u64,
+    /// Each running instance.
+    pub instances: Vec<InstanceContent>,
+    /// Why it failed, when it did before reaching the instances.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ContentReport {
+    /// The environment holds `version`; the instances as found.
+    pub fn new(app: &str, maint: &str, action: ContentAction, version: u64, instances: Vec<InstanceContent>) -> Self {
+        ContentReport {
+            app: app.to_owned(),
+            maintenance_app: maint.to_owned(),
+            action,
+            version,
+            instances,
+            error: None,
+        }
+    }
+
+    /// Nothing (more) could be done: `why`.
+    pub fn failed(app: &str, maint: &str, action: ContentAction, why: String) -> Self {
+        ContentReport { error: Some(why), ..ContentReport::new(app, maint, action, 0, Vec::new()) }
+    }
+
+    /// No error and no stale instance.
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && !self.instances.iter().any(|i| matches!(i, InstanceContent::Stale { .. }))
+    }
+
+    /// The lines that tell it.
+    pub fn lines(&self) -> Vec<String> {
+        let what = match self.action {
+            ContentAction::Set => "content",
+            ContentAction::Cleared => "content removal",
+        };
+        if let Some(e) = &self.error {
+            return vec![format!("{}'s {what} on {}: failed: {e}", self.app, self.maintenance_app)];
+        }
+        let (mut serving, mut unverified, mut stale) = (Vec::new(), Vec::new(), Vec::new());
+        for i in &self.instances {
+            match i {
+                InstanceContent::Serving { index, .. } => serving.push(index.to_string()),
+                InstanceContent::Unverified { index } => unverified.push(index.to_string()),
+                InstanceContent::Stale { index, last } => stale.push(format!("#{index} ({last})")),
+            }
+        }
+        let mut line =
+            format!("{}'s {what} version {} on {}: in its environment", self.app, self.version, self.maintenance_app);
+        if !serving.is_empty() {
+            line.push_str(&format!(", served by instance(s) {}", serving.join(", ")));
+        }
+        if !unverified.is_empty() {
+            line.push_str(&format!(", sent to instance(s) {} (not verified: --no-verify)", unverified.join(", ")));
+        }
+        if self.instances.is_empty() {
+            line.push_str(", no running instance to tell");
+        }
+        let mut lines = vec![line];
+        if !stale.is_empty() {
+            lines.push(format!(
+                "{}: instance(s) {} still stale after --timeout; each serves the change from its next start (the                  environment holds it), or run the same command again",
+                self.maintenance_app,
+                stale.join(", ")
+            ));
+        }
+        lines
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

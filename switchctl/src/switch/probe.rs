@@ -203,6 +203,27 @@ impl Prober {
         }
     }
 
+    /// A request to `path` on the route's host (not the route's own path), on a new connection,
+    /// through `--probe-via` when given, for `instance` when given: how the per-app content
+    /// reaches each instance of the maintenance app ([`content`](super::content)).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        target: &Target,
+        path: &str,
+        instance: Option<&Instance>,
+    ) -> Option<reqwest::RequestBuilder> {
+        let at = Target { fqdn: target.fqdn.clone(), path: path.to_owned() };
+        let mut request = self.http.request(method, self.url(&at)?).header("connection", "close");
+        if self.via.is_some() {
+            request = request.header(HOST, self.host(target));
+        }
+        if let Some(i) = instance {
+            request = request.header(APP_INSTANCE_HEADER, format!("{}:{}", i.app_guid, i.index));
+        }
+        Some(request)
+    }
+
     /// Asks the route once.
     pub async fn probe(&self, target: &Target) -> Answer {
         self.ask(target, None).await

@@ -25,6 +25,7 @@ use std::{
 use nix::{sys::signal::Signal, unistd::Pid};
 
 use super::{
+    content,
     context::Env,
     fleet::{self, Member, Resolved},
     off, on,
@@ -138,6 +139,12 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
             return Ok(ExitCode::from(signals::exit_code(signal as i32)));
         }
     }
+    // The maintenance apps' control secrets before anything changes (content.rs).
+    let content = &settings.window.content;
+    content::supported(&settings.window)?;
+    if !content.is_empty() && !sw.dry_run {
+        content::prepare(&env, &on::pool_of(&resolved.members)).await?;
+    }
     let plans = window::prepare(&env, &resolved.members, &settings.window, sw.dry_run).await?;
     let records = if plans.is_empty() {
         window::records_of(&resolved.members)
@@ -146,7 +153,7 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     };
     let mut window = Window { args, settings, resolved: &resolved, out, env, signals, records, previews: Vec::new() };
 
-    // 1. Open.
+    // 1. Open: the maintenance apps' control secrets first, when there is content to set.
     out.line(&format!("Opening the window: the routes of {} in {}...", names(&resolved), resolved.scope));
     let opened = on::switch_on(&window.env, &resolved.members, sw).await?;
     if sw.dry_run {
@@ -166,6 +173,12 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
         };
         let all = resolved.members.as_slice();
         return Ok(window.abandon(why, &failed, ended, &opened, all).await);
+    }
+
+    // What users see is set before the command runs; a stale instance only warns here (the
+    // environment holds the content, and the window's work matters more than its text).
+    if !content.is_empty() {
+        content::print(&window.env, &on::open_content(&window.env, &resolved, &opened, content).await);
     }
 
     // The writers stop once the routes are switched, before the command.
@@ -301,6 +314,7 @@ impl Window<'_> {
     /// Then the processes stopped when it opened are restored ([`window::closed`]).
     async fn close(&self, members: &[Member]) -> (Vec<Report>, Vec<ProcessReport>) {
         let off = Off { switch: self.args.switch.clone(), force: false };
+        content::print(&self.env, &off::close_content(&self.env, members).await);
         let reports = match off::switch_off(&self.env, members, &off).await {
             Ok(reports) => reports,
             Err(e) => {

@@ -18,6 +18,7 @@ mod switch_fleet;
 mod switch_honest;
 mod switch_lifecycle;
 mod switch_load;
+mod switch_message;
 mod switch_order;
 mod switch_paths;
 mod switch_ports;
