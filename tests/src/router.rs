@@ -120,9 +120,9 @@ struct Table {
     // address) while registered). A tombstone keeps the seq, as for destinations.
     live: HashMap<(String, u32), (u64, Option<Live>)>,
     round_robin: HashMap<String, usize>,
-    // TLS endpoints gorouter pruned after a dial to them failed, by (route key, address), until a
-    // registration of them arrives again (route/pool.go#EndpointFailed, #Put).
-    failed: HashSet<(String, SocketAddr)>,
+    // TLS endpoints gorouter pruned after a dial to them failed, by (route key, app guid,
+    // address), until a registration of them arrives again (route/pool.go#EndpointFailed, #Put).
+    failed: HashSet<(String, String, SocketAddr)>,
     // Route key → when its last destination was unmapped or its last endpoint pruned. Gorouter
     // keeps an emptied pool for `empty_pool_timeout` when `empty_pool_response_code_503` is on,
     // answering 503 no_endpoints instead of 404 unknown_route (gorouter registry/registry.go#Unregister
@@ -226,7 +226,7 @@ impl Table {
         match event {
             RouteEvent::Map { seq, destination_guid, fqdn, path, app_guid, process_type } => {
                 let key = route_key(&fqdn, &path);
-                self.failed.retain(|(k, _)| *k != key);
+                self.failed.retain(|(k, app, _)| *k != key || *app != app_guid);
                 let entry = self.destinations.entry(destination_guid).or_insert((0, None));
                 if seq > entry.0 {
                     *entry = (seq, Some(Mapping { fqdn, path, app_guid, process_type, seen: now }));
@@ -250,7 +250,7 @@ impl Table {
                 }
             }
             RouteEvent::Register { seq, instance, app_guid, process_type, addr } => {
-                self.failed.retain(|(_, a)| *a != addr);
+                self.failed.retain(|(_, _, a)| *a != addr);
                 let entry = self.live.entry(instance).or_insert((0, None));
                 if seq > entry.0 {
                     *entry = (seq, Some(Live { app_guid, process_type, addr, seen: now }));
@@ -350,7 +350,9 @@ impl Table {
     /// connection is `fails.Dial`, proxy/fails/classifier_group.go).
     fn fail(&mut self, backends: &Backends, key: &str, addr: SocketAddr, now: Instant) {
         let before = self.pools(backends);
-        self.failed.insert((key.to_owned(), addr));
+        let apps = before.get(key).into_iter().flatten().filter(|e| e.addr == addr).map(|e| e.app_guid.clone());
+        let failed: Vec<_> = apps.map(|app| (key.to_owned(), app, addr)).collect();
+        self.failed.extend(failed);
         self.mark_emptied(backends, &before, now);
     }
 
@@ -427,7 +429,9 @@ impl Table {
                 let pool = pool
                     .into_iter()
                     .map(|(_, e)| e)
-                    .filter(|e| seen.insert(e.addr) && !self.failed.contains(&(key.clone(), e.addr)))
+                    .filter(|e| {
+                        seen.insert(e.addr) && !self.failed.contains(&(key.clone(), e.app_guid.clone(), e.addr))
+                    })
                     .collect();
                 (key, pool)
             })
@@ -497,9 +501,11 @@ pub struct Pruning {
 impl Pruning {
     /// Gorouter's defaults, which routing-release's jobs/gorouter/templates/gorouter.yml.erb sets
     /// as they are: 120 s and 30 s (config/config.go `defaultConfig`).
-    pub const GOROUTER: Pruning = Pruning { stale_threshold: Duration::from_secs(120), interval: Duration::from_secs(30) };
+    pub const GOROUTER: Pruning =
+        Pruning { stale_threshold: Duration::from_secs(120), interval: Duration::from_secs(30) };
     /// The same shape on a test's time scale: 2 s and 250 ms.
-    pub const SCALED: Pruning = Pruning { stale_threshold: Duration::from_secs(2), interval: Duration::from_millis(250) };
+    pub const SCALED: Pruning =
+        Pruning { stale_threshold: Duration::from_secs(2), interval: Duration::from_millis(250) };
 }
 
 /// How often the route emitter re-sends every registration on a foundation: gorouter announces
@@ -1075,7 +1081,15 @@ impl Drop for Front {
 /// The error text Go's dialer would give, as far as the proxy client lets us see it.
 fn connect_error(e: &hyper_util::client::legacy::Error) -> String {
     let text = std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
-    if text.to_lowercase().contains("refused") { "connect: connection refused".to_owned() } else { text }
+    // The refusal sits a few sources down (hyper-util's ConnectError wraps the io::Error).
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if s.to_string().to_lowercase().contains("refused") {
+            return "connect: connection refused".to_owned();
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Gorouter's plain-text error: `<code> <status text>: <message>` plus a newline
@@ -1271,5 +1285,173 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, ["a/0", "a/1"]);
+    }
+
+    fn map_event(seq: u64, dest: &str, fqdn: &str, app: &str) -> RouteEvent {
+        RouteEvent::Map {
+            seq,
+            destination_guid: dest.into(),
+            fqdn: fqdn.into(),
+            path: String::new(),
+            app_guid: app.into(),
+            process_type: "web".into(),
+        }
+    }
+
+    /// Polls `done` every 5 ms until it holds (then how long that took) or `limit` passes (`None`).
+    async fn until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if done() {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+
+    const SHOP: &str = "shop.example.com";
+    const THRESHOLD: Duration = Duration::from_millis(400);
+    const INTERVAL: Duration = Duration::from_millis(50);
+    const REFRESH: Duration = Duration::from_millis(100);
+    const MAX_DELAY: Duration = Duration::from_millis(20);
+
+    /// Two routers of one foundation, each change taking 0–20 ms, with refresh and pruning on the
+    /// time scale above; `tls` as given.
+    fn foundation(tls: bool) -> (Vec<Arc<RouterDouble>>, RouteSink) {
+        let routers = several(2, Duration::ZERO, MAX_DELAY);
+        routers[0].set_freshness(Freshness {
+            refresh: Some(REFRESH),
+            pruning: Some(Pruning { stale_threshold: THRESHOLD, interval: INTERVAL }),
+            tls,
+        });
+        let sink = fan_out(&routers);
+        (routers, sink)
+    }
+
+    #[tokio::test]
+    async fn a_lost_unregistration_keeps_a_plain_endpoint_on_that_router_until_it_is_stale() {
+        let (routers, sink) = foundation(false);
+        routers[0].register(APP, "web", vec![addr(1)]);
+        (sink.0)(map_event(1, "d", SHOP, APP));
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        routers[1].lose_next(Message::Unregister, Some(APP), 1);
+        (sink.0)(RouteEvent::Unmap { seq: 2, destination_guid: "d".into() });
+        let unmapped = Instant::now();
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        assert_eq!((routers[0].lost(), routers[1].lost()), (0, 1));
+        assert_eq!(routers[0].endpoints_for(SHOP, "/"), [], "the router that got the unregistration");
+        assert_eq!(routers[1].endpoints_for(SHOP, "/"), [addr(1)], "the router that missed it");
+        until(Duration::from_secs(3), || routers[1].endpoints_for(SHOP, "/").is_empty()).await.expect("pruned");
+        let gone = unmapped.elapsed();
+        // Last renewed at most one refresh (plus its delay) before the unmap, at the latest just
+        // after it; pruned at the first pass past the threshold.
+        assert!(gone >= THRESHOLD - REFRESH - MAX_DELAY, "pruned after {gone:?}, before it was stale");
+        assert!(gone <= THRESHOLD + MAX_DELAY + INTERVAL + Duration::from_millis(150), "pruned only after {gone:?}");
+        // The emptied pool answers 503 no_endpoints, as after an unregistration.
+        let backends = lock(&routers[1].shared.backends).clone();
+        assert_eq!(routers[1].table().lookup(&backends, SHOP, "/"), Lookup::Empty);
+    }
+
+    #[tokio::test]
+    async fn a_tls_endpoint_is_never_pruned_as_stale_only_after_a_failed_dial() {
+        let (routers, sink) = foundation(true);
+        let app = crate::backend::start("app", 0).await.expect("app/0");
+        let other = crate::backend::start("other", 0).await.expect("other/0");
+        let app_addr = app.addr();
+        routers[0].register(APP, "web", vec![app_addr]);
+        routers[0].register(OTHER, "web", vec![other.addr()]);
+        (sink.0)(map_event(1, "a", SHOP, APP));
+        (sink.0)(map_event(2, "o", SHOP, OTHER));
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        routers[1].lose_next(Message::Unregister, Some(APP), 1);
+        (sink.0)(RouteEvent::Unmap { seq: 3, destination_guid: "a".into() });
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        assert_eq!(routers[1].lost(), 1);
+        // Three thresholds on, the router that missed the unregistration still sends to APP.
+        let pruned = until(3 * THRESHOLD, || routers[1].endpoints_for(SHOP, "/").len() < 2).await;
+        assert_eq!(pruned, None, "a TLS endpoint is not pruned for staleness");
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            answers.push(ask(&routers[1], SHOP, None).await);
+        }
+        assert!(answers.iter().any(|(s, _, h)| *s == 200 && h.contains(&("x-backend".into(), "app/0".into()))));
+        // APP's instance stops: the next request that router sends it fails to dial, gets the
+        // router's 502 and prunes the endpoint; from then on only OTHER answers. (A request on a
+        // kept-alive connection to it fails first without a dial, as gorouter's own would:
+        // routing-release keeps backend connections alive, `router.max_idle_connections` 100.)
+        drop(app);
+        let mut failures = Vec::new();
+        for _ in 0..10 {
+            if routers[1].endpoints_for(SHOP, "/") == [other.addr()] {
+                break;
+            }
+            let (status, _, headers) = ask(&routers[1], SHOP, None).await;
+            if status == 502 {
+                failures.extend(headers.into_iter().filter(|(k, _)| k == "x-cf-routererror").map(|(_, v)| v));
+            }
+        }
+        assert_eq!(routers[1].endpoints_for(SHOP, "/"), [other.addr()], "pruned after {failures:?}");
+        assert!(
+            failures.last().is_some_and(|f| f.contains("connection refused")),
+            "a failed dial pruned it: {failures:?}"
+        );
+        for _ in 0..4 {
+            let (status, _, headers) = ask(&routers[1], SHOP, None).await;
+            assert_eq!(status, 200);
+            assert!(headers.contains(&("x-backend".into(), "other/0".into())));
+        }
+        // Refreshes do not bring it back: the emitter no longer has it.
+        tokio::time::sleep(3 * REFRESH).await;
+        assert_eq!(routers[1].endpoints_for(SHOP, "/"), [other.addr()]);
+    }
+
+    #[tokio::test]
+    async fn a_lost_registration_is_healed_by_the_next_refresh() {
+        let (routers, sink) = foundation(false);
+        routers[0].set_freshness(Freshness { refresh: None, ..routers[0].freshness() });
+        routers[0].register(APP, "web", vec![addr(1)]);
+        routers[1].lose_next(Message::Register, Some(APP), 1);
+        (sink.0)(map_event(1, "d", SHOP, APP));
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        assert_eq!(routers[0].endpoints_for(SHOP, "/"), [addr(1)]);
+        // Without refreshes, the router that missed it never learns of it.
+        let healed = until(2 * REFRESH, || !routers[1].endpoints_for(SHOP, "/").is_empty()).await;
+        assert_eq!((healed, routers[1].lost()), (None, 1));
+        routers[0].set_freshness(Freshness { refresh: Some(REFRESH), pruning: None, tls: false });
+        let healed = until(Duration::from_secs(1), || routers[1].endpoints_for(SHOP, "/") == [addr(1)]).await;
+        assert!(healed.is_some_and(|t| t <= REFRESH + MAX_DELAY + Duration::from_millis(100)), "{healed:?}");
+    }
+
+    #[tokio::test]
+    async fn with_refreshes_and_no_loss_nothing_is_ever_pruned() {
+        let (routers, sink) = foundation(false);
+        routers[0].register(APP, "web", vec![addr(1), addr(2)]);
+        routers[0].register(OTHER, "web", vec![addr(3)]);
+        (sink.0)(map_event(1, "d", SHOP, APP));
+        (sink.0)(map_event(2, "o", "other.example.com", OTHER));
+        (sink.0)(RouteEvent::Register {
+            seq: 3,
+            instance: ("proc".into(), 5),
+            app_guid: OTHER.into(),
+            process_type: "web".into(),
+            addr: addr(4),
+        });
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        let full = |r: &RouterDouble| {
+            let mut other = r.endpoints_for("other.example.com", "/");
+            other.sort();
+            r.endpoints_for(SHOP, "/") == [addr(1), addr(2)] && other == [addr(3), addr(4)]
+        };
+        // Five thresholds, looked at every 5 ms.
+        let lapse = until(5 * THRESHOLD, || !routers.iter().all(|r| full(r))).await;
+        assert_eq!(lapse, None, "an endpoint left a router although every registration was refreshed");
+        // The same table without refreshes is pruned within a threshold: the check above could fail.
+        routers[0].set_freshness(Freshness { refresh: None, ..routers[0].freshness() });
+        let pruned = until(THRESHOLD + REFRESH + INTERVAL + Duration::from_millis(200), || {
+            routers.iter().all(|r| r.endpoints_for(SHOP, "/").is_empty())
+        })
+        .await;
+        assert!(pruned.is_some(), "without refreshes, pruning empties the pools");
     }
 }
