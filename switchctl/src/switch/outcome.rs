@@ -552,6 +552,17 @@ impl RouteReport {
                  back",
                 a.maintenance_app
             ),
+            // A router still sends some requests to APP: slow, or it missed APP's unregistration
+            // (NATS delivers at most once). Gorouter prunes a plain endpoint not re-registered
+            // within `droplet_stale_threshold` (120 s) but a TLS one only when dialling it fails
+            // (route/pool.go#PruneEndpoints, #EndpointFailed), i.e. once the instance is gone.
+            (Verb::On, RouteState::MaintenanceOnly)
+                if matches!(self.cause, Some(Cause::RouterLagging { who: Who::MaintenanceApp, .. })) =>
+            {
+                format!(
+                    "the route is switched in the API but a router still sends some requests to {app} (it has                      not applied, or missed, {app}'s unregistration): a router drops a plain HTTP endpoint within                      about 2 minutes, so `{again}` then checks again, but keeps a TLS one while the instance                      runs; `cf restart {app}` makes every router drop it, then `{again}` finishes; `{status}`                      shows who answers"
+                )
+            }
             (Verb::On, RouteState::MaintenanceOnly) => {
                 format!("the route is switched in the API: `{status}` shows who answers, `{again}` checks again")
             }
