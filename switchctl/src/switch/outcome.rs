@@ -560,7 +560,11 @@ impl RouteReport {
                 if matches!(self.cause, Some(Cause::RouterLagging { who: Who::MaintenanceApp, .. })) =>
             {
                 format!(
-                    "the route is switched in the API but a router still sends some requests to {app} (it has                      not applied, or missed, {app}'s unregistration): a router drops a plain HTTP endpoint within                      about 2 minutes, so `{again}` then checks again, but keeps a TLS one while the instance                      runs; `cf restart {app}` makes every router drop it, then `{again}` finishes; `{status}`                      shows who answers"
+                    "the route is switched in the API but a router still sends some requests to {app} (it has not \
+                     applied, or it missed, {app}'s unregistration): a router drops a plain HTTP endpoint within \
+                     about 2 minutes but a TLS one only once the instance is gone, so `cf restart {app}` (or, for \
+                     plain HTTP, waiting) makes every router let go; then `{again}` finishes, and `{status}` shows \
+                     who answers"
                 )
             }
             (Verb::On, RouteState::MaintenanceOnly) => {
