@@ -516,9 +516,9 @@ impl Pruning {
 /// (route-emitter scheduler/routebroadcastscheduler.go#Run, watcher.go → routehandlers/handler.go
 /// #EmitExternal).
 pub const EMITTER_REFRESH: Duration = Duration::from_secs(20);
-/// [`EMITTER_REFRESH`] on the time scale of [`Pruning::SCALED`] (a bit more than a 120th of the
-/// threshold, as 20 s is a sixth of 120 s, so that refreshes still land well within it after
-/// 0–500 ms of propagation).
+/// [`EMITTER_REFRESH`] on the time scale of [`Pruning::SCALED`]. A strict 1/60 would be 333 ms;
+/// 600 ms refreshes less often, which is harsher, and still renews a registration at most 1.1 s
+/// apart after 0–500 ms of propagation, well within the 2 s threshold, as 20 s is within 120 s.
 pub const SCALED_REFRESH: Duration = Duration::from_millis(600);
 
 /// How registrations age on every router of a foundation. All off by default: registrations never
@@ -560,11 +560,13 @@ struct Loss {
     probability: f64,
 }
 
-/// One message on its way to a router; `counted` ones are changes [`RouterDouble::wait_settled`]
-/// waits for (refreshes are not: they never stop).
+/// Messages on their way to a router, applied together after one delay: one change, or one
+/// refresh's registrations (one burst of the emitter, so a few thousand routes cost one task per
+/// router, not one each). `counted` ones are changes [`RouterDouble::wait_settled`] waits for
+/// (refreshes are not: they never stop).
 #[derive(Debug)]
 struct Delivery {
-    event: RouteEvent,
+    events: Vec<RouteEvent>,
     counted: bool,
 }
 
@@ -621,7 +623,7 @@ pub fn fan_out(routers: &[Arc<RouterDouble>]) -> RouteSink {
                 continue;
             }
             shared.pending.send_modify(|n| *n += 1);
-            if intake.send(Delivery { event: event.clone(), counted: true }).is_err() {
+            if intake.send(Delivery { events: vec![event.clone()], counted: true }).is_err() {
                 shared.pending.send_modify(|n| *n -= 1);
             }
         }
@@ -663,11 +665,9 @@ async fn refresh_cycle(
         };
         for (router, intake) in &intakes {
             let Some(r) = router.upgrade() else { return };
-            for (event, message) in &refreshes {
-                if !r.loses(message.as_ref()) {
-                    let _ = intake.send(Delivery { event: event.clone(), counted: false });
-                }
-            }
+            let events: Vec<RouteEvent> =
+                refreshes.iter().filter(|(_, message)| !r.loses(message.as_ref())).map(|(e, _)| e.clone()).collect();
+            let _ = intake.send(Delivery { events, counted: false });
         }
     }
 }
@@ -771,7 +771,12 @@ impl RouterDouble {
                 let delay = if max > min { rand::rng().random_range(min..=max) } else { min };
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    r.table().apply(delivery.event);
+                    let mut table = r.table();
+                    let now = Instant::now();
+                    for event in delivery.events {
+                        table.apply_at(event, now);
+                    }
+                    drop(table);
                     if delivery.counted {
                         r.shared.pending.send_modify(|n| *n -= 1);
                     }
