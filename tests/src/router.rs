@@ -298,7 +298,7 @@ impl Table {
     /// Whether `event` registers or unregisters, and for which app (as this table knows it before
     /// applying it): what a lost-message fault matches. Instance reports of test-registered
     /// backends are neither (they stand for Diego's actual LRPs, not for NATS messages).
-    fn message_of(&self, event: &RouteEvent) -> Option<(Message, Option<String>)> {
+    fn message_of(&self, event: &RouteEvent) -> Option<Subject> {
         match event {
             RouteEvent::Map { app_guid, .. } | RouteEvent::Register { app_guid, .. } => {
                 Some((Message::Register, Some(app_guid.clone())))
@@ -550,6 +550,9 @@ pub enum Message {
     Unregister,
 }
 
+/// What a lost-message fault matches: the kind of message and the app it is about, if known.
+type Subject = (Message, Option<String>);
+
 /// A lost-message fault of one router.
 #[derive(Debug)]
 struct Loss {
@@ -659,9 +662,16 @@ async fn refresh_cycle(
             Some(true) => {}
         }
         let Some(shared) = shared.upgrade() else { return };
-        let refreshes: Vec<(RouteEvent, Option<(Message, Option<String>)>)> = {
+        let refreshes: Vec<(RouteEvent, Option<Subject>)> = {
             let emitter = lock(&shared.emitter);
-            emitter.registrations().into_iter().map(|e| (emitter.message_of(&e), e)).map(|(m, e)| (e, m)).collect()
+            emitter
+                .registrations()
+                .into_iter()
+                .map(|e| {
+                    let m = emitter.message_of(&e);
+                    (e, m)
+                })
+                .collect()
         };
         for (router, intake) in &intakes {
             let Some(r) = router.upgrade() else { return };
@@ -787,7 +797,7 @@ impl RouterDouble {
     }
 
     /// Whether this router misses `message` (and counts it if so).
-    fn loses(&self, message: Option<&(Message, Option<String>)>) -> bool {
+    fn loses(&self, message: Option<&Subject>) -> bool {
         let Some((kind, app)) = message else { return false };
         let mut losses = lock(&self.losses);
         let hit = losses.iter_mut().find(|l| {
