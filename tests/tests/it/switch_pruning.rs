@@ -9,6 +9,9 @@
 //!   APP while APP runs; `on` never reports the route done, and says so.
 //! - A router misses the maintenance app's registration: the refresh heals it, and `on` removes
 //!   APP only after that, so no request meets a router without any destination.
+//! - A router misses the maintenance app's unregistration during `off`, TLS endpoints: it keeps
+//!   sending some requests to the maintenance app (which runs on for other apps); `off` keeps the
+//!   record, says so, and says how to make that router let go.
 
 use std::{
     future::Future,
@@ -205,4 +208,36 @@ async fn a_router_that_missed_the_maintenance_apps_registration_is_healed_before
     assert!(unmapped >= healed, "APP was unmapped before every router had the maintenance app");
     assert_no_failure(&samples);
     w.assert_all_on(&before, "after on").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_endpoints_a_router_that_missed_the_maintenance_apps_unregistration_fails_off_with_what_to_do() {
+    let w = world(true).await;
+    w.run(&["on", "shop"]).await.expect_code(0);
+    w.cf.routers()[STUCK].lose_next(Message::Unregister, Some(&w.maint_guid()), 1);
+    let load = Load::spread(w.cf.router_url(), w.routes.clone(), 100);
+    load.wait_more(20, Duration::from_secs(10)).await;
+
+    let (off, moments) = watching(&w, w.run(&["--json", "off", "shop", "--timeout", "6"])).await;
+    let held = tables(&w);
+    let samples = load.stop().await;
+    off.expect_code(1);
+    assert_eq!(w.cf.routers()[STUCK].lost(), 1);
+    let start = moments.first().map(|m| m.at).expect("looked");
+    let unmapped = first(&moments, start, |m| !m.api_maint).expect("the API unmapped the maintenance app during off");
+    assert!(moments.iter().filter(|m| m.at >= unmapped).all(|m| m.router_maint), "held the maintenance app throughout");
+    let maint = w.maint_addr().expect("the maintenance app runs");
+    assert!(held[STUCK].contains(&maint), "and still does: {held:?}");
+    let report = off.report();
+    let route = &report["routes"][0];
+    assert_eq!(
+        (&route["result"], &route["state"], &route["cause"]["kind"], &route["cause"]["who"]),
+        (&"failed".into(), &"record_only".into(), &"router_lagging".into(), &"app".into()),
+        "{route}"
+    );
+    assert_eq!(route["cause"]["last"], "the maintenance app (HTTP 503)", "{route}");
+    assert!(off.stderr.contains("a router still sends some requests to maintenance-app"), "{off}");
+    assert!(off.stderr.contains("`cf restart maintenance-app --strategy rolling`"), "{off}");
+    assert!(!w.switch_metadata(&w.routes[0].guid).0.is_empty(), "the record stays, so that off can finish later");
+    assert_no_failure(&samples);
 }
