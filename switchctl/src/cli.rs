@@ -230,8 +230,9 @@ pub struct WindowArgs {
     /// `on`/`run`: once the routes are switched, map the app (its destinations as recorded on
     /// its first HTTP route) to a preview route only testers know: `APP-preview-<8 random
     /// characters>` on that route's domain (or --preview-host), created if needed, recorded on
-    /// the app, printed, and exported to `run`'s command as SWITCHCTL_PREVIEW_URL. `off` deletes
-    /// it (or, for a route that existed before, unmaps only what it mapped).
+    /// the app, printed, and exported to `run`'s command as SWITCHCTL_PREVIEW_URL (one app) and
+    /// SWITCHCTL_PREVIEW_URLS (one per line, in SWITCHCTL_APPS' order). `off` deletes it (or,
+    /// for a route that existed before, unmaps only what it mapped).
     #[arg(long)]
     pub preview: bool,
 
@@ -319,13 +320,13 @@ pub struct RunArgs {
     pub command: Vec<String>,
 
     /// With --preview: after COMMAND and the restage, run CMD (split like a shell, run without
-    /// one: write `sh -c '…'` for a shell) with SWITCHCTL_PREVIEW_URL set; the window closes only
-    /// if it exits 0, else the apps stay in maintenance as for a failed COMMAND.
+    /// one: write `sh -c '…'` for a shell) with the preview URLs set as for COMMAND; the window
+    /// closes only if it exits 0, else the apps stay in maintenance as for a failed COMMAND.
     #[arg(long, value_name = "CMD", requires = "preview", value_parser = parse_hook)]
     pub smoke: Option<String>,
 
-    /// With --preview: a built-in smoke test: GET the preview URL + PATH must answer 2xx or 3xx
-    /// from the app (not the maintenance app) within --timeout.
+    /// With --preview: a built-in smoke test: GET each app's preview URL + PATH must answer 2xx
+    /// or 3xx from the app (not the maintenance app) within --timeout.
     #[arg(long, value_name = "PATH", requires = "preview", value_parser = parse_smoke_path)]
     pub smoke_url: Option<String>,
 }
@@ -433,9 +434,11 @@ fn parse_hook(value: &str) -> Result<String, String> {
     }
 }
 
-/// A route host: one DNS label of letters, digits, `-`, `_`, at most 63 characters (UNCONFIRMED
-/// against cloud_controller_ng's host validation in `route_create_message.rb`/`route.rb`: CC may
-/// accept or refuse more; its own 422 is reported as such).
+/// A route host: one DNS label of letters, digits, `-`, `_`, at most 63 characters, as
+/// cloud_controller_ng's `app/messages/route_create_message.rb` validates it
+/// (`MAXIMUM_DOMAIN_LABEL_LENGTH = 63`, `/\A([\w\-]+|\*)?\z/`; Ruby's `\w` is ASCII), less the
+/// wildcard `*` and the empty host, which are no preview's name. What `route.rb` checks beyond
+/// the message (the whole name's length with the domain) is CC's own 422, reported as such.
 fn parse_host(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
         && value.len() <= 63

@@ -181,6 +181,13 @@ pub enum TokenError {
         /// Why, in a few words (`connection refused`, `timed out`).
         cause: String,
     },
+    /// The program that lent its login (the cf CLI, to a plugin) could not give a token: its
+    /// refresh at UAA failed, or it is no longer there.
+    #[error("the cf CLI could not give a token ({cause}); run `cf login`")]
+    Lender {
+        /// What it said.
+        cause: String,
+    },
     /// UAA's answer is not a token response.
     #[error("UAA at {url} sent an answer that is not a token response; check the API target (`cf api`)")]
     BadResponse {
@@ -201,6 +208,7 @@ impl TokenError {
                 | TokenError::NoRefreshToken
                 | TokenError::Malformed
                 | TokenError::BadCredentials { .. }
+                | TokenError::Lender { .. }
         )
     }
 }

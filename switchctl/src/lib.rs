@@ -25,6 +25,7 @@ pub mod cli;
 pub mod error;
 pub mod logging;
 pub mod output;
+pub mod plugin;
 pub mod session;
 pub mod settings;
 pub mod switch;
@@ -40,6 +41,15 @@ pub use session::{LoginEnv, Session, SessionOptions};
 use capi::{HttpOptions, Notify};
 use output::{Output, Style};
 use settings::{Action, Settings};
+
+/// Ends the process on a command-line error as clap does (help and version too), after telling
+/// it as a JSON event when `--json` was asked for (clap's text still goes to stderr).
+pub fn exit_usage_error(err: clap::Error) -> ! {
+    if err.use_stderr() && std::env::args().any(|a| a == "--json") {
+        output::usage_error_event(&err.to_string());
+    }
+    err.exit()
+}
 
 /// Runs a parsed command line with the process environment (see [`run_with`]).
 pub async fn run(cli: Cli) -> ExitCode {

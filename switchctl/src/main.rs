@@ -1,22 +1,18 @@
 //! `switchctl`: see the library crate. Parses the command line, sets up logging and runs; the
 //! library prints every message and says the exit code (0 done, 1 failed, 2 usage or
-//! configuration).
+//! configuration). Started by the cf CLI as its plugin (a port, then what it wants), it serves
+//! the CLI instead (`switchctl::plugin`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match switchctl::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => {
-            // With --json, a usage error is an event on stdout too (clap's text still goes to stderr).
-            if err.use_stderr() && std::env::args().any(|a| a == "--json") {
-                switchctl::output::usage_error_event(&err.to_string());
-            }
-            err.exit()
-        }
-    };
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Some(invocation) = switchctl::plugin::detect(&args) {
+        return switchctl::plugin::main(invocation);
+    }
+    let cli = switchctl::Cli::try_parse_from(args).unwrap_or_else(|err| switchctl::exit_usage_error(err));
     switchctl::logging::init(cli.verbose);
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(switchctl::run(cli)),

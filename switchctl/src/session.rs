@@ -9,17 +9,52 @@
 //!   (password grant); org and space from `--org`/`--space` (or `CF_ORG`/`CF_SPACE`). The token
 //!   endpoint is found in `GET /` (`links.login`, else `links.uaa`). No file is read or written.
 //!
+//! * **Lent** by the program that started switchctl ([`LentLogin`]: the cf CLI, when switchctl runs
+//!   as its plugin): API, org, space, `SSLDisabled` as it reports them, and tokens asked of it
+//!   (it refreshes them). What it could not report comes from `config.json` as above.
+//!
 //! `--org`/`--space` also override the cf CLI's target. TLS is verified unless `SSLDisabled` is set
 //! in the config or `--skip-ssl-validation` is given (with a warning).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use crate::{
     capi::{Client, HttpOptions, parse_api_url},
     cfconfig::{CfConfig, Targeted},
     error::{ConfigError, Error},
-    uaa::{Login, TokenSource, token_url},
+    uaa::{Login, TokenLender, TokenSource, token_url},
 };
+
+/// A login lent by the program that started switchctl. Each part is `None` when the lender could
+/// not say (its call failed): that part then comes from `config.json`.
+#[derive(Clone, Default)]
+pub struct LentLogin {
+    /// The API endpoint.
+    pub api: Option<String>,
+    /// The targeted org (`Some(None)`: the lender says none is targeted).
+    pub org: Option<Option<Targeted>>,
+    /// The targeted space (`Some(None)`: the lender says none is targeted).
+    pub space: Option<Option<Targeted>>,
+    /// Whether TLS verification is off for the API.
+    pub ssl_disabled: Option<bool>,
+    /// Where tokens come from.
+    pub tokens: Option<Arc<dyn TokenLender>>,
+    /// The token the lender gave first (`bearer …`), used until it expires or is rejected.
+    pub access_token: Option<String>,
+}
+
+impl std::fmt::Debug for LentLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LentLogin")
+            .field("api", &self.api)
+            .field("org", &self.org)
+            .field("space", &self.space)
+            .field("ssl_disabled", &self.ssl_disabled)
+            .field("tokens", &self.tokens.is_some())
+            .field("access_token", &self.access_token.is_some())
+            .finish()
+    }
+}
 
 /// The login settings from the environment. Tests build this directly; the binary reads the
 /// process environment with [`LoginEnv::from_process`].
@@ -39,6 +74,8 @@ pub struct LoginEnv {
     pub client_id: Option<String>,
     /// `CF_CLIENT_SECRET`.
     pub client_secret: Option<String>,
+    /// A login lent by the program that started switchctl; used before all of the above.
+    pub lent: Option<LentLogin>,
 }
 
 impl std::fmt::Debug for LoginEnv {
@@ -49,6 +86,7 @@ impl std::fmt::Debug for LoginEnv {
             .field("api", &self.api)
             .field("username", &self.username)
             .field("client_id", &self.client_id)
+            .field("lent", &self.lent)
             .finish_non_exhaustive()
     }
 }
@@ -68,6 +106,7 @@ impl LoginEnv {
             password: std::env::var("CF_PASSWORD").ok(),
             client_id: var("CF_CLIENT_ID"),
             client_secret: std::env::var("CF_CLIENT_SECRET").ok(),
+            lent: None,
         }
     }
 }
@@ -94,6 +133,8 @@ pub enum LoginSource {
     CfConfig(PathBuf),
     /// `CF_API` and credentials from the environment.
     Environment,
+    /// Lent by the program that started switchctl (the cf CLI).
+    Lent,
 }
 
 /// An org and a space, with GUIDs.
@@ -123,6 +164,11 @@ impl Session {
         let SessionOptions { org, space, skip_ssl_validation, env, mut http } = options;
         let org = org.filter(|o| !o.trim().is_empty());
         let space = space.filter(|s| !s.trim().is_empty());
+        if let Some(lent) = env.lent.clone() {
+            let mut session = connect_lent(lent, &env, skip_ssl_validation, http).await?;
+            (session.org_flag, session.space_flag) = (org, space);
+            return Ok(session);
+        }
         if let Some(api) = env.api.clone() {
             http.skip_ssl_validation = skip_ssl_validation;
             warn_if_insecure(&http, "--skip-ssl-validation");
@@ -149,17 +195,8 @@ impl Session {
             if skip_ssl_validation { "--skip-ssl-validation" } else { "SSLDisabled in config.json" },
         );
         let client_http = http.client()?;
-        let endpoint = match config.authorization_endpoint().or(config.uaa_endpoint()) {
-            Some(endpoint) => endpoint.to_owned(),
-            None => discover_token_endpoint(&client_http, &api, &http).await?,
-        };
-        let token_url = token_url(&endpoint).ok_or(ConfigError::InvalidUrl {
-            what: "AuthorizationEndpoint in config.json",
-            value: endpoint.clone(),
-            fix: "run `cf api URL` and `cf login`",
-        })?;
         let (config_org, config_space) = (config.org(), config.space());
-        let tokens = TokenSource::from_cf_config(client_http.clone(), token_url, config);
+        let tokens = config_tokens(config, &client_http, &api, &http).await?;
         Ok(Session {
             client: Client::new(client_http, api, Some(tokens), http.retry.clone()),
             source: LoginSource::CfConfig(path),
@@ -213,6 +250,77 @@ impl Session {
             (None, None) => return Err(ConfigError::NoOrg.into()),
         })
     }
+}
+
+/// A session from a lent login, each missing part from `config.json` (read only when needed).
+async fn connect_lent(
+    lent: LentLogin,
+    env: &LoginEnv,
+    skip_ssl_validation: bool,
+    mut http: HttpOptions,
+) -> Result<Session, Error> {
+    let complete = lent.api.is_some()
+        && lent.tokens.is_some()
+        && lent.ssl_disabled.is_some()
+        && lent.org.is_some()
+        && lent.space.is_some();
+    let config = if complete {
+        None
+    } else {
+        let path = CfConfig::locate(env.cf_home.as_deref(), env.home.as_deref())?;
+        Some(CfConfig::load(&path)?)
+    };
+    let api = match (&lent.api, &config) {
+        (Some(api), _) => api.clone(),
+        (None, Some(config)) => {
+            config.target().ok_or_else(|| ConfigError::NoApi { path: config.path().to_owned() })?.to_owned()
+        }
+        (None, None) => unreachable!("config is read whenever a part is missing"),
+    };
+    let api = parse_api_url(&api, "the cf CLI's API endpoint", "run `cf api URL` and `cf login`")?;
+    let ssl_disabled = lent.ssl_disabled.unwrap_or_else(|| config.as_ref().is_some_and(CfConfig::ssl_disabled));
+    http.skip_ssl_validation = skip_ssl_validation || ssl_disabled;
+    warn_if_insecure(&http, if skip_ssl_validation { "--skip-ssl-validation" } else { "SSLDisabled of the cf CLI" });
+    let client_http = http.client()?;
+    let tokens = match (lent.tokens, &config) {
+        (Some(lender), _) => TokenSource::lent(client_http.clone(), api.clone(), lender, lent.access_token),
+        (None, Some(config)) => {
+            if config.access_token().is_none() && config.refresh_token().is_none() {
+                return Err(ConfigError::NotLoggedIn { path: config.path().to_owned() }.into());
+            }
+            config_tokens(config.clone(), &client_http, &api, &http).await?
+        }
+        (None, None) => unreachable!("config is read whenever a part is missing"),
+    };
+    let config_org = lent.org.unwrap_or_else(|| config.as_ref().and_then(CfConfig::org));
+    let config_space = lent.space.unwrap_or_else(|| config.as_ref().and_then(CfConfig::space));
+    Ok(Session {
+        client: Client::new(client_http, api, Some(tokens), http.retry.clone()),
+        source: LoginSource::Lent,
+        config_org,
+        config_space,
+        org_flag: None,
+        space_flag: None,
+    })
+}
+
+/// Tokens from `cf login`'s `config.json`, renewed at its UAA (found in `GET /` if not recorded).
+async fn config_tokens(
+    config: CfConfig,
+    client_http: &reqwest::Client,
+    api: &reqwest::Url,
+    http: &HttpOptions,
+) -> Result<TokenSource, Error> {
+    let endpoint = match config.authorization_endpoint().or(config.uaa_endpoint()) {
+        Some(endpoint) => endpoint.to_owned(),
+        None => discover_token_endpoint(client_http, api, http).await?,
+    };
+    let token_url = token_url(&endpoint).ok_or(ConfigError::InvalidUrl {
+        what: "AuthorizationEndpoint in config.json",
+        value: endpoint.clone(),
+        fix: "run `cf api URL` and `cf login`",
+    })?;
+    Ok(TokenSource::from_cf_config(client_http.clone(), token_url, config))
 }
 
 fn warn_if_insecure(http: &HttpOptions, why: &str) {

@@ -7,6 +7,8 @@
 //!
 //! A [`TokenSource`] holds the current token, renews it when it expires within a minute (or when the
 //! Cloud Controller rejects it) and, when the login came from `config.json`, writes the new tokens back.
+//! A login can also be lent by the program that started switchctl ([`TokenLender`]: the cf CLI,
+//! to its plugins): then a new token is asked of it, and it does the refreshing.
 //! JWTs are decoded without checking the signature: only `exp` is read, to decide when to renew.
 
 use std::time::{Duration, Instant};
@@ -23,6 +25,14 @@ use crate::{
 
 /// Renew a token that expires within this margin (the cf CLI's `accessTokenExpirationMargin`).
 pub const EXPIRY_MARGIN_SECS: i64 = 60;
+
+/// A program that lends switchctl its login and renews the token itself (the cf CLI, whose plugin
+/// RPC `AccessToken` refreshes the token when needed: `plugin/rpc/cli_rpc_server.go` calls
+/// `RefreshAuthToken`). The call blocks; it is made off the async runtime.
+pub trait TokenLender: Send + Sync {
+    /// The current `Authorization` value (`bearer …`), or why there is none.
+    fn access_token(&self) -> Result<String, String>;
+}
 
 /// How to get a new token.
 #[derive(Clone)]
@@ -49,6 +59,8 @@ pub enum Login {
         /// The password.
         password: String,
     },
+    /// Ask the program that lent its login.
+    Lent(std::sync::Arc<dyn TokenLender>),
 }
 
 impl std::fmt::Debug for Login {
@@ -59,6 +71,7 @@ impl std::fmt::Debug for Login {
                 write!(f, "ClientCredentials {{ client_id: {client_id:?}, .. }}")
             }
             Login::Password { username, .. } => write!(f, "Password {{ username: {username:?}, .. }}"),
+            Login::Lent(_) => f.write_str("Lent"),
         }
     }
 }
@@ -273,6 +286,18 @@ impl TokenSource {
         TokenSource { http, token_url, login, state: Mutex::new(state) }
     }
 
+    /// A source that starts with `first` (if given) and asks `lender` for each new token; it never
+    /// writes a file. `api` only names the source in debug output: no token request goes there.
+    pub fn lent(
+        http: reqwest::Client,
+        api: Url,
+        lender: std::sync::Arc<dyn TokenLender>,
+        first: Option<String>,
+    ) -> TokenSource {
+        let state = State { access: first, refresh: None, store: None };
+        TokenSource { http, token_url: api, login: Login::Lent(lender), state: Mutex::new(state) }
+    }
+
     /// A source that logs in with `login` on first use and never writes a file.
     pub fn new(http: reqwest::Client, token_url: Url, login: Login) -> TokenSource {
         let state = State { access: None, refresh: None, store: None };
@@ -282,10 +307,13 @@ impl TokenSource {
     /// The `Authorization` header value to use now, renewed first if it expires within a minute.
     pub async fn authorization(&self) -> Result<String, TokenError> {
         let mut state = self.state.lock().await;
-        if let Some(access) = &state.access
-            && !needs_refresh(access, now_unix())
-        {
-            return Ok(access.clone());
+        if let Some(access) = &state.access {
+            // A lent token that is not a JWT is used until the Cloud Controller rejects it: the
+            // lender is the judge of its life, and asking before every request would be a call each.
+            let lent_opaque = matches!(self.login, Login::Lent(_)) && expires_at(access).is_none();
+            if lent_opaque || !needs_refresh(access, now_unix()) {
+                return Ok(access.clone());
+            }
         }
         self.renew(&mut state).await
     }
@@ -325,6 +353,14 @@ impl TokenSource {
                     }
                     None => request_token(&self.http, url, by_password).await?,
                 }
+            }
+            Login::Lent(lender) => {
+                let lender = lender.clone();
+                let token = tokio::task::spawn_blocking(move || lender.access_token())
+                    .await
+                    .map_err(|e| TokenError::Lender { cause: e.to_string() })?
+                    .map_err(|cause| TokenError::Lender { cause })?;
+                Tokens { access_token: token, refresh_token: None }
             }
         };
         tracing::debug!(token_url = %url, "got a new access token");

@@ -61,7 +61,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard, Weak,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -131,6 +131,8 @@ struct Table {
     // `empty_pool_timeout: "0s"`, under which registry.go deletes an emptied pool at once (404);
     // the double keeps it 10 s, as an operator who sets the timeout has it.
     emptied: HashMap<String, Instant>,
+    /// Bumped by every change, so a router can keep the pools it computed until the next one.
+    generation: u64,
 }
 
 /// How long an emptied pool keeps answering 503 before gorouter prunes it (see `Table::emptied`).
@@ -171,33 +173,68 @@ fn next_wildcard(uri: &str) -> Option<String> {
     Some(format!("*.{}", &rest[dot + 1..]))
 }
 
-/// registry/container/trie.go#MatchUri over the pools by key: walking the key's `/` segments
-/// while the trie has a node for them, the deepest pool with endpoints wins; with none, the
-/// deepest node's own pool, even empty; else nothing.
-fn match_uri<'p>(pools: &'p HashMap<String, Vec<Endpoint>>, uri: &str) -> Option<(&'p String, &'p Vec<Endpoint>)> {
-    let mut with_endpoints = None;
-    let mut deepest = None;
-    let mut end = 0;
-    loop {
-        let next = uri[end..].find('/').map(|i| end + i);
-        let prefix = &uri[..next.unwrap_or(uri.len())];
-        // A trie node exists for every prefix of an inserted key.
-        let node = pools.keys().any(|k| k == prefix || k.strip_prefix(prefix).is_some_and(|r| r.starts_with('/')));
-        if !node {
-            break;
+/// Every pool by route key, and the trie nodes they make: a router's view of its table at one
+/// generation, computed once per change (see [`RouterDouble::pools`]). Building it walks every
+/// destination, which a 500-app fleet's 2,000 destinations made the most expensive part of each
+/// probe when it was done per request.
+#[derive(Debug, Default)]
+struct Pools {
+    by_key: HashMap<String, Vec<Endpoint>>,
+    /// Every `/`-bounded prefix of a key: registry/container/trie.go has a node for each.
+    nodes: std::collections::HashSet<String>,
+}
+
+impl Pools {
+    fn new(by_key: HashMap<String, Vec<Endpoint>>) -> Pools {
+        let mut nodes = std::collections::HashSet::new();
+        for key in by_key.keys() {
+            nodes.extend(key.match_indices('/').map(|(i, _)| key[..i].to_owned()));
+            nodes.insert(key.clone());
         }
-        deepest = pools.get_key_value(prefix);
-        if let Some(found) = deepest
-            && !found.1.is_empty()
-        {
-            with_endpoints = Some(found);
+        Pools { by_key, nodes }
+    }
+
+    /// registry/container/trie.go#MatchUri: walking the key's `/` segments while the trie has a
+    /// node for them, the deepest pool with endpoints wins; with none, the deepest node's own pool,
+    /// even empty; else nothing.
+    fn match_uri(&self, uri: &str) -> Option<(&String, &Vec<Endpoint>)> {
+        let mut with_endpoints = None;
+        let mut deepest = None;
+        let mut end = 0;
+        loop {
+            let next = uri[end..].find('/').map(|i| end + i);
+            let prefix = &uri[..next.unwrap_or(uri.len())];
+            if !self.nodes.contains(prefix) {
+                break;
+            }
+            deepest = self.by_key.get_key_value(prefix);
+            if let Some(found) = deepest
+                && !found.1.is_empty()
+            {
+                with_endpoints = Some(found);
+            }
+            match next {
+                Some(slash) => end = slash + 1,
+                None => break,
+            }
         }
-        match next {
-            Some(slash) => end = slash + 1,
-            None => break,
+        with_endpoints.or(deepest.filter(|(_, p)| p.is_empty()))
+    }
+
+    /// The pool serving `host` + `path` (registry.go#lookup): the exact host first, then each
+    /// wildcard in turn, each by [`match_uri`](Self::match_uri).
+    fn lookup(&self, host: &str, path: &str) -> Lookup {
+        let mut uri = route_key(host, path);
+        loop {
+            if let Some((key, pool)) = self.match_uri(&uri) {
+                return if pool.is_empty() { Lookup::Empty } else { Lookup::Pool(key.clone(), pool.clone()) };
+            }
+            match next_wildcard(&uri) {
+                Some(next) => uri = next,
+                None => return Lookup::Unknown,
+            }
         }
     }
-    with_endpoints.or(deepest.filter(|(_, p)| p.is_empty()))
 }
 
 /// `X-CF-APP-INSTANCE`'s value as gorouter accepts it: a lower-case GUID, a colon, digits
@@ -223,6 +260,7 @@ impl Table {
     /// an endpoint's `updated` on every registration (route/pool.go#Put). Any registration brings
     /// back the TLS endpoints it names that a failed dial had pruned (#Put re-adds them).
     fn apply_at(&mut self, event: RouteEvent, now: Instant) {
+        self.generation += 1;
         match event {
             RouteEvent::Map { seq, destination_guid, fqdn, path, app_guid, process_type } => {
                 let key = route_key(&fqdn, &path);
@@ -332,7 +370,7 @@ impl Table {
     /// `useTls` ones. Returns how many registrations went.
     fn prune_stale(&mut self, backends: &Backends, now: Instant, threshold: Duration) -> usize {
         let stale = |seen: Instant| now.saturating_duration_since(seen) > threshold;
-        let before = self.pools(backends);
+        let before = self.pools(backends).0.by_key;
         // A pruned registration leaves no tombstone: it was registered, so no unregistration of
         // it is pending here, and the emitter's next refresh (same seq) registers it again.
         let held = self.destinations.len() + self.live.len();
@@ -340,6 +378,7 @@ impl Table {
         self.live.retain(|_, (_, l)| !l.as_ref().is_some_and(|l| stale(l.seen)));
         let pruned = held - self.destinations.len() - self.live.len();
         if pruned > 0 {
+            self.generation += 1;
             self.mark_emptied(backends, &before, now);
         }
         pruned
@@ -349,17 +388,18 @@ impl Table {
     /// (route/pool.go#EndpointFailed, `useTls && fails.PrunableClassifiers.Classify(err)`; a refused
     /// connection is `fails.Dial`, proxy/fails/classifier_group.go).
     fn fail(&mut self, backends: &Backends, key: &str, addr: SocketAddr, now: Instant) {
-        let before = self.pools(backends);
+        let before = self.pools(backends).0.by_key;
         let apps = before.get(key).into_iter().flatten().filter(|e| e.addr == addr).map(|e| e.app_guid.clone());
         let failed: Vec<_> = apps.map(|app| (key.to_owned(), app, addr)).collect();
         self.failed.extend(failed);
+        self.generation += 1;
         self.mark_emptied(backends, &before, now);
     }
 
     /// Pools that had endpoints in `before` and have none now stay as emptied pools
     /// (registry.go#pruneStaleDroplets snips a pool only `empty_pool_timeout` after its last update).
     fn mark_emptied(&mut self, backends: &Backends, before: &HashMap<String, Vec<Endpoint>>, now: Instant) {
-        let after = self.pools(backends);
+        let after = self.pools(backends).0.by_key;
         for (key, pool) in before {
             if !pool.is_empty() && after.get(key).is_none_or(Vec::is_empty) {
                 self.emptied.insert(key.clone(), now);
@@ -407,20 +447,24 @@ impl Table {
     }
 
     /// Every pool by route key: the live endpoints of its registered destinations, and the
-    /// emptied pools gorouter still keeps.
-    fn pools(&self, backends: &Backends) -> HashMap<String, Vec<Endpoint>> {
+    /// emptied pools gorouter still keeps; with the moment the first of those expires (after
+    /// which the same table has other pools).
+    fn pools(&self, backends: &Backends) -> (Pools, Option<Instant>) {
         let mut pools: HashMap<String, Vec<(String, Endpoint)>> = HashMap::new();
         for (guid, (_, m)) in &self.destinations {
             let Some(m) = m else { continue };
             let pool = pools.entry(route_key(&m.fqdn, &m.path)).or_default();
             pool.extend(self.endpoints(backends, &m.app_guid, &m.process_type).into_iter().map(|e| (guid.clone(), e)));
         }
+        let mut expires: Option<Instant> = None;
         for (key, at) in &self.emptied {
             if at.elapsed() < EMPTY_POOL_TIMEOUT {
                 pools.entry(key.clone()).or_default();
+                let end = *at + EMPTY_POOL_TIMEOUT;
+                expires = Some(expires.map_or(end, |e| e.min(end)));
             }
         }
-        pools
+        let by_key = pools
             .into_iter()
             .map(|(key, mut pool)| {
                 pool.sort();
@@ -435,23 +479,14 @@ impl Table {
                     .collect();
                 (key, pool)
             })
-            .collect()
+            .collect();
+        (Pools::new(by_key), expires)
     }
 
-    /// The pool serving `host` + `path` (registry.go#lookup): the exact host first, then each
-    /// wildcard in turn, each by [`match_uri`].
+    /// The pool serving `host` + `path` now (see [`Pools::lookup`]).
+    #[cfg(test)]
     fn lookup(&self, backends: &Backends, host: &str, path: &str) -> Lookup {
-        let pools = self.pools(backends);
-        let mut uri = route_key(host, path);
-        loop {
-            if let Some((key, pool)) = match_uri(&pools, &uri) {
-                return if pool.is_empty() { Lookup::Empty } else { Lookup::Pool(key.clone(), pool.clone()) };
-            }
-            match next_wildcard(&uri) {
-                Some(next) => uri = next,
-                None => return Lookup::Unknown,
-            }
-        }
+        self.pools(backends).0.lookup(host, path)
     }
 }
 
@@ -463,6 +498,8 @@ type Backends = HashMap<(String, String), Vec<SocketAddr>>;
 #[derive(Debug)]
 struct Shared {
     backends: Mutex<Backends>,
+    /// Bumped by every change of `backends` (see [`RouterDouble::pools`]).
+    backends_generation: AtomicU64,
     delay: Mutex<(Duration, Duration)>,
     pending: watch::Sender<usize>,
     /// Route services and route-policy domains ([`crate::route_service`]): the bindings are the
@@ -479,6 +516,7 @@ impl Shared {
     fn new(min: Duration, max: Duration) -> Arc<Shared> {
         Arc::new(Shared {
             backends: Mutex::new(HashMap::new()),
+            backends_generation: AtomicU64::new(0),
             delay: Mutex::new((min, max.max(min))),
             pending: watch::Sender::new(0),
             services: Arc::new(RouteServices::default()),
@@ -588,6 +626,18 @@ pub struct RouterDouble {
     /// How many messages it missed.
     lost: AtomicUsize,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The pools of the table's latest generation (see [`RouterDouble::pools`]).
+    pools: Mutex<Option<CachedPools>>,
+}
+
+/// [`Pools`] and what they were computed from: the table's and the backends' generations, and
+/// when an emptied pool among them expires.
+#[derive(Debug)]
+struct CachedPools {
+    table: u64,
+    backends: u64,
+    expires: Option<Instant>,
+    pools: Arc<Pools>,
 }
 
 /// `n` routers of one foundation (see the module docs), each change taking between `min` and `max`
@@ -741,12 +791,38 @@ impl RouterDouble {
             pinned: AtomicUsize::new(0),
             losses: Mutex::new(Vec::new()),
             lost: AtomicUsize::new(0),
+            pools: Mutex::new(None),
             client: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build(connector),
         }
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
         lock(&self.table)
+    }
+
+    /// The pools as the table holds them now, computed once per change of the table or of the
+    /// instances (and once an emptied pool expires), not per request.
+    fn pools(&self) -> Arc<Pools> {
+        let table = self.table();
+        let backends_generation = self.shared.backends_generation.load(Ordering::Acquire);
+        let mut cached = lock(&self.pools);
+        if let Some(c) = cached.as_ref()
+            && c.table == table.generation
+            && c.backends == backends_generation
+            && c.expires.is_none_or(|at| Instant::now() < at)
+        {
+            return Arc::clone(&c.pools);
+        }
+        // Read after the generation: a change in between is computed here and again next time.
+        let (pools, expires) = table.pools(&lock(&self.shared.backends));
+        let pools = Arc::new(pools);
+        *cached = Some(CachedPools {
+            table: table.generation,
+            backends: backends_generation,
+            expires,
+            pools: Arc::clone(&pools),
+        });
+        pools
     }
 
     /// Sets the range of the per-change propagation delay (for every router of the foundation).
@@ -758,6 +834,7 @@ impl RouterDouble {
     /// (seen by every router of the foundation).
     pub fn register(&self, app_guid: &str, process_type: &str, addrs: Vec<SocketAddr>) {
         lock(&self.shared.backends).insert((app_guid.to_owned(), process_type.to_owned()), addrs);
+        self.shared.backends_generation.fetch_add(1, Ordering::Release);
     }
 
     /// Applies `events` at once (the initial table), in the route emitter's table too.
@@ -871,8 +948,7 @@ impl RouterDouble {
 
     /// The live endpoints this router would use for `host` + `path` now.
     pub fn endpoints_for(&self, host: &str, path: &str) -> Vec<SocketAddr> {
-        let backends = lock(&self.shared.backends).clone();
-        match self.table().lookup(&backends, &host.to_lowercase(), path) {
+        match self.pools().lookup(&host.to_lowercase(), path) {
             Lookup::Pool(_, e) => e.into_iter().map(|e| e.addr).collect(),
             Lookup::Unknown | Lookup::Empty => Vec::new(),
         }
@@ -913,10 +989,9 @@ impl RouterDouble {
         if let Some(refused) = self.shared.services.refuse(&host_only) {
             return refused;
         }
-        let backends = lock(&self.shared.backends).clone();
+        let pools = self.pools();
         let target = {
-            let mut t = self.table();
-            match (t.lookup(&backends, &host_only, &path), &wanted) {
+            match (pools.lookup(&host_only, &path), &wanted) {
                 // registry.go#LookupWithAppInstance: a pool of the one endpoint with that app and
                 // index (the last one in the pool, should several match), or none at all — even
                 // for a pool that exists, even for an empty one.
@@ -928,6 +1003,7 @@ impl RouterDouble {
                     .ok_or(Lookup::Unknown),
                 (Lookup::Empty, Some(_)) => Err(Lookup::Unknown),
                 (Lookup::Pool(key, pool), None) => {
+                    let mut t = self.table();
                     let n = t.round_robin.entry(key.clone()).or_insert(0);
                     let addr = pool[*n % pool.len()].addr;
                     *n = n.wrapping_add(1);

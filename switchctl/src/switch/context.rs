@@ -250,6 +250,33 @@ impl Verify {
         }
     }
 
+    /// The final check that only `want` answers, for a route whose removed side is known by one
+    /// running instance: [`CONSECUTIVE`] pinned answers in a row that no router holds `removed`
+    /// any more, one connection each, then one plain answer of `want` (see
+    /// [`probe`](super::probe)'s model: exact per router, where [`last`](Self::last) catches a
+    /// lagging router only in its share of requests). Without an instance, or for a route not
+    /// probed directly, as [`last`](Self::last).
+    pub async fn gone(
+        &self,
+        target: &Target,
+        want: Want,
+        probing: &Probing,
+        removed: Option<&Instance>,
+    ) -> Result<(), NotVerified> {
+        let (Verification::Probe { timeout, .. }, Probing::Direct, Some(removed)) = (&self.mode, probing, removed)
+        else {
+            return self.last(target, want, CONSECUTIVE, probing).await;
+        };
+        let not_verified = |last: Option<Answer>| NotVerified {
+            timeout_s: timeout.as_secs(),
+            last: last.map_or_else(|| "none".to_owned(), |a| a.to_string()),
+        };
+        let started = tokio::time::Instant::now();
+        self.prober.wait_pinned(target, removed, Want::Absent, CONSECUTIVE, *timeout).await.map_err(not_verified)?;
+        let left = timeout.saturating_sub(started.elapsed());
+        self.prober.wait(target, want, 1, left).await.map_err(not_verified)
+    }
+
     /// What the report says about a route reached as `probing` (`None`: probed as usual).
     pub fn reach(&self, probing: &Probing) -> Option<Reach> {
         let settle_s = self.settle_time().as_secs();

@@ -237,6 +237,22 @@ pub async fn check_maintenance_apps(
     Ok(running)
 }
 
+/// For `off`, the pool's running instances, so that each route's final check can ask for one by
+/// name ([`context::Verify::gone`]). `off` needs no maintenance app running: one that is not, or
+/// whose stats cannot be read, leaves its routes to the plain final check.
+async fn maintenance_instances(client: &Client, resolved: &Resolved) -> context::Running {
+    let running = context::Running::default();
+    let mut read: HashSet<&str> = HashSet::new();
+    for maint in resolved.members.iter().flat_map(|m| &m.pool) {
+        if read.insert(maint.guid.as_str())
+            && let Ok(Ok(indexes)) = context::running_web(client, maint).await
+        {
+            running.record(&maint.guid, indexes);
+        }
+    }
+    running
+}
+
 /// A route about to change, for the check before the first change.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -337,7 +353,7 @@ pub async fn command(
     let running = if verb == Verb::On {
         check_maintenance_apps(session.client(), &resolved, &switch.maintenance).await?
     } else {
-        context::Running::default()
+        maintenance_instances(session.client(), &resolved).await
     };
     out.set_fleet(resolved.fleet);
     let signals = Signals::install(out);

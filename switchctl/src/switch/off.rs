@@ -29,7 +29,7 @@ use super::{
     paths,
     plan::{self, OffPlan, Probing},
     preview,
-    probe::{CONSECUTIVE, Instance, Target, Want},
+    probe::{Instance, Target, Want},
     state::{self, Record},
     trail::{self, LostRoute},
     window,
@@ -541,7 +541,10 @@ async fn restore_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
 
     // 4. The router must agree before the records go: without them, `off` could not resume.
     if !keep && !ctx.force {
-        if let Err(NotVerified { timeout_s, last }) = ctx.verify.last(&target, Want::App, CONSECUTIVE, &probing).await {
+        let removed = ctx.running.instance(maint);
+        if let Err(NotVerified { timeout_s, last }) =
+            ctx.verify.gone(&target, Want::App, &probing, removed.as_ref()).await
+        {
             let cause = Cause::RouterLagging { who: Who::App, timeout_s, last };
             let failed = RouteReport::failed(url, route.guid.clone(), cause, RouteState::RecordOnly);
             return apps.iter().map(|a| ((*a).to_owned(), failed.clone())).collect();

@@ -65,12 +65,18 @@ pub async fn switch_on(env: &Env, members: &[Member], switch: &Switch) -> Result
         env.reads.prefetch_mapped(&env.client, &apps).await;
     }
     // `--except` path routes exist before any host route switches; `--only` switches none.
-    if let paths::Opened::Done(reports) = paths::open(env, members, switch.dry_run).await? {
-        return Ok(reports);
+    let failed = match paths::open(env, members, switch.dry_run).await? {
+        paths::Opened::Done(reports) => return Ok(reports),
+        paths::Opened::SwitchHosts { failed } => failed,
+    };
+    let members: Vec<Member> =
+        members.iter().filter(|m| !failed.iter().any(|r| r.app_guid == m.app.guid)).cloned().collect();
+    if members.is_empty() {
+        return Ok(failed);
     }
-    fleet::drive(
+    let mut reports = fleet::drive(
         env,
-        members,
+        &members,
         settings,
         |m| survey(env.clone(), m, switch.dry_run),
         fleet::RouteWork {
@@ -80,7 +86,9 @@ pub async fn switch_on(env: &Env, members: &[Member], switch: &Switch) -> Result
         },
         |s| switch_app(env.clone(), s, Arc::clone(&switch)),
     )
-    .await
+    .await?;
+    reports.extend(failed);
+    Ok(reports)
 }
 
 /// One app, read and planned: what is already decided, and the routes still to switch.

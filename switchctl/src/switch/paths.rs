@@ -101,9 +101,14 @@ impl PathsRecord {
 /// What `on` does next.
 #[derive(Debug)]
 pub enum Opened {
-    /// Switch the host routes (no paths, or `--except` done).
-    SwitchHosts,
-    /// Nothing more: `--only` done, or a path route failed (nothing was switched then).
+    /// Switch the host routes of every app but those in `failed` (no paths, or `--except` done):
+    /// an app whose path route could not be made keeps its host routes, since switching them
+    /// would take its excepted paths down too; the others' windows open as asked.
+    SwitchHosts {
+        /// The reports of the apps whose path routes failed.
+        failed: Vec<Report>,
+    },
+    /// Nothing more: `--only` done.
     Done(Vec<Report>),
 }
 
@@ -119,20 +124,23 @@ struct Planned {
 /// `--except`/`--only`. Usage errors (an app route with a path these flags do not cover) come
 /// before any change, for every member.
 pub async fn open(env: &Env, members: &[Member], dry_run: bool) -> Result<Opened, Error> {
-    let Some((flag, prefixes)) = env.settings.window.paths.prefixes() else { return Ok(Opened::SwitchHosts) };
+    let Some((flag, prefixes)) = env.settings.window.paths.prefixes() else {
+        return Ok(Opened::SwitchHosts { failed: Vec::new() });
+    };
     let role = if matches!(env.settings.window.paths, Paths::Only(_)) { PathRole::Only } else { PathRole::Except };
     let mut planned = Vec::new();
     for member in members {
         planned.push(plan_member(env, member, role, flag, prefixes).await?);
     }
     let mut reports = Vec::new();
-    let mut failed = false;
     for p in planned {
-        let report = open_member(env, p, dry_run).await;
-        failed |= !report.ok;
-        reports.push(report);
+        reports.push(open_member(env, p, dry_run).await);
     }
-    Ok(if role == PathRole::Only || failed { Opened::Done(reports) } else { Opened::SwitchHosts })
+    Ok(if role == PathRole::Only {
+        Opened::Done(reports)
+    } else {
+        Opened::SwitchHosts { failed: reports.into_iter().filter(|r| !r.ok).collect() }
+    })
 }
 
 /// Reads `member`'s routes and plans its path routes; only reads.

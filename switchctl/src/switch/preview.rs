@@ -41,8 +41,22 @@ use crate::{
 
 /// The label on a preview route switchctl created; its value is the app's GUID.
 pub const PREVIEW_LABEL: &str = "switchctl.cf-maintenance/preview";
-/// The variable `run`'s command and smoke test find the preview URL in.
+/// The variable `run`'s command and smoke test find the preview URL in, when the window has one
+/// app: with several, no one URL is *the* preview, so it is not set.
 pub const URL_VARIABLE: &str = "SWITCHCTL_PREVIEW_URL";
+/// The variable with every preview URL, one per line, in the order of `SWITCHCTL_APPS`.
+pub const URLS_VARIABLE: &str = "SWITCHCTL_PREVIEW_URLS";
+
+/// Gives `cmd` the preview URLs (see [`URL_VARIABLE`], [`URLS_VARIABLE`]).
+pub fn export(cmd: &mut tokio::process::Command, urls: &[String]) {
+    if urls.is_empty() {
+        return;
+    }
+    cmd.env(URLS_VARIABLE, urls.join("\n"));
+    if let [only] = urls {
+        cmd.env(URL_VARIABLE, only);
+    }
+}
 /// How long `--smoke-url` tries when routes are not probed (`--no-verify` has no `--timeout`).
 const SMOKE_URL_DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause between `--smoke-url` attempts.
@@ -288,7 +302,8 @@ pub async fn smoke(env: &Env, run: &Run, urls: &[String]) -> Result<(), u8> {
         let what = run.smoke.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
         env.out.line(&format!("Smoke test: running {what}..."));
         let mut cmd = tokio::process::Command::new(program);
-        cmd.args(rest).stdout(env.out.child_stdout()).env(URL_VARIABLE, urls.first().map_or("", String::as_str));
+        cmd.args(rest).stdout(env.out.child_stdout());
+        export(&mut cmd, urls);
         let outcome = match cmd.status().await {
             Ok(status) if status.success() => SmokeOutcome::Passed { what },
             Ok(status) => {
@@ -299,37 +314,10 @@ pub async fn smoke(env: &Env, run: &Run, urls: &[String]) -> Result<(), u8> {
         };
         outcomes.push(outcome);
     }
-    if let (Some(path), Some(first)) = (&run.smoke_url, env_targets(urls).first()) {
-        let target = Target { fqdn: first.clone(), path: path.clone() };
-        let what = format!("GET {}{path}", urls.first().map_or("", String::as_str));
-        let timeout = match &env.verify.mode {
-            Verification::Probe { timeout, .. } => *timeout,
-            Verification::Settle(_) => SMOKE_URL_DEFAULT_TIMEOUT,
-        };
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last = None;
-        // Bounded by the deadline: at most timeout / pause attempts.
-        while tokio::time::Instant::now() < deadline {
-            let answer = env.verify.prober.probe(&target).await;
-            let good = matches!(answer, Answer::App(s) if (200..400).contains(&s));
-            last = Some(answer);
-            if good {
-                break;
-            }
-            tokio::time::sleep(SMOKE_URL_PAUSE).await;
+    if let Some(path) = &run.smoke_url {
+        for (url, fqdn) in urls.iter().zip(env_targets(urls)) {
+            outcomes.push(smoke_url(env, url, Target { fqdn, path: path.clone() }).await);
         }
-        outcomes.push(match last {
-            Some(Answer::App(s)) if (200..400).contains(&s) => SmokeOutcome::Passed { what },
-            last => SmokeOutcome::Failed {
-                what,
-                code: EXIT_FAILURE,
-                why: format!(
-                    "no 2xx/3xx answer from the app within {}s (last: {})",
-                    timeout.as_secs(),
-                    last.map_or_else(|| "none".to_owned(), |a| a.to_string())
-                ),
-            },
-        });
     }
     for o in &outcomes {
         match o {
@@ -348,6 +336,36 @@ pub async fn smoke(env: &Env, run: &Run, urls: &[String]) -> Result<(), u8> {
 }
 
 /// The `host.domain` of each URL.
+/// `--smoke-url` on one app's preview `url`: a 2xx or 3xx answer of the app (not of the
+/// maintenance app, not of the router) within the verification timeout.
+async fn smoke_url(env: &Env, url: &str, target: Target) -> SmokeOutcome {
+    let what = format!("GET {url}{}", target.path);
+    let timeout = match &env.verify.mode {
+        Verification::Probe { timeout, .. } => *timeout,
+        Verification::Settle(_) => SMOKE_URL_DEFAULT_TIMEOUT,
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    // Bounded by the deadline: at most timeout / pause attempts.
+    while tokio::time::Instant::now() < deadline {
+        let answer = env.verify.prober.probe(&target).await;
+        if matches!(answer, Answer::App(s) if (200..400).contains(&s)) {
+            return SmokeOutcome::Passed { what };
+        }
+        last = Some(answer);
+        tokio::time::sleep(SMOKE_URL_PAUSE).await;
+    }
+    SmokeOutcome::Failed {
+        what,
+        code: EXIT_FAILURE,
+        why: format!(
+            "no 2xx/3xx answer from the app within {}s (last: {})",
+            timeout.as_secs(),
+            last.map_or_else(|| "none".to_owned(), |a| a.to_string())
+        ),
+    }
+}
+
 fn env_targets(urls: &[String]) -> Vec<String> {
     urls.iter().map(|u| u.split_once("://").map_or(u.as_str(), |(_, rest)| rest).to_owned()).collect()
 }
@@ -355,6 +373,38 @@ fn env_targets(urls: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `export` sets on a command.
+    fn exported(urls: &[&str]) -> Vec<(String, String)> {
+        let mut cmd = tokio::process::Command::new("true");
+        export(&mut cmd, &urls.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>());
+        let mut vars: Vec<(String, String)> = cmd
+            .as_std()
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+            .collect();
+        vars.sort();
+        vars
+    }
+
+    #[test]
+    fn one_preview_is_the_preview_url_several_are_listed_in_the_apps_order() {
+        let one = exported(&["https://shop-preview-a.example.com"]);
+        assert_eq!(
+            one,
+            [
+                (URL_VARIABLE.to_owned(), "https://shop-preview-a.example.com".to_owned()),
+                (URLS_VARIABLE.to_owned(), "https://shop-preview-a.example.com".to_owned()),
+            ]
+        );
+        // With several, no single URL stands for the window (the first app's would mislead).
+        let two = exported(&["https://a-preview-1.example.com", "https://b-preview-2.example.com"]);
+        assert_eq!(
+            two,
+            [(URLS_VARIABLE.to_owned(), "https://a-preview-1.example.com\nhttps://b-preview-2.example.com".to_owned())]
+        );
+        assert!(exported(&[]).is_empty());
+    }
 
     #[test]
     fn a_random_host_is_a_valid_unguessable_label() {

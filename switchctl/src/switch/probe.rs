@@ -31,8 +31,21 @@
 //! with any instance of the app registered serves the route with it.
 //!
 //! The final check (only the maintenance app, or only the app, answers) wants N plain answers in a
-//! row, one connection each: a router that still holds the removed destination answers from it
-//! about every other request, and N in a row miss that router as above.
+//! row, one connection each. It is weaker than the pinned check: a router that still holds the
+//! removed destination serves it only in its share s of that router's requests (s = ½ with as
+//! many instances on each side), so N in a row miss it with probability (1 − s/k)^N, 3.6 % at
+//! k = 4 and s = ½. Time narrows that: the unregistration a lagging router lacks is already on
+//! its way, so the final check spaces its probes [`STREAK_PAUSE`] apart and watches the route
+//! for at least N of them (375 ms) after the change; a router still mixed after that is missed
+//! as above. A pinned check needs no spacing (a router without the instance answers 400 every
+//! time it is asked), and skipping it halves a route's probing time.
+//!
+//! `off` knows the removed side's instances (the maintenance apps' stats, one request per
+//! maintenance app), so its final check is pinned too: N answers in a row of the router's 400 for
+//! the maintenance app's instance (gone from that router's pool), one connection each, then one
+//! plain answer of the app. That is as exact as the presence check, and needs no spacing. `on`
+//! would need a stats request per app to do the same for APP, more than a fleet's request budget
+//! allows, so it keeps the spaced plain check.
 //!
 //! A wildcard route (`*.domain`) is asked under an invented host of the domain
 //! (`switchctl-probe-<random>.domain`): gorouter serves any host without a route of its own from
@@ -56,11 +69,11 @@ pub const MARKER_VALUE: &str = "cf-maintenance";
 const ROUTER_ERROR_HEADER: &str = "x-cf-routererror";
 /// The header that asks gorouter for one instance of an app (handlers/lookup.go `CfAppInstance`).
 const APP_INSTANCE_HEADER: &str = "x-cf-app-instance";
+/// Pause between a plain check's wanted answers (see the module docs on the final check).
+const STREAK_PAUSE: Duration = Duration::from_millis(15);
 
 /// Answers in a row a check wants, each over a new connection (N of the module docs' model).
 pub const CONSECUTIVE: u32 = 25;
-/// Pause between probes that got the wanted answer.
-const STREAK_PAUSE: Duration = Duration::from_millis(15);
 /// Pause after an unwanted answer (the router has not caught up yet).
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Longest wait for one probe.
@@ -127,11 +140,19 @@ pub enum Want {
     Maintenance,
     /// Answers of an app that is not the maintenance app (router errors do not count).
     App,
+    /// The router's own 400 for a pinned request: the instance asked for is not in the route's
+    /// pool (registry.go#LookupWithAppInstance finds none; handlers/lookup.go#handleMissingRoute).
+    Absent,
 }
 
 impl Want {
     fn accepts(self, answer: &Answer) -> bool {
-        matches!((self, answer), (Want::Maintenance, Answer::Maintenance(_)) | (Want::App, Answer::App(_)))
+        matches!(
+            (self, answer),
+            (Want::Maintenance, Answer::Maintenance(_))
+                | (Want::App, Answer::App(_))
+                | (Want::Absent, Answer::Router(400))
+        )
     }
 }
 
@@ -265,7 +286,10 @@ impl Prober {
                 if streak >= consecutive {
                     return Ok(());
                 }
-                tokio::time::sleep(STREAK_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+                // A pinned streak proves what it proves by its count of fresh connections alone.
+                if instance.is_none() {
+                    tokio::time::sleep(STREAK_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
+                }
             } else {
                 if streak > 0 || last.as_ref() != Some(&answer) {
                     tracing::debug!(route = %format!("{}{}", target.fqdn, target.path), %answer, "probe: not yet");

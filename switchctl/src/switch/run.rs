@@ -325,9 +325,7 @@ impl Window<'_> {
         if let [only] = members.as_slice() {
             cmd.env("SWITCHCTL_APP", &only.app.name);
         }
-        if let Some(url) = self.previews.first() {
-            cmd.env(preview::URL_VARIABLE, url);
-        }
+        preview::export(&mut cmd, &self.previews);
         if let Some(first) = members.first() {
             cmd.env("SWITCHCTL_ORG", &first.target.org.name);
             if members.iter().all(|m| m.target.space.guid == first.target.space.guid) {

@@ -361,8 +361,22 @@ pub fn advice(env: &Env, done: &[ProcessReport], reports: &[Report]) -> Option<S
 }
 
 /// `on`/`run`, once the routes are switched: the processes stopped, an `opened` event, the
-/// `--on-open` hook.
+/// `--on-open` hook; for the apps `on` could not switch, a `failed` event with the commands that
+/// finish (`on` again) or undo (`off`) what it left, so a notification receiver learns of them as
+/// an operator's terminal does.
 pub async fn opened(env: &Env, plans: &[Plan], reports: &[Report]) -> Vec<ProcessReport> {
+    let failed: Vec<&Report> = reports.iter().filter(|r| !r.ok && !r.dry_run).collect();
+    if !failed.is_empty() {
+        env.out.event(
+            "window",
+            serde_json::json!({
+                "state": "failed",
+                "apps": failed.iter().map(|r| r.app.as_str()).collect::<Vec<_>>(),
+                "finish": fleet::commands(&env.settings, Verb::On, &failed),
+                "undo": fleet::commands(&env.settings, Verb::Off, &failed),
+            }),
+        );
+    }
     let stopped = stop(env, plans, reports).await;
     let open: Vec<&str> = reports.iter().filter(|r| r.ok && !r.dry_run).map(|r| r.app.as_str()).collect();
     if !open.is_empty() {

@@ -4,5 +4,6 @@
 mod auth;
 mod cli;
 mod http;
+mod plugin_gob;
 mod support;
 mod verbose;

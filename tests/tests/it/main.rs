@@ -1,5 +1,6 @@
 //! Integration tests of the Cloud Foundry double: one test binary (one link) for all topics.
 
+mod cf_plugin;
 mod common;
 mod conformance;
 mod faults;

@@ -11,17 +11,7 @@ use std::{
 
 use nix::sys::signal::Signal;
 
-use crate::switch_support::{Run, Setup, Switchctl, World, binary, state_key};
-
-/// The first `` `switchctl …` `` command in `text` that runs `verb`, as arguments.
-fn printed(text: &str, verb: &str) -> Vec<String> {
-    for (i, part) in text.split('`').enumerate() {
-        if i % 2 == 1 && part.starts_with("switchctl ") && part.split_whitespace().any(|w| w == verb) {
-            return part.split_whitespace().skip(1).map(str::to_owned).collect();
-        }
-    }
-    panic!("no `switchctl … {verb} …` command in:\n{text}")
-}
+use crate::switch_support::{Run, Setup, Switchctl, World, binary, printed, state_key};
 
 /// A free loopback port nobody listens on.
 fn closed_port() -> String {

@@ -13,7 +13,11 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
+use http::Method;
+use tests::{Failure, Matcher};
+
 use crate::switch_basic::answers_of as answers;
+use crate::switch_fleet::add_fleet;
 use crate::switch_support::{Answer, HttpRoute, Load, Setup, TempDir, World, tally, wait_for, waiting_command};
 
 /// The app-level key of the path record (switchctl's `paths::PATHS_KEY`).
@@ -160,6 +164,34 @@ async fn only_takes_a_prefix_alone_down_under_load_and_off_restores_the_route_se
     assert!(!t.contains_key(&Answer::Other), "{t:?}");
     assert_eq!(route_set(&w), before, "off restores the route set exactly");
     assert!(record(&w).is_none());
+}
+
+/// In a fleet, one app whose `--except` path route cannot be made keeps its host routes (its
+/// excepted paths would go down with them), while the others' windows open; `off` of the fleet
+/// then restores the route set exactly. (Before, one app's failed path route kept every app of
+/// the fleet out of maintenance.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_path_route_keeps_only_its_own_app_out_of_the_window() {
+    let w = World::new(Setup { routes: 1, ..Setup::default() }).await;
+    let (fleet, _servers) = add_fleet(&w, 2, 1).await;
+    let before = route_set(&w);
+    // The first path route's creation fails (before CC commits it): f-000's, the first app.
+    w.cf.faults.fail_next(Matcher::new(Method::POST, "/v3/routes"), Failure::Status500);
+    let on = w.run(&["on", "--selector", "team=orders", "--except", "/webhooks"]).await;
+    on.expect_code(1);
+    let maint = w.maint_guid();
+    let to = |route: &str| w.dests(route).into_iter().map(|d| d.0).collect::<Vec<_>>();
+    assert_eq!(to(&fleet[0].routes[0]), [fleet[0].guid.clone()], "f-000 keeps its host route: {on}");
+    assert_eq!(to(&fleet[1].routes[0]), [maint], "f-001's window opened: {on}");
+    assert!(on.stderr.contains("f-000"), "the failure names the app: {on}");
+    let webhooks: Vec<String> = {
+        let st = w.cf.cc.state();
+        st.routes.iter().filter(|r| r.path == "/webhooks").map(|r| r.host.clone()).collect()
+    };
+    assert_eq!(webhooks, ["f-001-0"], "only f-001's path route exists");
+
+    w.run(&["off", "--selector", "team=orders"]).await.expect_code(0);
+    assert_eq!(route_set(&w), before, "off restores the route set exactly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

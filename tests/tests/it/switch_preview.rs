@@ -11,7 +11,7 @@
 
 use std::{path::Path, time::Duration};
 
-use crate::switch_support::{Answer, HttpRoute, TempDir, World, wait_for, with_command};
+use crate::switch_support::{Answer, HttpRoute, TempDir, World, printed, wait_for, with_command};
 
 /// The app-level key of the window's record (switchctl's `window::WINDOW_KEY`).
 const WINDOW_KEY: &str = "switchctl.cf-maintenance/window";
@@ -109,14 +109,47 @@ async fn a_failing_smoke_test_keeps_the_window_and_the_printed_off_removes_the_p
     w.assert_all_on(&before, "after the failed smoke test").await;
     let [(_, host)] = previews(&w).try_into().expect("the preview stays with the window");
     assert!(preview_answers(&w, &host, 5).await.iter().all(|a| *a == Answer::App));
-    let start = run.stderr.find("`switchctl --org").unwrap_or_else(|| panic!("no finish command: {run}"));
-    let rest = &run.stderr[start + 1..];
-    let command: Vec<&str> = rest[..rest.find('`').expect("closing backtick")].split_whitespace().skip(1).collect();
-    assert!(command.contains(&"off"), "{command:?}");
+    let command = printed(&run.stderr, "off");
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
     let off = w.run(&command).await;
     off.expect_code(0);
     assert!(previews(&w).is_empty(), "the finish command removes the preview: {off}");
     assert!(record(&w).is_none());
+    w.assert_restored(&before, "after the finish command").await;
+}
+
+/// `--smoke-url` fails when the app stops answering through the preview route during the
+/// command: the window stays, exit 1, and the printed finish command closes it once the app is
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_smoke_url_keeps_the_window_and_names_the_url() {
+    let w = World::new(Default::default()).await;
+    let before = w.all_dests();
+    let dir = TempDir::new("preview-smoke-url");
+    let command = waiting_command(dir.path());
+    let args = with_command(&["run", "shop", "--preview", "--smoke-url", "/health", "--timeout", "2"], &command);
+    let job = w.spawn(&args);
+    wait_for(&dir.path().join("started")).await;
+    let [(_, host)] = previews(&w).try_into().expect("one preview route while the command runs");
+    // The app's instances go away while the command runs: the router answers 502 for them.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    w.cf.router.register(&w.app.guid, "web", vec![gone]);
+    std::fs::write(dir.path().join("release"), "").expect("release");
+    let run = job.wait(Duration::from_secs(60)).await;
+    run.expect_code(1);
+    let url = format!("GET http://{host}.apps.example.com/health");
+    assert!(
+        run.stderr.contains(&format!("smoke test FAILED: {url}: no 2xx/3xx answer from the app within 2s")),
+        "{run}"
+    );
+    w.assert_all_on(&before, "after the failed smoke test").await;
+    assert_eq!(previews(&w).len(), 1, "the preview stays with the window");
+
+    w.cf.router.register(&w.app.guid, "web", w.app_addrs());
+    let command = printed(&run.stderr, "off");
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
+    w.run(&command).await.expect_code(0);
+    assert!(previews(&w).is_empty() && record(&w).is_none(), "closed by the finish command");
     w.assert_restored(&before, "after the finish command").await;
 }
 

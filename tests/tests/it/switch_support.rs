@@ -851,6 +851,16 @@ pub(crate) async fn wait_for(path: &Path) {
     }
 }
 
+/// The first `` `switchctl …` `` command in `text` that runs `verb`, as arguments.
+pub(crate) fn printed(text: &str, verb: &str) -> Vec<String> {
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 && part.starts_with("switchctl ") && part.split_whitespace().any(|w| w == verb) {
+            return part.split_whitespace().skip(1).map(str::to_owned).collect();
+        }
+    }
+    panic!("no `switchctl … {verb} …` command in:\n{text}")
+}
+
 /// `switchctl` arguments `fixed`, then `--` and the window's `command`.
 pub(crate) fn with_command<'a>(fixed: &[&'a str], command: &'a [String]) -> Vec<&'a str> {
     let mut all = fixed.to_vec();

@@ -20,7 +20,7 @@ use tokio::{
     net::TcpListener,
 };
 
-use crate::switch_support::{Setup, TempDir, World, wait_for, waiting_command, with_command};
+use crate::switch_support::{Setup, TempDir, World, printed, wait_for, waiting_command, with_command};
 
 /// The app-level key of the window's record (switchctl's `window::WINDOW_KEY`).
 const WINDOW_KEY: &str = "switchctl.cf-maintenance/window";
@@ -322,6 +322,42 @@ async fn a_failing_or_hanging_receiver_never_holds_off_past_its_timeout() {
     let bound = plain.took + Duration::from_secs(5) + Duration::from_secs(2);
     assert!(off.took <= bound, "off took {:?} with a hanging receiver (plain {:?})", off.took, plain.took);
     assert!(!hanging.bodies().is_empty(), "it was asked");
+}
+
+/// An `on` that cannot switch an app tells the receivers so, with the commands that finish it
+/// (`on` again) or undo it (`off`), and both work pasted (before, a failed `on` sent no window
+/// event at all: the receiver never learned that the window did not open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_that_fails_sends_a_failed_event_whose_commands_work() {
+    let w = world().await;
+    let before = w.all_dests();
+    let receiver = Receiver::start(Answer::Ok).await;
+    // The maintenance app's instance stops answering: the check after its destination is added
+    // fails, and the route is taken back.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    w.cf.router.register(&w.maint_guid(), "web", vec![gone]);
+    let on = w.run(&["--json", "on", "shop", "--notify", &receiver.url, "--timeout", "2"]).await;
+    on.expect_code(1);
+    let events = receiver.bodies();
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "window" && e["state"] == "failed")
+        .unwrap_or_else(|| panic!("a failed window event in {events:?}"));
+    assert_eq!(failed["apps"], serde_json::json!(["shop"]), "{failed}");
+    assert!(!events.iter().any(|e| e["event"] == "window" && e["state"] == "opened"), "{events:?}");
+
+    // Undo: nothing is left in maintenance.
+    let undo = printed(failed["undo"][0].as_str().unwrap_or_default(), "off");
+    w.run(&undo.iter().map(String::as_str).collect::<Vec<_>>()).await.expect_code(0);
+    assert_eq!(w.all_dests(), before, "undone");
+
+    // Finish, once the maintenance app answers again: shop goes into maintenance.
+    w.cf.router.register(&w.maint_guid(), "web", vec![w.maint_addr().expect("the maintenance app runs")]);
+    let finish = printed(failed["finish"][0].as_str().unwrap_or_default(), "on");
+    w.run(&finish.iter().map(String::as_str).collect::<Vec<_>>()).await.expect_code(0);
+    assert!(w.all_dests().values().flatten().all(|d| d.0 == w.maint_guid()), "finished: {:?}", w.all_dests());
+    w.run(&["off", "shop"]).await.expect_code(0);
+    assert_eq!(w.all_dests(), before, "restored");
 }
 
 /// A hook that hangs runs beside the window: the window does not wait for it, and at exit it gets

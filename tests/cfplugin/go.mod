@@ -1,0 +1,3 @@
+module cfplugin
+
+go 1.19
