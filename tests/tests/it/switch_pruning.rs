@@ -210,15 +210,10 @@ async fn a_router_that_missed_the_maintenance_apps_registration_is_healed_before
     w.assert_all_on(&before, "after on").await;
 }
 
-/// Ignored: switchctl's final check (25 plain answers in a row, (switchctl `probe::CONSECUTIVE`)) misses this
-/// router about two runs in three. It holds shop's two instances and the maintenance app's one,
-/// so only one probe in nine (one router in three, one endpoint in three) answers from the
-/// maintenance app: a streak of 25 survives that with (8/9)^25 ≈ 5 %, and over 6 s of streaks
-/// and resets one usually does. The same holds for `on` with one probe in 4.5: (7/9)^25 ≈ 0.2 %
-/// a streak, a few % a run. Enable once the check covers a router that sends only a share of
-/// the requests to the old side.
+/// `off`'s final check asks for the maintenance app's instance by name (`X-CF-APP-INSTANCE`), so a
+/// router that still holds it answers from it on every probe that reaches it, not one in three
+/// as plain probes would get from a pool of shop's two instances and its one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "switchctl's 25-in-a-row final check misses a router that sends 1 request in 3 elsewhere"]
 async fn with_tls_endpoints_a_router_that_missed_the_maintenance_apps_unregistration_fails_off_with_what_to_do() {
     let w = world(true).await;
     w.run(&["on", "shop"]).await.expect_code(0);
