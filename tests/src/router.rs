@@ -23,22 +23,44 @@
 //! route/uris.go#NextWildcard). `X-CF-APP-INSTANCE: APP_GUID:INDEX` picks one instance of the
 //! pool (handlers/lookup.go, registry.go#LookupWithAppInstance).
 //!
-//! Pruning is not modelled, because no test runs long enough to see it: gorouter drops a plain
-//! (non-TLS) endpoint whose registration was not refreshed within `droplet_stale_threshold` (120 s
-//! by default, checked every `prune_stale_droplets_interval`, 30 s; config/config.go
-//! `DefaultConfig`, route/pool.go#PruneEndpoints via registry.go#pruneStaleDroplets), and never a
-//! TLS endpoint that way: a TLS endpoint goes only when dialling it fails with a prunable error
-//! (route/pool.go#EndpointFailed, `useTls && fails.PrunableClassifiers.Classify(err)`). The route
-//! emitter refreshes every registration well within the threshold (its sync interval, 20 s by
-//! default — UNCONFIRMED, route-emitter's config was not read), so on a switch's time scale an
-//! endpoint leaves a pool only when it is unregistered. The double's registrations never go stale,
-//! and a dead backend answers 502 `endpoint_failure` (the non-TLS path) every time.
+//! Registrations age, as on a foundation, when [`Freshness`] turns it on (off by default,
+//! on in [`crate::Options::production`] on a scaled clock):
+//!
+//! - NATS core delivers at most once: a gorouter reconnecting to NATS misses what was published
+//!   meanwhile, so a router can miss a registration or an unregistration that the others got
+//!   ([`RouterDouble::lose_next`], [`RouterDouble::lose_randomly`]).
+//! - That is why the route emitter re-sends every registration periodically, 20 s on a foundation
+//!   ([`EMITTER_REFRESH`]; route-emitter scheduler/routebroadcastscheduler.go#Run,
+//!   routehandlers/handler.go#EmitExternal): a missed registration is healed by the next refresh.
+//!   A refresh renews the endpoint's `updated` time (route/pool.go#Put).
+//! - And why gorouter prunes: every `prune_stale_droplets_interval` (30 s) it drops plain (non-TLS)
+//!   endpoints not renewed within `droplet_stale_threshold` (120 s) (config/config.go
+//!   `defaultConfig`, registry/registry.go#pruneStaleDroplets, route/pool.go#PruneEndpoints), so a
+//!   missed unregistration of a plain endpoint heals within about 2 min. A pool that pruning
+//!   empties is kept as an unmapping keeps it (see `Table::emptied`).
+//! - TLS endpoints (a registration with `tls_port`, [`Freshness::tls`]) are never pruned that
+//!   way: PruneEndpoints skips `useTls`. One goes only when a dial to it fails with a prunable
+//!   error (route/pool.go#EndpointFailed, `fails.PrunableClassifiers`, which include `Dial`,
+//!   proxy/fails/classifier_group.go). So a missed unregistration of a TLS endpoint lasts while
+//!   the instance keeps running: that router sends a share of the route's requests to an app the
+//!   API no longer maps there, until the instance stops.
+//!
+//! The emitter also re-sends each unregistration a few times (`unregistration_interval`,
+//! `unregistration_send_count`; route-emitter unregistration/sender.go); the double does not
+//! (UNCONFIRMED: diego-release's defaults for them were not read), so one lost unregistration is
+//! lost for good, as when a router misses all the resends. In the double, staleness is kept per
+//! registration as the CC double reports it (a destination, a real instance), not per
+//! (route, address) pair: a destination's endpoints age together. Test-registered backends'
+//! instance reports are never lost. A TLS endpoint pruned after a failed dial is back with the next
+//! registration that names its route or its address (a refresh, while Diego reports it running).
+//! A dead endpoint answers 502 `endpoint_failure` where gorouter would retry the request on another
+//! endpoint (see [`RouterDouble::proxy`]).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, Weak,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -73,10 +95,20 @@ struct Mapping {
     path: String,
     app_guid: String,
     process_type: String,
+    /// When a registration of it last arrived (route/pool.go#Put sets `updated` on every
+    /// registration, a repeated one included): what staleness pruning looks at.
+    seen: Instant,
 }
 
-/// A registered real instance: (app guid, process type, address).
-type LiveEndpoint = (String, String, SocketAddr);
+/// A registered real instance.
+#[derive(Debug, Clone)]
+struct Live {
+    app_guid: String,
+    process_type: String,
+    addr: SocketAddr,
+    /// As [`Mapping::seen`].
+    seen: Instant,
+}
 
 #[derive(Debug, Default)]
 struct Table {
@@ -86,13 +118,18 @@ struct Table {
     instances: HashMap<(String, String), (u64, Vec<bool>)>,
     // Real instances by (process guid, index) → (last seq applied, (app guid, process type,
     // address) while registered). A tombstone keeps the seq, as for destinations.
-    live: HashMap<(String, u32), (u64, Option<LiveEndpoint>)>,
+    live: HashMap<(String, u32), (u64, Option<Live>)>,
     round_robin: HashMap<String, usize>,
-    // Route key → when its last destination was unmapped. Gorouter keeps an emptied pool for
-    // `empty_pool_timeout` when `empty_pool_response_code_503` is on, answering 503 no_endpoints
-    // instead of 404 unknown_route (gorouter registry/registry.go#Unregister and #pruneStaleDroplets;
-    // handlers/lookup.go#ServeHTTP `pool.IsEmpty()`). Both are on in routing-release's job spec
-    // defaults (true, 10s) — UNCONFIRMED here, the spec was not read.
+    // TLS endpoints gorouter pruned after a dial to them failed, by (route key, app guid,
+    // address), until a registration of them arrives again (route/pool.go#EndpointFailed, #Put).
+    failed: HashSet<(String, String, SocketAddr)>,
+    // Route key → when its last destination was unmapped or its last endpoint pruned. Gorouter
+    // keeps an emptied pool for `empty_pool_timeout` when `empty_pool_response_code_503` is on,
+    // answering 503 no_endpoints instead of 404 unknown_route (gorouter registry/registry.go#Unregister
+    // and #pruneStaleDroplets; handlers/lookup.go#ServeHTTP `pool.IsEmpty()`). routing-release's
+    // jobs/gorouter/spec defaults are `empty_pool_response_code_503: true` but
+    // `empty_pool_timeout: "0s"`, under which registry.go deletes an emptied pool at once (404);
+    // the double keeps it 10 s, as an operator who sets the timeout has it.
     emptied: HashMap<String, Instant>,
     /// Bumped by every change, so a router can keep the pools it computed until the next one.
     generation: u64,
@@ -215,19 +252,31 @@ fn parse_app_instance(value: &str) -> Option<(&str, &str)> {
 
 impl Table {
     fn apply(&mut self, event: RouteEvent) {
+        self.apply_at(event, Instant::now());
+    }
+
+    /// Applies one message that arrived at `now`. A registration with the sequence number already
+    /// held is the route emitter's refresh of it: it only renews `seen`, as gorouter's pool renews
+    /// an endpoint's `updated` on every registration (route/pool.go#Put). Any registration brings
+    /// back the TLS endpoints it names that a failed dial had pruned (#Put re-adds them).
+    fn apply_at(&mut self, event: RouteEvent, now: Instant) {
         self.generation += 1;
         match event {
             RouteEvent::Map { seq, destination_guid, fqdn, path, app_guid, process_type } => {
+                let key = route_key(&fqdn, &path);
+                self.failed.retain(|(k, app, _)| *k != key || *app != app_guid);
                 let entry = self.destinations.entry(destination_guid).or_insert((0, None));
                 if seq > entry.0 {
-                    *entry = (seq, Some(Mapping { fqdn, path, app_guid, process_type }));
+                    *entry = (seq, Some(Mapping { fqdn, path, app_guid, process_type, seen: now }));
+                } else if let (true, Some(m)) = (seq == entry.0, entry.1.as_mut()) {
+                    m.seen = now;
                 }
             }
             RouteEvent::Unmap { seq, destination_guid } => {
                 let entry = self.destinations.entry(destination_guid).or_insert((0, None));
                 if seq > entry.0 {
                     if let Some(m) = entry.1.take() {
-                        self.emptied.insert(route_key(&m.fqdn, &m.path), Instant::now());
+                        self.emptied.insert(route_key(&m.fqdn, &m.path), now);
                     }
                     entry.0 = seq;
                 }
@@ -239,9 +288,12 @@ impl Table {
                 }
             }
             RouteEvent::Register { seq, instance, app_guid, process_type, addr } => {
+                self.failed.retain(|(_, _, a)| *a != addr);
                 let entry = self.live.entry(instance).or_insert((0, None));
                 if seq > entry.0 {
-                    *entry = (seq, Some((app_guid, process_type, addr)));
+                    *entry = (seq, Some(Live { app_guid, process_type, addr, seen: now }));
+                } else if let (true, Some(l)) = (seq == entry.0, entry.1.as_mut()) {
+                    l.seen = now;
                 }
             }
             RouteEvent::Unregister { seq, instance } => {
@@ -249,6 +301,108 @@ impl Table {
                 if seq > entry.0 {
                     *entry = (seq, None);
                 }
+            }
+        }
+    }
+
+    /// The registrations this table holds, as the messages that would register them again with the
+    /// same sequence numbers: what the route emitter re-sends on every refresh
+    /// (routingtable/routingtable.go#GetExternalRoutingEvents: a registration for every entry).
+    fn registrations(&self) -> Vec<RouteEvent> {
+        let maps = self.destinations.iter().filter_map(|(guid, (seq, m))| {
+            let m = m.as_ref()?;
+            Some(RouteEvent::Map {
+                seq: *seq,
+                destination_guid: guid.clone(),
+                fqdn: m.fqdn.clone(),
+                path: m.path.clone(),
+                app_guid: m.app_guid.clone(),
+                process_type: m.process_type.clone(),
+            })
+        });
+        let live = self.live.iter().filter_map(|(instance, (seq, l))| {
+            let l = l.as_ref()?;
+            Some(RouteEvent::Register {
+                seq: *seq,
+                instance: instance.clone(),
+                app_guid: l.app_guid.clone(),
+                process_type: l.process_type.clone(),
+                addr: l.addr,
+            })
+        });
+        maps.chain(live).collect()
+    }
+
+    /// Whether `event` registers or unregisters, and for which app (as this table knows it before
+    /// applying it): what a lost-message fault matches. Instance reports of test-registered
+    /// backends are neither (they stand for Diego's actual LRPs, not for NATS messages).
+    fn message_of(&self, event: &RouteEvent) -> Option<Subject> {
+        match event {
+            RouteEvent::Map { app_guid, .. } | RouteEvent::Register { app_guid, .. } => {
+                Some((Message::Register, Some(app_guid.clone())))
+            }
+            RouteEvent::Unmap { destination_guid, .. } => {
+                let app = self.destinations.get(destination_guid).and_then(|(_, m)| m.as_ref());
+                Some((Message::Unregister, app.map(|m| m.app_guid.clone())))
+            }
+            RouteEvent::Unregister { instance, .. } => {
+                let app = self.live.get(instance).and_then(|(_, l)| l.as_ref());
+                Some((Message::Unregister, app.map(|l| l.app_guid.clone())))
+            }
+            RouteEvent::Instances { .. } => None,
+        }
+    }
+
+    /// Marks every registration seen `now`: gorouter's registry.go#freshenRoutes, run when pruning
+    /// resumes (after a NATS outage) so that nothing is pruned for the time it was off.
+    fn freshen(&mut self, now: Instant) {
+        for m in self.destinations.values_mut().filter_map(|(_, m)| m.as_mut()) {
+            m.seen = now;
+        }
+        for l in self.live.values_mut().filter_map(|(_, l)| l.as_mut()) {
+            l.seen = now;
+        }
+    }
+
+    /// One pass of gorouter's pruning cycle (registry.go#pruneStaleDroplets →
+    /// route/pool.go#PruneEndpoints): drops every registration not seen within `threshold`; a pool
+    /// it empties is kept as an emptied pool. Only for plain endpoints: PruneEndpoints skips
+    /// `useTls` ones. Returns how many registrations went.
+    fn prune_stale(&mut self, backends: &Backends, now: Instant, threshold: Duration) -> usize {
+        let stale = |seen: Instant| now.saturating_duration_since(seen) > threshold;
+        let before = self.pools(backends).0.by_key;
+        // A pruned registration leaves no tombstone: it was registered, so no unregistration of
+        // it is pending here, and the emitter's next refresh (same seq) registers it again.
+        let held = self.destinations.len() + self.live.len();
+        self.destinations.retain(|_, (_, m)| !m.as_ref().is_some_and(|m| stale(m.seen)));
+        self.live.retain(|_, (_, l)| !l.as_ref().is_some_and(|l| stale(l.seen)));
+        let pruned = held - self.destinations.len() - self.live.len();
+        if pruned > 0 {
+            self.generation += 1;
+            self.mark_emptied(backends, &before, now);
+        }
+        pruned
+    }
+
+    /// A dial to the TLS endpoint `addr` of pool `key` failed: gorouter prunes it from that pool
+    /// (route/pool.go#EndpointFailed, `useTls && fails.PrunableClassifiers.Classify(err)`; a refused
+    /// connection is `fails.Dial`, proxy/fails/classifier_group.go).
+    fn fail(&mut self, backends: &Backends, key: &str, addr: SocketAddr, now: Instant) {
+        let before = self.pools(backends).0.by_key;
+        let apps = before.get(key).into_iter().flatten().filter(|e| e.addr == addr).map(|e| e.app_guid.clone());
+        let failed: Vec<_> = apps.map(|app| (key.to_owned(), app, addr)).collect();
+        self.failed.extend(failed);
+        self.generation += 1;
+        self.mark_emptied(backends, &before, now);
+    }
+
+    /// Pools that had endpoints in `before` and have none now stay as emptied pools
+    /// (registry.go#pruneStaleDroplets snips a pool only `empty_pool_timeout` after its last update).
+    fn mark_emptied(&mut self, backends: &Backends, before: &HashMap<String, Vec<Endpoint>>, now: Instant) {
+        let after = self.pools(backends).0.by_key;
+        for (key, pool) in before {
+            if !pool.is_empty() && after.get(key).is_none_or(Vec::is_empty) {
+                self.emptied.insert(key.clone(), now);
             }
         }
     }
@@ -261,11 +415,11 @@ impl Table {
             .live
             .iter()
             .filter_map(|((_, index), (_, reg))| {
-                let (app, kind, addr) = reg.as_ref()?;
-                (app == app_guid && kind == process_type).then(|| Endpoint {
-                    app_guid: app.clone(),
+                let l = reg.as_ref()?;
+                (l.app_guid == app_guid && l.process_type == process_type).then(|| Endpoint {
+                    app_guid: l.app_guid.clone(),
                     index: *index,
-                    addr: *addr,
+                    addr: l.addr,
                 })
             })
             .collect();
@@ -315,8 +469,14 @@ impl Table {
             .map(|(key, mut pool)| {
                 pool.sort();
                 // A pool holds one endpoint per address (route/pool.go#Put indexes by CanonicalAddr).
-                let mut seen = std::collections::HashSet::new();
-                let pool = pool.into_iter().map(|(_, e)| e).filter(|e| seen.insert(e.addr)).collect();
+                let mut seen = HashSet::new();
+                let pool = pool
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .filter(|e| {
+                        seen.insert(e.addr) && !self.failed.contains(&(key.clone(), e.app_guid.clone(), e.addr))
+                    })
+                    .collect();
                 (key, pool)
             })
             .collect();
@@ -345,9 +505,113 @@ struct Shared {
     /// Route services and route-policy domains ([`crate::route_service`]): the bindings are the
     /// foundation's, so every router sees the same.
     services: Arc<RouteServices>,
+    /// The route emitter's table: every change at once, nothing lost. Its refresh re-sends what
+    /// this holds.
+    emitter: Mutex<Table>,
+    /// Refresh, pruning and TLS, the same for every router (a deployment configures them all).
+    freshness: watch::Sender<Freshness>,
 }
 
-/// One gorouter double: its own table, fed by its own [`sink`](Self::sink).
+impl Shared {
+    fn new(min: Duration, max: Duration) -> Arc<Shared> {
+        Arc::new(Shared {
+            backends: Mutex::new(HashMap::new()),
+            backends_generation: AtomicU64::new(0),
+            delay: Mutex::new((min, max.max(min))),
+            pending: watch::Sender::new(0),
+            services: Arc::new(RouteServices::default()),
+            emitter: Mutex::new(Table::default()),
+            freshness: watch::Sender::new(Freshness::default()),
+        })
+    }
+}
+
+/// Gorouter's pruning of plain (non-TLS) endpoints whose registration was not renewed in time
+/// (registry.go#pruneStaleDroplets, route/pool.go#PruneEndpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruning {
+    /// `droplet_stale_threshold`: a registration older than this goes.
+    pub stale_threshold: Duration,
+    /// `prune_stale_droplets_interval`: how often each router looks.
+    pub interval: Duration,
+}
+
+impl Pruning {
+    /// Gorouter's defaults, which routing-release's jobs/gorouter/templates/gorouter.yml.erb sets
+    /// as they are: 120 s and 30 s (config/config.go `defaultConfig`).
+    pub const GOROUTER: Pruning =
+        Pruning { stale_threshold: Duration::from_secs(120), interval: Duration::from_secs(30) };
+    /// The same shape on a test's time scale: 2 s and 250 ms.
+    pub const SCALED: Pruning =
+        Pruning { stale_threshold: Duration::from_secs(2), interval: Duration::from_millis(250) };
+}
+
+/// How often the route emitter re-sends every registration on a foundation: gorouter announces
+/// `minimumRegisterIntervalInSeconds` = `start_response_delay_interval` in `router.start` and
+/// `router.greet` replies (mbus/subscriber.go#startMessage), routing-release sets that from
+/// `router.requested_route_registration_interval_in_seconds`, default 20 (jobs/gorouter/spec,
+/// templates/gorouter.yml.erb), and the emitter's scheduler emits at that interval
+/// (route-emitter scheduler/routebroadcastscheduler.go#Run, watcher.go → routehandlers/handler.go
+/// #EmitExternal).
+pub const EMITTER_REFRESH: Duration = Duration::from_secs(20);
+/// [`EMITTER_REFRESH`] on the time scale of [`Pruning::SCALED`]. A strict 1/60 would be 333 ms;
+/// 600 ms refreshes less often, which is harsher, and still renews a registration at most 1.1 s
+/// apart after 0–500 ms of propagation, well within the 2 s threshold, as 20 s is within 120 s.
+pub const SCALED_REFRESH: Duration = Duration::from_millis(600);
+
+/// How registrations age on every router of a foundation. All off by default: registrations never
+/// go stale and a dead endpoint answers 502 every time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Freshness {
+    /// The route emitter re-sends every live registration to every router this often (each arrival
+    /// with that router's own delay), renewing it; `None`: never.
+    pub refresh: Option<Duration>,
+    /// Gorouter prunes plain endpoints not renewed within the threshold; `None`: never.
+    pub pruning: Option<Pruning>,
+    /// Every endpoint is registered with a TLS port: never pruned for staleness, pruned when a dial
+    /// to it fails. On a foundation that is every app endpoint when Diego runs the per-container
+    /// envoy proxy without unproxied ports (cf-deployment.yml: `containers.proxy.enabled: true`,
+    /// `enable_unproxied_port_mappings: false`): the cell reports `HostTlsProxyPort`, the emitter
+    /// sends it as `tls_port` (route-emitter routingtable/endpoint.go, registry_message.go
+    /// #RegistryMessageFor) and gorouter then uses TLS (mbus/subscriber.go#port, `UseTLS`).
+    /// Gorouter's old router-wide `backends.enable_tls` is gone (gorouter 8b216890, 2018). The
+    /// double still speaks plain HTTP to the instance; only gorouter's bookkeeping changes.
+    pub tls: bool,
+}
+
+/// A NATS message a router can miss (see [`RouterDouble::lose_next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// `router.register`: a destination mapped, a real instance up, or a refresh of either.
+    Register,
+    /// `router.unregister`: a destination unmapped or a real instance gone.
+    Unregister,
+}
+
+/// What a lost-message fault matches: the kind of message and the app it is about, if known.
+type Subject = (Message, Option<String>);
+
+/// A lost-message fault of one router.
+#[derive(Debug)]
+struct Loss {
+    message: Message,
+    app_guid: Option<String>,
+    /// How many more to lose (`None`: no limit).
+    remaining: Option<usize>,
+    probability: f64,
+}
+
+/// Messages on their way to a router, applied together after one delay: one change, or one
+/// refresh's registrations (one burst of the emitter, so a few thousand routes cost one task per
+/// router, not one each). `counted` ones are changes [`RouterDouble::wait_settled`] waits for
+/// (refreshes are not: they never stop).
+#[derive(Debug)]
+struct Delivery {
+    events: Vec<RouteEvent>,
+    counted: bool,
+}
+
+/// One gorouter double: its own table, fed through [`fan_out`].
 #[derive(Debug)]
 pub struct RouterDouble {
     table: Mutex<Table>,
@@ -356,6 +620,11 @@ pub struct RouterDouble {
     hosts: Mutex<std::collections::BTreeSet<String>>,
     /// Requests that carried `X-CF-APP-INSTANCE`.
     pinned: AtomicUsize,
+    /// Messages this router will miss, as one reconnecting to NATS does (NATS core delivers at
+    /// most once: a subscriber that is not connected never gets what was published meanwhile).
+    losses: Mutex<Vec<Loss>>,
+    /// How many messages it missed.
+    lost: AtomicUsize,
     client: Client<HttpConnector, Full<Bytes>>,
     /// The pools of the table's latest generation (see [`RouterDouble::pools`]).
     pools: Mutex<Option<CachedPools>>,
@@ -374,14 +643,126 @@ struct CachedPools {
 /// `n` routers of one foundation (see the module docs), each change taking between `min` and `max`
 /// to reach each of them, independently.
 pub fn several(n: usize, min: Duration, max: Duration) -> Vec<Arc<RouterDouble>> {
-    let shared = Arc::new(Shared {
-        backends: Mutex::new(HashMap::new()),
-        backends_generation: AtomicU64::new(0),
-        delay: Mutex::new((min, max.max(min))),
-        pending: watch::Sender::new(0),
-        services: Arc::new(RouteServices::default()),
-    });
+    let shared = Shared::new(min, max);
     (0..n.max(1)).map(|_| Arc::new(RouterDouble::with(Arc::clone(&shared)))).collect()
+}
+
+/// The intake for CC's route changes to `routers` (one foundation's, from [`several`]): what the
+/// route emitter and NATS do between Diego and the gorouters. Each change goes into the emitter's
+/// table at once and to every router that does not miss it (see [`RouterDouble::lose_next`]),
+/// counted as pending at once (so [`RouterDouble::wait_settled`] cannot miss it) and applied after
+/// that router's own delay. Also starts the emitter's refresh and each router's pruning cycle,
+/// which idle while [`Freshness`] has them off and end with the routers.
+pub fn fan_out(routers: &[Arc<RouterDouble>]) -> RouteSink {
+    let Some(first) = routers.first() else { return RouteSink(Box::new(|_| {})) };
+    let shared = Arc::clone(&first.shared);
+    let intakes: Vec<(Weak<RouterDouble>, mpsc::UnboundedSender<Delivery>)> =
+        routers.iter().map(|r| (Arc::downgrade(r), r.intake())).collect();
+    tokio::spawn(refresh_cycle(Arc::downgrade(&shared), shared.freshness.subscribe(), intakes.clone()));
+    for r in routers {
+        tokio::spawn(pruning_cycle(Arc::downgrade(r), shared.freshness.subscribe()));
+    }
+    RouteSink(Box::new(move |event| {
+        let message = {
+            let mut emitter = lock(&shared.emitter);
+            let message = emitter.message_of(&event);
+            emitter.apply(event.clone());
+            message
+        };
+        for (router, intake) in &intakes {
+            // A stopped router just stops listening; the CC double keeps working without it.
+            let Some(r) = router.upgrade() else { continue };
+            if r.loses(message.as_ref()) {
+                continue;
+            }
+            shared.pending.send_modify(|n| *n += 1);
+            if intake.send(Delivery { events: vec![event.clone()], counted: true }).is_err() {
+                shared.pending.send_modify(|n| *n -= 1);
+            }
+        }
+    }))
+}
+
+/// Waits `every`, or returns early (false) when the settings change; `None` when they are gone.
+async fn tick(config: &mut watch::Receiver<Freshness>, every: Duration) -> Option<bool> {
+    tokio::select! {
+        () = tokio::time::sleep(every) => Some(true),
+        changed = config.changed() => changed.ok().map(|()| false),
+    }
+}
+
+/// The route emitter's periodic emit: every `refresh`, every registration of its table to every
+/// router, each arrival with that router's own delay, each one a message a router can miss.
+async fn refresh_cycle(
+    shared: Weak<Shared>,
+    mut config: watch::Receiver<Freshness>,
+    intakes: Vec<(Weak<RouterDouble>, mpsc::UnboundedSender<Delivery>)>,
+) {
+    loop {
+        let every = config.borrow_and_update().refresh;
+        let Some(every) = every else {
+            if config.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        match tick(&mut config, every).await {
+            None => return,
+            Some(false) => continue,
+            Some(true) => {}
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        let refreshes: Vec<(RouteEvent, Option<Subject>)> = {
+            let emitter = lock(&shared.emitter);
+            emitter
+                .registrations()
+                .into_iter()
+                .map(|e| {
+                    let m = emitter.message_of(&e);
+                    (e, m)
+                })
+                .collect()
+        };
+        for (router, intake) in &intakes {
+            let Some(r) = router.upgrade() else { return };
+            let events: Vec<RouteEvent> =
+                refreshes.iter().filter(|(_, message)| !r.loses(message.as_ref())).map(|(e, _)| e.clone()).collect();
+            let _ = intake.send(Delivery { events, counted: false });
+        }
+    }
+}
+
+/// One router's pruning cycle (registry.go#StartPruningCycle): every `interval`, prune what was not
+/// renewed within the threshold, unless the endpoints are TLS. Freshens everything when pruning
+/// is turned on, as registry.go#pruneStaleDroplets does when it resumes.
+async fn pruning_cycle(router: Weak<RouterDouble>, mut config: watch::Receiver<Freshness>) {
+    let mut was_on = false;
+    loop {
+        let pruning = config.borrow_and_update().pruning;
+        let Some(pruning) = pruning else {
+            was_on = false;
+            if config.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        if !was_on {
+            let Some(r) = router.upgrade() else { return };
+            r.table().freshen(Instant::now());
+            was_on = true;
+        }
+        match tick(&mut config, pruning.interval).await {
+            None => return,
+            Some(false) => continue,
+            Some(true) => {}
+        }
+        let Some(r) = router.upgrade() else { return };
+        if r.freshness().tls {
+            continue;
+        }
+        let backends = lock(&r.shared.backends).clone();
+        r.table().prune_stale(&backends, Instant::now(), pruning.stale_threshold);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -391,14 +772,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl RouterDouble {
     /// A single router whose route changes take between `min` and `max` to arrive.
     pub fn new(min: Duration, max: Duration) -> RouterDouble {
-        let shared = Arc::new(Shared {
-            backends: Mutex::new(HashMap::new()),
-            backends_generation: AtomicU64::new(0),
-            delay: Mutex::new((min, max.max(min))),
-            pending: watch::Sender::new(0),
-            services: Arc::new(RouteServices::default()),
-        });
-        RouterDouble::with(shared)
+        RouterDouble::with(Shared::new(min, max))
     }
 
     /// Route services and route-policy domains, the same for every router of the foundation.
@@ -415,6 +789,8 @@ impl RouterDouble {
             shared,
             hosts: Mutex::new(std::collections::BTreeSet::new()),
             pinned: AtomicUsize::new(0),
+            losses: Mutex::new(Vec::new()),
+            lost: AtomicUsize::new(0),
             pools: Mutex::new(None),
             client: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build(connector),
         }
@@ -461,39 +837,96 @@ impl RouterDouble {
         self.shared.backends_generation.fetch_add(1, Ordering::Release);
     }
 
-    /// Applies `events` at once (the initial table).
+    /// Applies `events` at once (the initial table), in the route emitter's table too.
     pub fn apply_now(&self, events: Vec<RouteEvent>) {
         let mut t = self.table();
+        let mut emitter = lock(&self.shared.emitter);
         for e in events {
+            emitter.apply(e.clone());
             t.apply(e);
         }
     }
 
-    /// The intake for CC's route changes: each event is counted as pending at once (so
-    /// [`wait_settled`](Self::wait_settled) cannot miss it) and applied after its own random delay.
-    pub fn sink(self: &Arc<Self>) -> RouteSink {
-        let (tx, mut events) = mpsc::unbounded_channel::<RouteEvent>();
-        let pending = self.shared.pending.clone();
+    /// This router's end of NATS: each delivery is applied after its own random delay.
+    fn intake(self: &Arc<Self>) -> mpsc::UnboundedSender<Delivery> {
+        let (tx, mut deliveries) = mpsc::unbounded_channel::<Delivery>();
         let router = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
+            while let Some(delivery) = deliveries.recv().await {
                 let Some(r) = router.upgrade() else { break };
                 let (min, max) = *lock(&r.shared.delay);
                 let delay = if max > min { rand::rng().random_range(min..=max) } else { min };
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    r.table().apply(event);
-                    r.shared.pending.send_modify(|n| *n -= 1);
+                    let mut table = r.table();
+                    let now = Instant::now();
+                    for event in delivery.events {
+                        table.apply_at(event, now);
+                    }
+                    drop(table);
+                    if delivery.counted {
+                        r.shared.pending.send_modify(|n| *n -= 1);
+                    }
                 });
             }
         });
-        RouteSink(Box::new(move |event| {
-            pending.send_modify(|n| *n += 1);
-            // A stopped router just stops listening; the CC double keeps working without it.
-            if tx.send(event).is_err() {
-                pending.send_modify(|n| *n -= 1);
-            }
-        }))
+        tx
+    }
+
+    /// Whether this router misses `message` (and counts it if so).
+    fn loses(&self, message: Option<&Subject>) -> bool {
+        let Some((kind, app)) = message else { return false };
+        let mut losses = lock(&self.losses);
+        let hit = losses.iter_mut().find(|l| {
+            l.message == *kind
+                && l.remaining != Some(0)
+                && l.app_guid.as_ref().is_none_or(|want| app.as_ref() == Some(want))
+                && (l.probability >= 1.0 || rand::rng().random_bool(l.probability.max(0.0)))
+        });
+        let Some(loss) = hit else { return false };
+        if let Some(n) = loss.remaining.as_mut() {
+            *n -= 1;
+        }
+        self.lost.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// This router misses the next `count` messages of kind `message` (about `app_guid`'s
+    /// destinations or instances, or any app's), refreshes included: a router that was
+    /// reconnecting to NATS while they were published.
+    pub fn lose_next(&self, message: Message, app_guid: Option<&str>, count: usize) {
+        lock(&self.losses).push(Loss {
+            message,
+            app_guid: app_guid.map(str::to_owned),
+            remaining: Some(count),
+            probability: 1.0,
+        });
+    }
+
+    /// This router misses each message of kind `message` (about `app_guid`, or any app) with
+    /// `probability`, until [`stop_losing`](Self::stop_losing).
+    pub fn lose_randomly(&self, message: Message, app_guid: Option<&str>, probability: f64) {
+        lock(&self.losses).push(Loss { message, app_guid: app_guid.map(str::to_owned), remaining: None, probability });
+    }
+
+    /// Ends every lost-message fault of this router.
+    pub fn stop_losing(&self) {
+        lock(&self.losses).clear();
+    }
+
+    /// How many messages this router missed so far.
+    pub fn lost(&self) -> usize {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Sets refresh, pruning and TLS for every router of the foundation.
+    pub fn set_freshness(&self, freshness: Freshness) {
+        self.shared.freshness.send_replace(freshness);
+    }
+
+    /// Refresh, pruning and TLS as set now.
+    pub fn freshness(&self) -> Freshness {
+        *self.shared.freshness.borrow()
     }
 
     /// Waits until no change is in flight to any router of the foundation (or `timeout`); returns
@@ -636,7 +1069,18 @@ impl RouterDouble {
             }
             // proxy/round_tripper/error_handler.go#HandleError: `endpoint_failure (<error>)`, and
             // the body is proxy_round_tripper.go's BadGatewayMessage, written by http.Error.
+            //
+            // Gorouter would first retry on another endpoint of the pool: a dial error is
+            // retriable (proxy_round_tripper.go#RoundTrip, up to `router.backends.max_attempts`, 3
+            // in routing-release's jobs/gorouter/spec; fails.RetriableClassifiers), and only the
+            // last attempt's error reaches the client. The double does not retry, so a client sees
+            // the first failed attempt's 502 (harsher); a TLS endpoint is pruned all the same
+            // (`iter.EndpointFailed(err)` → route/pool.go#EndpointFailed), a plain one stays.
             Err(e) => {
+                if e.is_connect() && self.freshness().tls {
+                    let backends = lock(&self.shared.backends).clone();
+                    self.table().fail(&backends, &key, addr, Instant::now());
+                }
                 let mut r =
                     Response::new(Body::from("502 Bad Gateway: Registered endpoint failed to handle the request.\n"));
                 *r.status_mut() = StatusCode::BAD_GATEWAY;
@@ -728,7 +1172,15 @@ impl Drop for Front {
 /// The error text Go's dialer would give, as far as the proxy client lets us see it.
 fn connect_error(e: &hyper_util::client::legacy::Error) -> String {
     let text = std::error::Error::source(e).map_or_else(|| e.to_string(), ToString::to_string);
-    if text.to_lowercase().contains("refused") { "connect: connection refused".to_owned() } else { text }
+    // The refusal sits a few sources down (hyper-util's ConnectError wraps the io::Error).
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if s.to_string().to_lowercase().contains("refused") {
+            return "connect: connection refused".to_owned();
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Gorouter's plain-text error: `<code> <status text>: <message>` plus a newline
@@ -924,5 +1376,173 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, ["a/0", "a/1"]);
+    }
+
+    fn map_event(seq: u64, dest: &str, fqdn: &str, app: &str) -> RouteEvent {
+        RouteEvent::Map {
+            seq,
+            destination_guid: dest.into(),
+            fqdn: fqdn.into(),
+            path: String::new(),
+            app_guid: app.into(),
+            process_type: "web".into(),
+        }
+    }
+
+    /// Polls `done` every 5 ms until it holds (then how long that took) or `limit` passes (`None`).
+    async fn until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if done() {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+
+    const SHOP: &str = "shop.example.com";
+    const THRESHOLD: Duration = Duration::from_millis(400);
+    const INTERVAL: Duration = Duration::from_millis(50);
+    const REFRESH: Duration = Duration::from_millis(100);
+    const MAX_DELAY: Duration = Duration::from_millis(20);
+
+    /// Two routers of one foundation, each change taking 0–20 ms, with refresh and pruning on the
+    /// time scale above; `tls` as given.
+    fn foundation(tls: bool) -> (Vec<Arc<RouterDouble>>, RouteSink) {
+        let routers = several(2, Duration::ZERO, MAX_DELAY);
+        routers[0].set_freshness(Freshness {
+            refresh: Some(REFRESH),
+            pruning: Some(Pruning { stale_threshold: THRESHOLD, interval: INTERVAL }),
+            tls,
+        });
+        let sink = fan_out(&routers);
+        (routers, sink)
+    }
+
+    #[tokio::test]
+    async fn a_lost_unregistration_keeps_a_plain_endpoint_on_that_router_until_it_is_stale() {
+        let (routers, sink) = foundation(false);
+        routers[0].register(APP, "web", vec![addr(1)]);
+        (sink.0)(map_event(1, "d", SHOP, APP));
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        routers[1].lose_next(Message::Unregister, Some(APP), 1);
+        (sink.0)(RouteEvent::Unmap { seq: 2, destination_guid: "d".into() });
+        let unmapped = Instant::now();
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        assert_eq!((routers[0].lost(), routers[1].lost()), (0, 1));
+        assert_eq!(routers[0].endpoints_for(SHOP, "/"), [], "the router that got the unregistration");
+        assert_eq!(routers[1].endpoints_for(SHOP, "/"), [addr(1)], "the router that missed it");
+        until(Duration::from_secs(3), || routers[1].endpoints_for(SHOP, "/").is_empty()).await.expect("pruned");
+        let gone = unmapped.elapsed();
+        // Renewed last about one refresh before the unmap (or just after it), so pruned at the first
+        // pass about a threshold later; the bounds leave room for a busy machine.
+        assert!(gone >= THRESHOLD / 2, "pruned after {gone:?}, long before it was stale");
+        assert!(gone <= THRESHOLD + INTERVAL + Duration::from_millis(400), "pruned only after {gone:?}");
+        // The emptied pool answers 503 no_endpoints, as after an unregistration.
+        let backends = lock(&routers[1].shared.backends).clone();
+        assert_eq!(routers[1].table().lookup(&backends, SHOP, "/"), Lookup::Empty);
+    }
+
+    #[tokio::test]
+    async fn a_tls_endpoint_is_never_pruned_as_stale_only_after_a_failed_dial() {
+        let (routers, sink) = foundation(true);
+        let app = crate::backend::start("app", 0).await.expect("app/0");
+        let other = crate::backend::start("other", 0).await.expect("other/0");
+        let app_addr = app.addr();
+        routers[0].register(APP, "web", vec![app_addr]);
+        routers[0].register(OTHER, "web", vec![other.addr()]);
+        (sink.0)(map_event(1, "a", SHOP, APP));
+        (sink.0)(map_event(2, "o", SHOP, OTHER));
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        routers[1].lose_next(Message::Unregister, Some(APP), 1);
+        (sink.0)(RouteEvent::Unmap { seq: 3, destination_guid: "a".into() });
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        assert_eq!(routers[1].lost(), 1);
+        // Three thresholds on, the router that missed the unregistration still sends to APP.
+        let pruned = until(3 * THRESHOLD, || routers[1].endpoints_for(SHOP, "/").len() < 2).await;
+        assert_eq!(pruned, None, "a TLS endpoint is not pruned for staleness");
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            answers.push(ask(&routers[1], SHOP, None).await);
+        }
+        assert!(answers.iter().any(|(s, _, h)| *s == 200 && h.contains(&("x-backend".into(), "app/0".into()))));
+        // APP's instance stops: the next request that router sends it fails to dial, gets the
+        // router's 502 and prunes the endpoint; from then on only OTHER answers. (A request on a
+        // kept-alive connection to it fails first without a dial, as gorouter's own would:
+        // routing-release keeps backend connections alive, `router.max_idle_connections` 100.)
+        drop(app);
+        let mut failures = Vec::new();
+        for _ in 0..10 {
+            if routers[1].endpoints_for(SHOP, "/") == [other.addr()] {
+                break;
+            }
+            let (status, _, headers) = ask(&routers[1], SHOP, None).await;
+            if status == 502 {
+                failures.extend(headers.into_iter().filter(|(k, _)| k == "x-cf-routererror").map(|(_, v)| v));
+            }
+        }
+        assert_eq!(routers[1].endpoints_for(SHOP, "/"), [other.addr()], "pruned after {failures:?}");
+        assert!(
+            failures.last().is_some_and(|f| f.contains("connection refused")),
+            "a failed dial pruned it: {failures:?}"
+        );
+        for _ in 0..4 {
+            let (status, _, headers) = ask(&routers[1], SHOP, None).await;
+            assert_eq!(status, 200);
+            assert!(headers.contains(&("x-backend".into(), "other/0".into())));
+        }
+        // Refreshes do not bring it back: the emitter no longer has it.
+        tokio::time::sleep(3 * REFRESH).await;
+        assert_eq!(routers[1].endpoints_for(SHOP, "/"), [other.addr()]);
+    }
+
+    #[tokio::test]
+    async fn a_lost_registration_is_healed_by_the_next_refresh() {
+        let (routers, sink) = foundation(false);
+        routers[0].set_freshness(Freshness { refresh: None, ..routers[0].freshness() });
+        routers[0].register(APP, "web", vec![addr(1)]);
+        routers[1].lose_next(Message::Register, Some(APP), 1);
+        (sink.0)(map_event(1, "d", SHOP, APP));
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        assert_eq!(routers[0].endpoints_for(SHOP, "/"), [addr(1)]);
+        // Without refreshes, the router that missed it never learns of it.
+        let healed = until(2 * REFRESH, || !routers[1].endpoints_for(SHOP, "/").is_empty()).await;
+        assert_eq!((healed, routers[1].lost()), (None, 1));
+        routers[0].set_freshness(Freshness { refresh: Some(REFRESH), pruning: None, tls: false });
+        let healed = until(Duration::from_secs(1), || routers[1].endpoints_for(SHOP, "/") == [addr(1)]).await;
+        assert!(healed.is_some_and(|t| t <= 2 * REFRESH + MAX_DELAY + Duration::from_millis(100)), "{healed:?}");
+    }
+
+    #[tokio::test]
+    async fn with_refreshes_and_no_loss_nothing_is_ever_pruned() {
+        let (routers, sink) = foundation(false);
+        routers[0].register(APP, "web", vec![addr(1), addr(2)]);
+        routers[0].register(OTHER, "web", vec![addr(3)]);
+        (sink.0)(map_event(1, "d", SHOP, APP));
+        (sink.0)(map_event(2, "o", "other.example.com", OTHER));
+        (sink.0)(RouteEvent::Register {
+            seq: 3,
+            instance: ("proc".into(), 5),
+            app_guid: OTHER.into(),
+            process_type: "web".into(),
+            addr: addr(4),
+        });
+        assert!(routers[0].wait_settled(Duration::from_secs(1)).await);
+        let full = |r: &RouterDouble| {
+            let mut other = r.endpoints_for("other.example.com", "/");
+            other.sort();
+            r.endpoints_for(SHOP, "/") == [addr(1), addr(2)] && other == [addr(3), addr(4)]
+        };
+        // Five thresholds, looked at every 5 ms.
+        let lapse = until(5 * THRESHOLD, || !routers.iter().all(|r| full(r))).await;
+        assert_eq!(lapse, None, "an endpoint left a router although every registration was refreshed");
+        // The same table without refreshes is pruned within a threshold: the check above could fail.
+        routers[0].set_freshness(Freshness { refresh: None, ..routers[0].freshness() });
+        let pruned = until(THRESHOLD + REFRESH + INTERVAL + Duration::from_millis(200), || {
+            routers.iter().all(|r| r.endpoints_for(SHOP, "/").is_empty())
+        })
+        .await;
+        assert!(pruned.is_some(), "without refreshes, pruning empties the pools");
     }
 }

@@ -4,7 +4,7 @@
 //! With several routers ([`Options::routers`]), each router listens on its own port and a
 //! [`Front`] (an L4 balancer) on the router address hands each connection to one of them. CC's
 //! route changes fan out to every router, as NATS delivers every registration to every gorouter
-//! subscribed, and each router applies each change after its own delay.
+//! subscribed, and each router applies each change after its own delay ([`router::fan_out`]).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -12,11 +12,10 @@ use tokio::net::TcpListener;
 
 use crate::{
     cc::Cc,
-    cc::state::RouteSink,
     client::Http,
     error::Error,
     faults::{Faults, RateLimit},
-    router::{self, Balance, Front, RouterDouble},
+    router::{self, Balance, Freshness, Front, Pruning, RouterDouble},
     serve::{FaultLayer, Handler, Server, axum_handler, spawn},
     uaa::{self, Uaa},
 };
@@ -30,6 +29,13 @@ pub struct Options {
     pub routers: usize,
     /// How the balancer in front of several routers spreads connections.
     pub balance: Balance,
+    /// How often the route emitter re-sends every registration (`None`: never; see
+    /// [`router::EMITTER_REFRESH`] for a foundation's 20 s).
+    pub route_refresh: Option<Duration>,
+    /// Gorouter's pruning of plain endpoints not renewed in time (`None`: never).
+    pub pruning: Option<Pruning>,
+    /// Every endpoint registered with a TLS port ([`Freshness::tls`]).
+    pub tls_backends: bool,
     /// How long a build stays `STAGING`.
     pub staging_time: Duration,
     /// How long started instances report `STARTING`.
@@ -57,7 +63,12 @@ impl Options {
     ///   `templates/cloud_controller_ng.yml.erb`);
     /// - staging and start-up that take seconds, a rolling deployment that takes some more, and
     ///   instances that report `STOPPING` for a while after a stop (`instances_stats_reporter.rb`,
-    ///   CC's `app_instance_stopping_state`).
+    ///   CC's `app_instance_stopping_state`);
+    /// - registrations that age, on a 1/60 time scale: the route emitter re-sends each every
+    ///   600 ms, gorouter prunes plain endpoints not renewed within 2 s, checking every 250 ms
+    ///   ([`Pruning::SCALED`], [`router::SCALED_REFRESH`]); and every endpoint is TLS, as
+    ///   cf-deployment runs Diego's per-container proxy, so only a failed dial prunes one
+    ///   ([`Freshness::tls`]).
     ///
     /// The kinder [`Options::default`] stays for the double's own unit tests.
     pub fn production() -> Options {
@@ -71,6 +82,9 @@ impl Options {
             diego_routes_limit: Some(128 * 1024),
             rate_limit: Some(RateLimit::capi_default().instances(4)),
             stopping_time: Duration::from_secs(1),
+            route_refresh: Some(router::SCALED_REFRESH),
+            pruning: Some(Pruning::SCALED),
+            tls_backends: true,
             ..Options::default()
         }
     }
@@ -84,6 +98,9 @@ impl Default for Options {
             router_delay: (Duration::ZERO, Duration::from_millis(50)),
             routers: 1,
             balance: Balance::RoundRobin,
+            route_refresh: None,
+            pruning: None,
+            tls_backends: false,
             staging_time: Duration::ZERO,
             startup_time: Duration::ZERO,
             deployment_time: Duration::ZERO,
@@ -143,12 +160,12 @@ impl CfDouble {
         {
             // Subscribe and snapshot under one lock so that no change falls between the two.
             let mut st = cc.state();
-            let sinks: Vec<RouteSink> = routers.iter().map(RouterDouble::sink).collect();
-            st.subscribe(RouteSink(Box::new(move |event| {
-                for sink in &sinks {
-                    (sink.0)(event.clone());
-                }
-            })));
+            routers[0].set_freshness(Freshness {
+                refresh: options.route_refresh,
+                pruning: options.pruning,
+                tls: options.tls_backends,
+            });
+            st.subscribe(router::fan_out(&routers));
             let snapshot = st.snapshot_events();
             for r in &routers {
                 r.apply_now(snapshot.clone());

@@ -544,6 +544,21 @@ impl RouteReport {
                 "{app} still serves the route, which carries switchctl's record (harmless): `{again}` retries, \
                  `{undo}` removes the record"
             ),
+            // The same for `off`, the other way round: the maintenance app keeps running for the
+            // apps still in a window, so a router that missed its unregistration keeps a TLS
+            // endpoint of it until its instances are replaced.
+            (Verb::Off, RouteState::RecordOnly)
+                if matches!(self.cause, Some(Cause::RouterLagging { who: Who::App, .. })) =>
+            {
+                let maint = &a.maintenance_app;
+                format!(
+                    "the API maps {app} alone again but a router still sends some requests to {maint} (it has not \
+                     applied, or it missed, {maint}'s unregistration): a router drops a plain HTTP endpoint within \
+                     about 2 minutes but a TLS one only once the instance is gone, so `cf restart {maint} \
+                     --strategy rolling` (or, for plain HTTP, waiting) makes every router let go; then `{again}` \
+                     finishes (the route keeps switchctl's record until then), and `{status}` shows who answers"
+                )
+            }
             (Verb::Off, RouteState::RecordOnly) => {
                 format!("{app} serves the route again but it still carries switchctl's record: `{again}` finishes")
             }
@@ -552,6 +567,21 @@ impl RouteReport {
                  back",
                 a.maintenance_app
             ),
+            // A router still sends some requests to APP: slow, or it missed APP's unregistration
+            // (NATS delivers at most once). Gorouter prunes a plain endpoint not re-registered
+            // within `droplet_stale_threshold` (120 s) but a TLS one only when dialling it fails
+            // (route/pool.go#PruneEndpoints, #EndpointFailed), i.e. once the instance is gone.
+            (Verb::On, RouteState::MaintenanceOnly)
+                if matches!(self.cause, Some(Cause::RouterLagging { who: Who::MaintenanceApp, .. })) =>
+            {
+                format!(
+                    "the route is switched in the API but a router still sends some requests to {app} (it has not \
+                     applied, or it missed, {app}'s unregistration): a router drops a plain HTTP endpoint within \
+                     about 2 minutes but a TLS one only once the instance is gone, so `cf restart {app}` (or, for \
+                     plain HTTP, waiting) makes every router let go; then `{again}` finishes, and `{status}` shows \
+                     who answers"
+                )
+            }
             (Verb::On, RouteState::MaintenanceOnly) => {
                 format!("the route is switched in the API: `{status}` shows who answers, `{again}` checks again")
             }

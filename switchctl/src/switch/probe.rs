@@ -254,7 +254,7 @@ impl Prober {
     }
 
     /// Probes until `consecutive` answers in a row are `want`, or `timeout` passes. On timeout, the
-    /// last answer seen (if any) says what went wrong.
+    /// last unwanted answer seen (else the last answer, if any) says what went wrong.
     pub async fn wait(
         &self,
         target: &Target,
@@ -290,6 +290,9 @@ impl Prober {
         let deadline = Instant::now() + timeout;
         let mut streak = 0u32;
         let mut last: Option<Answer> = None;
+        // What broke the last streak says more than a wanted answer that happened to come last
+        // (a router that still sends a share of the requests elsewhere answers wanted in between).
+        let mut last_unwanted: Option<Answer> = None;
         for _ in 0..MAX_PROBES {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -313,11 +316,12 @@ impl Prober {
                     tracing::debug!(route = %format!("{}{}", target.fqdn, target.path), %answer, "probe: not yet");
                 }
                 streak = 0;
+                last_unwanted = Some(answer.clone());
                 tokio::time::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()))).await;
             }
             last = Some(answer);
         }
-        Err(last)
+        Err(last_unwanted.or(last))
     }
 }
 

@@ -136,6 +136,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "  CC's rate limiter at 2000 requests per user per hour over 4 instances; app legacy (Docker, port 80)"
         );
+        println!(
+            "  registrations refreshed every 600 ms (a foundation's 20 s, scaled), TLS endpoints (pruned on a failed dial)"
+        );
     } else {
         println!("Cloud Foundry double running (Ctrl-C to stop)");
     }

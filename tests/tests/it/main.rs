@@ -24,6 +24,7 @@ mod switch_paths;
 mod switch_ports;
 mod switch_preview;
 mod switch_production;
+mod switch_pruning;
 mod switch_ratelimit;
 mod switch_routers;
 mod switch_routesvc;
