@@ -22,7 +22,7 @@ use super::{
     paths,
     plan::{self, OnPlan, Probing},
     preview,
-    probe::{CONSECUTIVE, Target, Want},
+    probe::{CONSECUTIVE, Instance, Target, Want},
     state::{self, DefaultPort, Record},
     window,
 };
@@ -509,7 +509,19 @@ async fn switch_route(ctx: Arc<Ctx>, job: Job) -> Vec<(String, RouteReport)> {
         RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly)
             .with_note("other apps on this route keep serving it")
     } else {
-        match ctx.verify.last(&target, Want::Maintenance, CONSECUTIVE, &probing).await {
+        // A router still holding APP answers a request for APP's instance 0 by name every time it
+        // is asked (see probe's model): exact per router while that instance runs, where the plain
+        // check misses a mixed router in its share of requests. `on` reads no stats of APP (a
+        // request per app), so index 0 is asked for; when it is not running no pool holds it, and
+        // the plain check is what remains.
+        let app_instance = removed.first().map(|d| Instance { app_guid: d.app.guid.clone(), index: 0 });
+        let checked = match ctx.verify.gone(&target, Want::Maintenance, &probing, app_instance.as_ref()).await {
+            Ok(()) if app_instance.is_some() => {
+                ctx.verify.last(&target, Want::Maintenance, CONSECUTIVE, &probing).await
+            }
+            other => other,
+        };
+        match checked {
             Ok(()) => {
                 let r = RouteReport::new(url, route.guid.clone(), Outcome::Switched, RouteState::MaintenanceOnly);
                 if ctx.verify.probes() { r } else { r.with_note("not verified: --no-verify") }

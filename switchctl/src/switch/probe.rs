@@ -44,8 +44,9 @@
 //! maintenance app), so its final check is pinned too: N answers in a row of the router's 400 for
 //! the maintenance app's instance (gone from that router's pool), one connection each, then one
 //! plain answer of the app. That is as exact as the presence check, and needs no spacing. `on`
-//! would need a stats request per app to do the same for APP, more than a fleet's request budget
-//! allows, so it keeps the spaced plain check.
+//! reads no stats of APP (a request per app, more than a fleet's request budget allows), so it
+//! asks for APP's instance 0 the same way, exact while that instance runs, and then runs the
+//! spaced plain check as well, for an APP whose instance 0 does not run.
 //!
 //! A wildcard route (`*.domain`) is asked under an invented host of the domain
 //! (`switchctl-probe-<random>.domain`): gorouter serves any host without a route of its own from
