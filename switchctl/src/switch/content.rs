@@ -34,7 +34,7 @@ use super::{
     context::{self, Env, domain_of},
     outcome::{ContentAction, ContentReport, InstanceContent},
     plan,
-    probe::{Instance, Target},
+    probe::{Instance, Prober, Target},
     state::{self, Record},
 };
 use crate::{
@@ -541,19 +541,32 @@ impl Send<'_> {
 
     /// A pinned GET on APP's route: the version the instance serves there for APP.
     async fn served(&self) -> Got {
-        let prober = &self.env.verify.prober;
-        let path = if self.check.path.is_empty() { "/" } else { self.check.path.as_str() };
-        let Some(request) = prober.request(Method::GET, self.check, path, Some(self.instance)) else {
-            return Got::Other(format!("{} is not a valid URL", self.check.fqdn));
-        };
-        match request.header("cache-control", "no-cache").send().await {
-            Ok(r) => match version_of(r.headers()) {
-                Some(v) => Got::Holds(v),
-                None => Got::Other(format!("HTTP {} without {VERSION_HEADER}", r.status().as_u16())),
-            },
-            Err(e) => Got::Other(format!("no answer: {e}")),
+        match served_version(&self.env.verify.prober, self.check, self.instance).await {
+            Ok(v) => Got::Holds(v),
+            Err(why) => Got::Other(why),
         }
     }
+}
+
+/// A GET on `check` (one of APP's routes) pinned to `instance`: the content version it serves
+/// there for APP, or why that is not known.
+pub async fn served_version(prober: &Prober, check: &Target, instance: &Instance) -> Result<u64, String> {
+    let path = if check.path.is_empty() { "/" } else { check.path.as_str() };
+    let Some(request) = prober.request(Method::GET, check, path, Some(instance)) else {
+        return Err(format!("{} is not a valid URL", check.fqdn));
+    };
+    match request.header("cache-control", "no-cache").send().await {
+        Ok(r) => {
+            version_of(r.headers()).ok_or_else(|| format!("HTTP {} without {VERSION_HEADER}", r.status().as_u16()))
+        }
+        Err(e) => Err(format!("no answer: {e}")),
+    }
+}
+
+/// The version of APP's document in a maintenance app's environment variables `vars`, if any:
+/// what each of its instances serves from its next start.
+pub fn held_version(vars: &Map<String, Value>, app_guid: &str) -> Option<u64> {
+    held(vars, app_guid).map(|(version, _)| version)
 }
 
 fn version_of(headers: &reqwest::header::HeaderMap) -> Option<u64> {

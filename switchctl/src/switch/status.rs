@@ -8,10 +8,11 @@ use std::{collections::HashMap, process::ExitCode, sync::Arc};
 use serde::Serialize;
 
 use super::{
+    content,
     context::{self, Domains, Work, domain_of, each},
     outcome::{Advice, DestinationView, RouteState, Verb, list},
     paths, plan,
-    probe::{Answer, Prober},
+    probe::{Answer, Instance, Prober, Target},
     reads::Reads,
     signals::Interrupt,
     state::{self, Record},
@@ -19,7 +20,7 @@ use super::{
     window,
 };
 use crate::{
-    capi::{App, Domain, Route},
+    capi::{App, Domain, InstanceState, Route},
     error::{EXIT_FAILURE, Error},
     output::Output,
     session::Session,
@@ -134,9 +135,13 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
     };
     let names: HashMap<String, String> = apps.into_iter().map(|a| (a.guid, a.name)).collect();
     let domains = Domains::default().of(client, &routes).await?;
-    let answers = match &args.probe {
+    let prober = match &args.probe {
+        None => None,
+        Some(via) => Some(Prober::new(via.clone(), settings.skip_ssl_validation)?),
+    };
+    let answers = match &prober {
         None => HashMap::new(),
-        Some(via) => probe_all(&routes, &domains, Prober::new(via.clone(), settings.skip_ssl_validation)?).await,
+        Some(prober) => probe_all(&routes, &domains, prober.clone()).await,
     };
 
     let advice = app.as_ref().map(|a| {
@@ -180,11 +185,21 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
         window::show(client, out, a).await?;
         paths::show(out, a);
     }
+    let stale = match &app {
+        Some(a) => {
+            let carried = ContentOf { app: a, routes: &routes, domains: &domains, names: &names };
+            show_content(client, out, &carried, prober.as_ref()).await?
+        }
+        None => 0,
+    };
     let problems: usize = statuses.iter().map(|s| s.problems.len()).sum();
-    let ok = problems == 0;
+    let ok = problems == 0 && stale == 0;
     out.event("summary", serde_json::json!({"action": "status", "app": app.as_ref().map(|a| &a.name), "ok": ok}));
     if ok {
         return Ok(ExitCode::SUCCESS);
+    }
+    if problems == 0 {
+        return Ok(ExitCode::from(EXIT_FAILURE));
     }
     out.error(&format!(
         "{} on {} (see PROBLEM above, each with the command that repairs it)",
@@ -192,6 +207,90 @@ pub async fn run(session: &Session, settings: &Arc<Settings>, out: &Output, args
         crate::output::plural(statuses.iter().filter(|s| !s.problems.is_empty()).count(), "route")
     ));
     Ok(ExitCode::from(EXIT_FAILURE))
+}
+
+/// APP's routes, for [`show_content`].
+struct ContentOf<'a> {
+    app: &'a App,
+    routes: &'a [Route],
+    domains: &'a HashMap<String, Domain>,
+    names: &'a HashMap<String, String>,
+}
+
+/// What `--message`/`message` gave APP's users, per maintenance app carrying its routes (each
+/// route's record names it): the version in that app's environment, which an instance starts
+/// with, and, when probing, the version each running instance serves on one of APP's routes
+/// (`X-Maintenance-Version`, the instance asked for by name), those behind marked stale with the
+/// command that brings them up to date; how many are stale (status exits 1 then). One
+/// environment read per maintenance app, one stats read and a request per instance when probing.
+async fn show_content(
+    client: &crate::capi::Client,
+    out: &Output,
+    of: &ContentOf<'_>,
+    prober: Option<&Prober>,
+) -> Result<usize, Error> {
+    let mut stale_instances = 0;
+    let mut carriers: Vec<(String, Target)> = Vec::new();
+    for r in of.routes {
+        let Ok(Some(record)) = Record::read(r, &of.app.guid) else { continue };
+        let domain = domain_of(r, of.domains);
+        let target = plan::target(r, domain);
+        if plan::skip_reason(r, domain).is_some() || target.fqdn.starts_with('*') {
+            continue;
+        }
+        if !carriers.iter().any(|(m, _)| *m == record.maintenance_app) {
+            carriers.push((record.maintenance_app.clone(), target));
+        }
+    }
+    for (maint, check) in carriers {
+        let vars = client.app_environment_variables(&maint).await?;
+        let Some(version) = content::held_version(&vars, &of.app.guid) else { continue };
+        let name = of.names.get(&maint).cloned().unwrap_or_else(|| maint.clone());
+        let mut served = Vec::new();
+        if let Some(prober) = prober {
+            let stats = client.web_stats(&maint).await?.unwrap_or_default();
+            for s in stats.iter().filter(|s| s.state == InstanceState::Running) {
+                let instance = Instance { app_guid: maint.clone(), index: s.index };
+                served.push((s.index, content::served_version(prober, &check, &instance).await));
+            }
+        }
+        let stale = served.iter().filter(|(_, v)| v.as_ref().is_ok_and(|v| *v < version)).count();
+        stale_instances += stale;
+        let each: Vec<String> = served
+            .iter()
+            .map(|(i, v)| match v {
+                Ok(v) if *v < version => format!("instance {i} serves version {v} (stale)"),
+                Ok(v) => format!("instance {i} serves version {v}"),
+                Err(why) => format!("instance {i}: not known ({why})"),
+            })
+            .collect();
+        let mut line = format!("content for {}: version {version} in {name}'s environment", of.app.name);
+        if !each.is_empty() {
+            line = format!("{line}; {}", each.join(", "));
+        }
+        if stale == 0 {
+            out.line(&line);
+        } else {
+            // Each instance starts from the environment, which holds the current version; a rolling
+            // restart replaces them one at a time (no downtime with 2 or more instances).
+            out.error(&format!(
+                "{line}: run `cf restart {} --strategy rolling` to bring the stale instances up to date",
+                crate::settings::quote(&name)
+            ));
+        }
+        let instances: Vec<serde_json::Value> = served
+            .iter()
+            .map(|(i, v)| match v {
+                Ok(v) => serde_json::json!({"index": i, "version": v, "stale": *v < version}),
+                Err(why) => serde_json::json!({"index": i, "unknown": why}),
+            })
+            .collect();
+        out.event(
+            "content",
+            serde_json::json!({"app": of.app.name, "maintenance_app": name, "version": version, "instances": instances}),
+        );
+    }
+    Ok(stale_instances)
 }
 
 /// One probe per route, in parallel: what users get right now.

@@ -279,6 +279,35 @@ async fn one_instance_carrying_routes_is_not_restarted_for_a_secret() {
     assert_eq!(s.world.probe(&s.world.routes[0]).await, Answer::App, "shop still serves");
 }
 
+/// `status shop` shows the version of shop's content in the maintenance app's environment and
+/// the version each instance serves; an instance behind it (the environment moved on, the
+/// instance was not told) is marked stale, with the command that brings it up to date, exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_what_each_instance_serves_and_marks_stale_ones() {
+    let s = scene(2, Some(SECRET)).await;
+    s.world.run(&["on", "shop", "--message", "Back at 18:00"]).await.expect_code(0);
+    let key = Scene::doc_key(&s.world.app);
+    let doc: serde_json::Value = serde_json::from_str(&s.var(&key).expect("shop's document")).expect("JSON");
+    let version = doc["version"].as_u64().expect("a version");
+    let status = s.world.run(&["status", "shop"]).await;
+    status.expect_code(0);
+    let each = format!("instance 0 serves version {version}, instance 1 serves version {version}");
+    let line = format!("content for shop: version {version} in maintenance-app's environment; {each}");
+    assert!(status.stdout.contains(&line), "{status}");
+
+    let mut newer = doc.clone();
+    newer["version"] = (version + 1).into();
+    set_var(&s.world, &s.maint.guid, &key, &newer.to_string());
+    let stale = s.world.run(&["status", "shop"]).await;
+    stale.expect_code(1);
+    assert!(stale.stderr.contains(&format!("instance 0 serves version {version} (stale)")), "{stale}");
+    assert!(stale.stderr.contains("`cf restart maintenance-app --strategy rolling`"), "{stale}");
+    let json = s.world.run(&["--json", "status", "shop"]).await;
+    let event = json.events().into_iter().find(|e| e["event"] == "content").expect("a content event");
+    assert_eq!(event["instances"][1]["stale"], true, "{event}");
+    assert!(!status.stdout.contains(SECRET) && !stale.stderr.contains(SECRET) && !json.stdout.contains(SECRET));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_needs_a_window_and_a_change() {
     let s = scene(2, Some(SECRET)).await;
